@@ -1,0 +1,119 @@
+"""Attention, spelled out the way the essays teach it.
+
+Index letters used in this module (and across mmattn):
+    B  batch            H  heads          hd  head width (= D // H)
+    Lq query positions  Lk key positions  D   model width
+
+Masks are boolean and mean **True = may attend**. They broadcast to (B, H, Lq, Lk).
+A query row whose keys are all masked gets zero weights and a zero output (never NaN).
+
+Attention always returns ``(output, weights)``. Asking for weights runs the eager,
+three-stage computation and the weights are never None; not asking takes PyTorch's fused
+``F.scaled_dot_product_attention`` kernel and the weights are None.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _check_mask(mask: Tensor | None) -> None:
+    if mask is not None and mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True = may attend), got dtype {mask.dtype}")
+
+
+def scaled_dot_product_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0
+) -> tuple[Tensor, Tensor]:
+    """Softmax(Q Kᵀ / √d_k) V, in three visible stages.
+
+    Shapes: q (..., Lq, d_k), k (..., Lk, d_k), v (..., Lk, d_v), mask broadcastable to
+    (..., Lq, Lk) with True = may attend  ->  out (..., Lq, d_v), weights (..., Lq, Lk).
+    Each row of ``weights`` sums to 1, except fully masked rows, which are all zeros.
+    """
+    _check_mask(mask)
+    d_k = q.size(-1)
+    # 1. match: every query against every key at once — a matrix of dot products.
+    scores = q @ k.transpose(-2, -1)  # (..., Lq, Lk)
+    # 2. normalise: scale by √d_k (the std of a dot product of unit-variance entries) ...
+    scores = scores / math.sqrt(d_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    # ... then softmax per row, so each query's weights form a distribution over keys.
+    weights = torch.softmax(scores, dim=-1)  # (..., Lq, Lk)
+    if mask is not None:
+        # a row with no allowed key is all -inf -> NaN after softmax; it attends to nothing.
+        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
+    # 3. read: each output row is the weighted sum of the value rows.
+    out = attn @ v  # (..., Lq, d_v)
+    return out, weights
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention: H heads of width D/H, each with its own softmax, mixed by out_proj.
+
+    Self-attention when ``context`` is None (Q, K, V all from ``x``); cross-attention
+    otherwise (Q from ``x``, K and V from ``context``: "x understands context").
+
+    Args:
+        dim: model width D (input and output).
+        num_heads: number of heads H; must divide ``dim``.
+        dropout: dropout on the attention weights while training.
+        bias: whether the four projections have biases.
+    """
+
+    def __init__(self, dim: int, num_heads: int, *, dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        if dim <= 0 or num_heads <= 0:
+            raise ValueError(f"dim and num_heads must be positive (got dim={dim}, num_heads={num_heads})")
+        if dim % num_heads:
+            raise ValueError(f"dim must be divisible by num_heads (got dim={dim}, num_heads={num_heads})")
+        self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(dim, dim, bias=bias)
+        self.k_proj = nn.Linear(dim, dim, bias=bias)
+        self.v_proj = nn.Linear(dim, dim, bias=bias)
+        self.out_proj = nn.Linear(dim, dim, bias=bias)
+
+    def split_heads(self, x: Tensor) -> Tensor:
+        """(B, L, D) -> (B, H, L, hd): cut the feature axis into H heads."""
+        B, L, _ = x.shape
+        return x.view(B, L, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def merge_heads(self, x: Tensor) -> Tensor:
+        """(B, H, L, hd) -> (B, L, D): concatenate the heads again."""
+        B, _, L, _ = x.shape
+        return x.transpose(1, 2).reshape(B, L, self.dim)
+
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        mask: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """x (B, Lq, D), context (B, Lk, D) or None, mask broadcastable to (B, H, Lq, Lk)
+        -> out (B, Lq, D), weights (B, H, Lq, Lk) post-softmax if need_weights else None."""
+        _check_mask(mask)
+        context = x if context is None else context
+        if x.dim() != 3 or context.dim() != 3 or x.size(-1) != self.dim or context.size(-1) != self.dim:
+            raise ValueError(
+                f"expected x and context of shape (B, L, {self.dim}), got {tuple(x.shape)} and {tuple(context.shape)}"
+            )
+        q = self.split_heads(self.q_proj(x))  # (B, H, Lq, hd)
+        k = self.split_heads(self.k_proj(context))  # (B, H, Lk, hd)
+        v = self.split_heads(self.v_proj(context))  # (B, H, Lk, hd)
+        p = self.dropout if self.training else 0.0
+        if need_weights:
+            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
+        else:
+            weights = None
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            if mask is not None:  # the fused kernel gives NaN on fully masked rows; make them 0
+                out = out.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+        return self.out_proj(self.merge_heads(out)), weights  # (B, Lq, D)

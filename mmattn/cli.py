@@ -1,0 +1,35 @@
+"""The ``mmattn`` command: ``mmattn train``, ``mmattn eval``, ``mmattn ground``."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: mmattn {train,eval,ground} ...
+
+  train    train a grounding model on generated shapes scenes
+  eval     evaluate a checkpoint on held-out scenes (pointing, boxes, match, ...)
+  ground   ground a caption in an image: overlays and JSON
+
+Run `mmattn COMMAND --help` for the options of each."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE + "\n")
+        return
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        from .train import main as run
+    elif command == "eval":
+        from .evaluate import main as run
+    elif command == "ground":
+        from .ground_cli import main as run
+    else:
+        sys.stderr.write(f"mmattn: unknown command {command!r}\n\n{USAGE}\n")
+        raise SystemExit(2)
+    run(rest)
+
+
+if __name__ == "__main__":
+    main()

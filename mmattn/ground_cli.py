@@ -1,0 +1,51 @@
+"""``mmattn ground IMAGE "caption" [--out DIR] [--json]``: overlays and JSON for one pair."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmattn ground", description="Ground the words of a caption in an image.")
+    p.add_argument("image", help="image file (PNG, JPEG, ...)")
+    p.add_argument("caption", help='the caption, e.g. "a red circle left of the blue square"')
+    p.add_argument("--out", default=None, help="folder for the overlays (one PNG per word), maps.npy and grounding.json")
+    p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    p.add_argument("--model", default=None, help="checkpoint folder or hub id (default: the shipped model)")
+    p.add_argument("--method", default="attention", choices=("attention", "rollout", "gradcam"))
+    p.add_argument("--layer", type=int, default=None, help="fusion layer (default: the documented default)")
+    p.add_argument("--heads", default="mean", help="'mean', 'max' or a head index")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    from .grounding import Grounder
+
+    heads = int(args.heads) if args.heads.lstrip("-").isdigit() else args.heads
+    try:
+        g = Grounder.from_pretrained(args.model)
+        r = g.ground(args.image, args.caption, method=args.method, layer=args.layer, heads=heads)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        sys.stderr.write(f"mmattn ground: {e}\n")
+        raise SystemExit(2) from None
+    if args.out:
+        r.save(args.out)
+    if args.json:
+        sys.stdout.write(json.dumps(r.to_json(), ensure_ascii=False, indent=1) + "\n")
+    else:
+        lines = [f"match score {r.match_score:.3f}" + (f"   ({r.notice})" if r.notice else "")]
+        lines.append(f"{'word':<12} {'grounded':<9} {'score':>6}  box")
+        for w, gnd, s, b in zip(r.words, r.grounded, r.grounded_scores, r.boxes):
+            lines.append(f"{w:<12} {'yes' if gnd else 'no':<9} {s:6.3f}  {b if b else '-'}")
+        if r.unknown_words:
+            lines.append(f"unknown words (never grounded): {', '.join(r.unknown_words)}")
+        if args.out:
+            lines.append(f"overlays, maps.npy and grounding.json written to {args.out}")
+        sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

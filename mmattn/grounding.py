@@ -1,0 +1,205 @@
+"""The grounding API: ``Grounder.from_pretrained().ground(image, caption)``.
+
+Index letters: W words, T tokens, P patches (= gh * gw), H heads, L fusion layers.
+
+Maps are on **one scale across the words of a caption**: every method's per-patch values are
+divided by the largest value of any word, so a word that looks everywhere stays faint next
+to a word that looks at one object (never min-max per word, which makes everything look
+confident).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+from string import punctuation
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .image import load_image, target_size, to_tensor
+from .maps import boxes_from_maps, reduce_heads, upsample, word_matrix
+from .model import GroundingModel
+from .result import Grounding, RawAttention
+from .tokenizer import MAX_TOKENS, encode, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_MODEL = ASSETS / "model"  #: the shipped default model
+DEFAULT_LAYER = -1  #: fusion layer whose maps are shown by default (chosen by measurement, see README)
+METHODS = ("attention", "rollout", "gradcam")
+GROUNDED_THRESHOLD = 0.5
+
+
+def resolve_checkpoint(path: str | os.PathLike | None) -> str:
+    """The folder (or hub id) to load: ``None`` means the shipped default model."""
+    if path is None:
+        path = os.environ.get("MMATTN_MODEL") or DEFAULT_MODEL
+        if not Path(path).is_dir() and Path(path) == DEFAULT_MODEL:
+            raise FileNotFoundError(
+                f"the shipped model is missing from {DEFAULT_MODEL}: check out the full repository, "
+                "or train one with `mmattn train` and pass its folder"
+            )
+    return os.fspath(path)
+
+
+def _is_punctuation(word: str) -> bool:
+    return all(ch in punctuation or not ch.isprintable() or ch in "，。！？、；：“”‘’（）《》…" for ch in word)
+
+
+class Grounder:
+    """Grounds the words of a caption in an image with a :class:`GroundingModel`."""
+
+    def __init__(self, model: GroundingModel, tokenizer, *, name: str = "mmattn", device: str | torch.device = "cpu"):
+        self.model = model.eval().to(device)
+        self.tokenizer = tokenizer
+        self.device = torch.device(device)
+        self.name = name
+        self.num_layers = len(model.fusion)
+        self.num_heads = model.config.num_heads
+        vocab = tokenizer.get_vocab()
+        self._known = {w for w in vocab if not w.startswith("##") and not w.startswith("[")}
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike | None = None, *, device: str = "cpu") -> Grounder:
+        """Load an mmattn checkpoint folder (or hub id); ``None`` loads the shipped model
+        (or the one named by the ``MMATTN_MODEL`` environment variable)."""
+        path = resolve_checkpoint(path)
+        model = GroundingModel.load(path)
+        return cls(model, load_tokenizer(path), name=Path(path).name if Path(path).is_dir() else path, device=device)
+
+    # ---- public API ----------------------------------------------------------------
+    def ground(self, image, caption: str, *, layer: int | None = None, heads: str | int = "mean",
+               method: str = "attention", raw: bool = False) -> Grounding:  # fmt: skip
+        """Ground ``caption`` in ``image`` (PIL.Image, array or path). See :class:`Grounding`."""
+        return self.ground_batch([image], [caption], layer=layer, heads=heads, method=method, raw=raw, progress=False)[0]
+
+    def ground_batch(self, images, captions, *, batch_size: int = 32, layer: int | None = None, heads: str | int = "mean",
+                     method: str = "attention", raw: bool = False, progress: bool | None = None) -> list[Grounding]:  # fmt: skip
+        """``ground`` for many pairs, batched by model input size; a progress bar on long runs."""
+        if isinstance(captions, str) or not isinstance(captions, (list, tuple)):
+            raise TypeError("captions must be a list of strings (one per image)")
+        if len(images) != len(captions):
+            raise ValueError(f"got {len(images)} images but {len(captions)} captions: pass one caption per image")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
+        layer = self._check(layer, heads, method)
+        pil = [load_image(im) for im in images]
+        for c in captions:
+            self._check_caption(c)
+        cfg = self.model.config
+        groups = defaultdict(list)
+        for i, im in enumerate(pil):
+            groups[target_size(im.width, im.height, cfg.image_size, cfg.patch_size)].append(i)
+        results: list[Grounding | None] = [None] * len(pil)
+        show = progress if progress is not None else len(pil) > 4 * batch_size
+        bar = tqdm(total=len(pil), desc="grounding", disable=not show)
+        for idx in groups.values():
+            for s in range(0, len(idx), batch_size):
+                part = idx[s : s + batch_size]
+                for i, g in zip(part, self._run([pil[i] for i in part], [captions[i] for i in part], layer, heads, method, raw)):
+                    results[i] = g
+                bar.update(len(part))
+        bar.close()
+        return results  # type: ignore[return-value]
+
+    # ---- checks --------------------------------------------------------------------
+    def _check(self, layer, heads, method) -> int:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)} (got {method!r})")
+        layer = DEFAULT_LAYER if layer is None else layer
+        if not isinstance(layer, int) or not -self.num_layers <= layer < self.num_layers:
+            raise ValueError(f"layer {layer!r} does not exist: the model has {self.num_layers} fusion layers (0..{self.num_layers - 1})")
+        if not (heads in ("mean", "max") or (isinstance(heads, int) and 0 <= heads < self.num_heads)):
+            raise ValueError(f"heads must be 'mean', 'max' or a head index 0..{self.num_heads - 1} (got {heads!r})")
+        return layer % self.num_layers
+
+    @staticmethod
+    def _check_caption(caption) -> None:
+        if not isinstance(caption, str):
+            raise TypeError(f"the caption must be a string, got {type(caption).__name__}")
+        if not caption.strip() or not any(ch.isalnum() for ch in caption):
+            raise ValueError("the caption is empty: type a few words that describe the image, e.g. 'a red circle'")
+
+    # ---- the work ------------------------------------------------------------------
+    def _run(self, images, captions, layer, heads, method, raw) -> list[Grounding]:
+        cfg = self.model.config
+        px = torch.stack([to_tensor(im, cfg.image_size, cfg.patch_size) for im in images]).to(self.device)
+        enc = encode(self.tokenizer, list(captions))
+        ids, mask = enc.ids.to(self.device), enc.attention_mask.to(self.device)
+        with torch.set_grad_enabled(method == "gradcam"), torch.inference_mode(method != "gradcam"):
+            out = self.model(ids, px, mask, output_fusion_attentions=True)
+            grad = None
+            if method == "gradcam":  # d(match logit)/d(attention), without touching parameter grads
+                (grad,) = torch.autograd.grad(out.match_logits.sum(), [out.text_to_image[layer]])
+        t2i = [w.detach() for w in out.text_to_image]  # L x (B, H, T, P)
+        i2t = [w.detach() for w in out.image_to_text]  # L x (B, H, P, T)
+        if method == "attention":
+            token_maps = reduce_heads(t2i[layer], heads)  # (B, T, P)
+        elif method == "rollout":
+            token_maps = _rollout([reduce_heads(a, heads) for a in t2i], [reduce_heads(b, heads) for b in i2t])
+        else:  # Grad-CAM on the cross-attention (ALBEF): attention x positive gradient of the match logit
+            token_maps = reduce_heads(t2i[layer] * grad.clamp(min=0), heads)
+        patch_i2t = reduce_heads(i2t[layer], heads)  # (B, P, T)
+        grounded_p = torch.sigmoid(out.grounded_logits.detach()).cpu()
+        match_p = torch.sigmoid(out.match_logits.detach()).cpu()
+        token_maps, patch_i2t = token_maps.float().cpu(), patch_i2t.float().cpu()
+        results = []
+        for b, image in enumerate(images):
+            words_all = enc.words[b]
+            keep = [w for w, word in enumerate(words_all) if not _is_punctuation(word)]
+            T = token_maps.size(1)
+            M_avg = word_matrix(enc.word_ids[b], len(words_all), T)[keep]  # (W, T)
+            M_sum = (M_avg > 0).float()
+            maps = M_avg @ token_maps[b]  # (W, P)
+            scale = float(maps.max()) if maps.numel() and float(maps.max()) > 0 else 1.0
+            maps = maps / scale
+            words = [words_all[w] for w in keep]
+            unknown = [w for w in words if w not in self._known]
+            scores = (M_avg @ grounded_p[b]).tolist()
+            grounded = [s > GROUNDED_THRESHOLD and w not in unknown for s, w in zip(scores, words)]
+            size = (image.height, image.width)
+            boxes = boxes_from_maps(maps, out.grid, size)
+            notice = None
+            if enc.truncated[b]:
+                notice = f"the caption was cut to its first {len(words_all)} words (at most {MAX_TOKENS - 2} tokens)"
+            results.append(Grounding(
+                caption=captions[b], words=words, image=image, grid=tuple(out.grid),
+                patch_maps=maps.numpy().astype(np.float32),
+                word_maps=upsample(maps, out.grid, size).numpy().astype(np.float32),
+                image_to_text=(patch_i2t[b] @ M_sum.T).numpy().astype(np.float32),
+                grounded=grounded, grounded_scores=[float(s) for s in scores],
+                boxes=[bx if g else None for bx, g in zip(boxes, grounded)],
+                match_score=float(match_p[b]), unknown_words=unknown, truncated=enc.truncated[b], notice=notice,
+                method=method, layer=layer, heads=heads, model_name=self.name,
+                raw=RawAttention(
+                    tokens=self.tokenizer.convert_ids_to_tokens(enc.ids[b][enc.attention_mask[b]].tolist()),
+                    word_ids=[w for w, m in zip(enc.word_ids[b], enc.attention_mask[b].tolist()) if m],
+                    text_to_image=[a[b, :, : int(enc.attention_mask[b].sum())].float().cpu().numpy() for a in t2i],
+                    image_to_text=[a[b, :, :, : int(enc.attention_mask[b].sum())].float().cpu().numpy() for a in i2t],
+                ) if raw else None,
+            ))  # fmt: skip
+        return results
+
+
+def _rollout(t2i: list[torch.Tensor], i2t: list[torch.Tensor]) -> torch.Tensor:
+    """Relevance of each patch for each token, accumulated across fusion layers.
+
+    Bi-modal rollout (Chefer et al., 2021) for layers that cross-attend both ways from the
+    same inputs: with R_tt = I, R_ii = I, R_ti = 0, R_it = 0 and per layer A = text->image
+    (B, T, P), Bm = image->text (B, P, T):
+        R_ti += A @ R_ii,  R_tt += A @ R_it,  R_it += Bm @ R_tt,  R_ii += Bm @ R_ti
+    (right-hand sides use the previous layer's values). Returns R_ti (B, T, P).
+    """
+    B, T, P = t2i[0].shape
+    R_tt = torch.eye(T).expand(B, T, T).clone()
+    R_ii = torch.eye(P).expand(B, P, P).clone()
+    R_ti, R_it = torch.zeros(B, T, P), torch.zeros(B, P, T)
+    for A, Bm in zip(t2i, i2t):
+        A, Bm = A.float().cpu(), Bm.float().cpu()
+        R_ti, R_tt, R_it, R_ii = R_ti + A @ R_ii, R_tt + A @ R_it, R_it + Bm @ R_tt, R_ii + Bm @ R_ti
+    return R_ti

@@ -1,0 +1,104 @@
+"""Turning whatever the caller has into the model's pixels, with one resize policy.
+
+**Resize policy.** The image is scaled (up or down) so that its longer side is
+``image_size`` pixels (128 for the shipped model) and its aspect ratio is kept; then each
+side is rounded to the nearest multiple of ``patch_size`` (at least one patch). The patch
+grid is ``(gh, gw) = (height // patch_size, width // patch_size)``. Maps computed on that
+grid are resized back to the caller's image, so patch (r, c) covers rows r/gh..(r+1)/gh and
+columns c/gw..(c+1)/gw of the original image, whatever its size.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MEAN, STD = 0.5, 0.25  #: pixel normalisation: (x / 255 - MEAN) / STD
+MAX_PIXELS = 40_000_000  #: larger images are refused before they are decoded
+
+
+def target_size(width: int, height: int, image_size: int = 128, patch_size: int = 8) -> tuple[int, int]:
+    """The (width, height) the model sees for an image of the given size (see module doc)."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"the image is empty ({width}x{height} pixels): pass an image with at least one pixel")
+    scale = image_size / max(width, height)
+
+    def fit(n: int) -> int:
+        return max(patch_size, round(n * scale / patch_size) * patch_size)
+
+    return fit(width), fit(height)
+
+
+def load_image(image) -> Image.Image:
+    """A PIL RGB image from a PIL image, an (H, W), (H, W, 3) or (H, W, 4) array, a path or bytes.
+
+    EXIF orientation is applied; transparent pixels are composited on white; 16-bit and
+    other modes are converted. Raises TypeError / ValueError with a hint on bad input.
+    """
+    if image is None:
+        raise TypeError("no image given: pass a PIL.Image, a numpy array (H, W, 3) or a file path")
+    if isinstance(image, (str, Path, bytes, bytearray)):
+        source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image
+        if not isinstance(image, (bytes, bytearray)) and not Path(image).is_file():
+            raise ValueError(f"no image file at {str(image)!r}: check the path")
+        try:
+            with Image.open(source) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise ValueError(
+                        f"the image is too large ({im.width}x{im.height} pixels, at most {MAX_PIXELS:,}): downscale it first"
+                    )
+                im.load()
+                image = im.copy()
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+            raise ValueError(f"could not read the image ({e.__class__.__name__}: {e}): pass a valid PNG or JPEG") from e
+    elif isinstance(image, np.ndarray):
+        image = _from_array(image)
+    elif not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL.Image, numpy array or file path, got {type(image).__name__}")
+    if image.width == 0 or image.height == 0:
+        raise ValueError(f"the image is empty ({image.width}x{image.height} pixels): pass an image with at least one pixel")
+    image = ImageOps.exif_transpose(image)
+    return _to_rgb(image)
+
+
+def _from_array(a: np.ndarray) -> Image.Image:
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise ValueError(f"expected an array of shape (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"the image is empty (array of shape {a.shape}): pass an image with at least one pixel")
+    if a.dtype != np.uint8:
+        a = np.asarray(a, dtype=np.float64)
+        if a.max(initial=0) <= 1.0:  # floats in [0, 1]
+            a = a * 255
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(a))
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
+        return Image.fromarray(a.astype(np.uint8)).convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def to_tensor(image: Image.Image, image_size: int = 128, patch_size: int = 8) -> torch.Tensor:
+    """Resize by the module's policy and normalise.  Returns (3, h, w) float32."""
+    size = target_size(image.width, image.height, image_size, patch_size)
+    if image.size != size:
+        image = image.resize(size, Image.BILINEAR, reducing_gap=2.0)
+    a = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())  # (h, w, 3)
+    return (a.permute(2, 0, 1).float() / 255 - MEAN) / STD

@@ -1,0 +1,111 @@
+"""From attention tensors to per-word maps, boxes and points (shared by the API and eval).
+
+Index letters: B batch, T tokens, W words, P patches (= gh * gw), H heads, L layers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def reduce_heads(weights: Tensor, heads: str | int = "mean") -> Tensor:
+    """(..., H, Lq, Lk) -> (..., Lq, Lk): the mean or max over heads, or one head."""
+    if heads == "mean":
+        return weights.mean(-3)
+    if heads == "max":
+        return weights.amax(-3)
+    if isinstance(heads, int) and not isinstance(heads, bool):
+        H = weights.size(-3)
+        if not -H <= heads < H:
+            raise ValueError(f"head {heads} does not exist: the model has {H} heads (0..{H - 1})")
+        return weights.select(-3, heads)
+    raise ValueError(f"heads must be 'mean', 'max' or a head index (got {heads!r})")
+
+
+def word_matrix(word_ids: list[int | None], n_words: int, T: int | None = None) -> Tensor:
+    """(W, T) averaging matrix: row w has 1/k on the k tokens of word w (subword pieces merged)."""
+    T = len(word_ids) if T is None else T
+    M = torch.zeros(n_words, T)
+    for t, w in enumerate(word_ids[:T]):
+        if w is not None and w < n_words:
+            M[w, t] = 1.0
+    return M / M.sum(1, keepdim=True).clamp(min=1)
+
+
+def upsample(maps: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> Tensor:
+    """(N, P) patch maps on a (gh, gw) grid -> (N, height, width) bilinear, at ``size`` = (height, width).
+
+    Patch (r, c) covers the cell [r/gh, (r+1)/gh) x [c/gw, (c+1)/gw) of the image, and its
+    value sits at the cell's centre (``align_corners=False``)."""
+    gh, gw = grid
+    x = maps.reshape(-1, 1, gh, gw).float()
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def box_from_map(m: np.ndarray, frac: float = 0.5) -> tuple[int, int, int, int] | None:
+    """Bounding box (x0, y0, x1, y1), x1/y1 exclusive, of the region where ``m`` is at least
+    ``frac`` of its peak and that contains the peak (4-connected). None for an empty map."""
+    peak = float(m.max()) if m.size else 0.0
+    if not np.isfinite(peak) or peak <= 0:
+        return None
+    region = _component(m >= frac * peak, np.unravel_index(int(m.argmax()), m.shape))
+    ys, xs = np.nonzero(region)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _component(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
+    """The 4-connected component of boolean ``mask`` containing ``seed`` (iterative dilation)."""
+    region = np.zeros_like(mask)
+    region[seed] = True
+    while True:
+        grown = region.copy()
+        grown[1:] |= region[:-1]
+        grown[:-1] |= region[1:]
+        grown[:, 1:] |= region[:, :-1]
+        grown[:, :-1] |= region[:, 1:]
+        grown &= mask
+        if (grown == region).all():
+            return region
+        region = grown
+
+
+def box_iou(a, b) -> float:
+    """IoU of two (x0, y0, x1, y1) boxes (exclusive ends); 0 if either is None."""
+    if a is None or b is None:
+        return 0.0
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def patch_coverage(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Fraction of each patch covered by a boolean (H, W) mask -> (gh, gw) float32.
+
+    The mask is resized with the model's resize policy first (area average)."""
+    gh, gw = grid
+    H, W = mask.shape
+    t = torch.from_numpy(mask.astype(np.float32))[None, None]
+    return F.adaptive_avg_pool2d(t, (gh, gw))[0, 0].numpy() if (H % gh or W % gw) else (
+        mask.reshape(gh, H // gh, gw, W // gw).mean((1, 3)).astype(np.float32)
+    )
+
+
+def boxes_from_maps(maps: Tensor, grid: tuple[int, int], size: tuple[int, int], frac: float = 0.5, factor: int = 4) -> list:
+    """Boxes in image pixels for (N, P) patch maps: each map is upsampled to ``factor`` times
+    the grid, the region >= ``frac`` of its peak around the peak is boxed, and the box is
+    scaled to ``size`` = (height, width). Cheap whatever the image size."""
+    gh, gw = grid
+    H, W = size
+    fine = upsample(maps, grid, (gh * factor, gw * factor)).numpy()
+    sx, sy = W / (gw * factor), H / (gh * factor)
+    boxes = []
+    for m in fine:
+        b = box_from_map(m, frac)
+        boxes.append(None if b is None else (
+            int(round(b[0] * sx)), int(round(b[1] * sy)), int(round(b[2] * sx)), int(round(b[3] * sy))))
+    return boxes

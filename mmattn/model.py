@@ -1,0 +1,239 @@
+"""GroundingModel: text encoder + image encoder + N bidirectional fusion layers + heads.
+
+Index letters: B batch, T text tokens, P patches (= gh * gw), D width, H heads, E embedding.
+
+    ids (B, T) ──TextEncoder──► text (B, T, D) ─┐
+                                                 ├─ FusionLayer × N ─► grounded text, labelled patches
+    pixels (B, 3, h, w) ─ImageEncoder─► (B, P, D)┘
+                                                   └─► match logit (B,), grounded logits (B, T)
+
+The match head reads the fused text together with *where each word looks* (the centroid
+of its last-layer map), so that "left of" can compare the positions of two words' objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from .encoders import ImageEncoder, TextEncoder, patch_coordinates
+from .fusion import FusionLayer
+from .layers import Block
+
+#: auxiliary per-patch classes: background + 8 colours, background + 8 shapes, background + 2 sizes
+PATCH_CLASSES = (9, 9, 3)
+
+
+@dataclass
+class GroundingConfig:
+    vocab_size: int = 256
+    dim: int = 128  # model width D
+    num_heads: int = 4  # heads H in every attention layer
+    text_layers: int = 2
+    image_layers: int = 2
+    fusion_layers: int = 2
+    mlp_ratio: float = 2.0
+    patch_size: int = 8  # pixels per patch side (the conv stem's stride)
+    image_size: int = 128  # longer image side fed to the model (see mmattn.image)
+    stem: str = "conv"  # "conv" (small CNN) or "linear" (ViT patch embedding)
+    text_positions: str = "sinusoidal"  # "sinusoidal", "learned" or "none"
+    image_positions: str = "sinusoidal"
+    max_text_len: int = 64  # only bounds learned text positions
+    embed_dim: int = 64  # E: joint space of the optional contrastive loss
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim must be divisible by num_heads (got dim={self.dim}, num_heads={self.num_heads})")
+        if self.fusion_layers < 1:
+            raise ValueError(f"need at least one fusion layer (got fusion_layers={self.fusion_layers})")
+
+
+@dataclass
+class GroundingOutput:
+    """What :meth:`GroundingModel.forward` returns. Fields never depend on flags; the
+    attention tuples are empty unless ``output_attentions=True``."""
+
+    text_features: Tensor  #: (B, T, D) text after fusion
+    image_features: Tensor  #: (B, P, D) patches after fusion
+    match_logits: Tensor  #: (B,) does the caption describe the image (logit)
+    grounded_logits: Tensor  #: (B, T) is each token located in the image (logit)
+    patch_logits: Tensor  #: (Bi, P, 21) auxiliary colour / shape / size class of each patch
+    text_embeds: Tensor  #: (B, E) unit-norm pooled text, before fusion (contrastive loss)
+    image_embeds: Tensor  #: (Bi, E) unit-norm pooled image, before fusion
+    grid: tuple[int, int]  #: (gh, gw) patch grid; patch (r, c) is index r * gw + c
+    text_to_image: tuple[Tensor, ...] = ()  #: per fusion layer, (B, H, T, P): each word's map over patches
+    image_to_text: tuple[Tensor, ...] = ()  #: per fusion layer, (B, H, P, T): each patch's distribution over words
+    text_self_attentions: tuple[Tensor, ...] = ()  #: per text layer, (B, H, T, T)
+    image_self_attentions: tuple[Tensor, ...] = ()  #: per image layer, (B, H, P, P)
+    centroids: Tensor = field(default=None)  #: (B, T, 2) where each token looks, (x, y) in [-1, 1]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or does not fit the model."""
+
+
+class GroundingModel(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="mmattn",
+    tags=["grounding", "cross-attention"],
+    license="mit",
+):
+    def __init__(self, config: GroundingConfig | dict | None = None):
+        super().__init__()
+        config = GroundingConfig(**config) if isinstance(config, dict) else (config or GroundingConfig())
+        self.config = c = config
+        self.text_encoder = TextEncoder(
+            c.vocab_size, c.dim, c.num_heads, c.text_layers,
+            max_len=c.max_text_len, positions=c.text_positions, mlp_ratio=c.mlp_ratio, dropout=c.dropout,
+        )  # fmt: skip
+        self.image_encoder = ImageEncoder(
+            c.dim, c.num_heads, c.image_layers,
+            patch_size=c.patch_size, stem=c.stem, positions=c.image_positions, mlp_ratio=c.mlp_ratio, dropout=c.dropout,
+        )  # fmt: skip
+        self.fusion = nn.ModuleList(
+            FusionLayer(c.dim, c.num_heads, mlp_ratio=c.mlp_ratio, dropout=c.dropout) for _ in range(c.fusion_layers)
+        )
+        self.patch_head = nn.Linear(c.dim, sum(PATCH_CLASSES))
+        self.text_proj, self.image_proj = nn.Linear(c.dim, c.embed_dim), nn.Linear(c.dim, c.embed_dim)
+        self.where = nn.Linear(2, c.dim)  # a word's centroid (x, y) -> features
+        self.match_block = Block(c.dim, c.num_heads, mlp_ratio=c.mlp_ratio)
+        self.match_norm = nn.LayerNorm(c.dim)
+        self.match_head = nn.Linear(c.dim, 1)
+        self.grounded_head = nn.Linear(c.dim, 1)
+
+    def encode_image(self, pixels: Tensor, need_weights: bool = False):
+        """pixels (B, 3, h, w) -> patches (B, P, D), grid, self-attention weights."""
+        return self.image_encoder(pixels, need_weights)
+
+    def forward(
+        self,
+        ids: Tensor,
+        pixels: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        *,
+        output_attentions: bool = False,
+        output_fusion_attentions: bool = False,
+        image: tuple | None = None,
+    ) -> GroundingOutput:
+        """ids (B, T), pixels (Bi, 3, h, w) with h, w multiples of patch_size, attention_mask
+        (B, T) bool (True = real token). B may be a multiple k of Bi: then caption
+        j * Bi + b is read against image b. ``image`` may pass a precomputed
+        :meth:`encode_image` result instead of ``pixels``. ``output_attentions`` returns every
+        attention map; ``output_fusion_attentions`` only the fusion layers' (cheaper)."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(ids, dtype=torch.bool)
+        text, text_w = self.text_encoder(ids, attention_mask, output_attentions)  # (B, T, D)
+        if image is None:
+            if pixels is None:
+                raise TypeError("forward() needs pixels (B, 3, h, w) or a precomputed image=encode_image(pixels)")
+            image = self.encode_image(pixels, output_attentions)
+        patches, grid, image_w = image  # (Bi, P, D)
+        patch_logits = self.patch_head(patches)  # (Bi, P, 21)
+        text_embeds = F.normalize(self.text_proj(text[:, 0]), dim=-1)  # (B, E) from [CLS]
+        image_embeds = F.normalize(self.image_proj(patches.mean(1)), dim=-1)  # (Bi, E)
+        if patches.size(0) != ids.size(0):  # k captions per image: captions [all k=0, all k=1, ...]
+            if ids.size(0) % patches.size(0):
+                raise ValueError(f"{ids.size(0)} captions do not divide evenly over {patches.size(0)} images")
+            patches = patches.repeat(ids.size(0) // patches.size(0), 1, 1)  # (B, P, D)
+
+        fusion_w = output_attentions or output_fusion_attentions
+        t, i, t2i, i2t = text, patches, [], []
+        for n, layer in enumerate(self.fusion):
+            last = n == len(self.fusion) - 1
+            out = layer(t, i, attention_mask, need_weights=fusion_w or last)
+            t, i = out.text, out.image
+            if fusion_w:
+                t2i.append(out.text_to_image)
+                i2t.append(out.image_to_text)
+        coords = patch_coordinates(*grid, device=ids.device).to(t.dtype)  # (P, 2)
+        centroids = out.text_to_image.mean(1) @ coords  # (B, T, P) @ (P, 2) -> (B, T, 2)
+        h, _ = self.match_block(t + self.where(centroids), attention_mask[:, None, None, :])
+        h = self.match_norm(h)  # (B, T, D)
+        return GroundingOutput(
+            text_features=t,
+            image_features=i,
+            match_logits=self.match_head(h[:, 0]).squeeze(-1),  # from [CLS]
+            grounded_logits=self.grounded_head(h).squeeze(-1),
+            patch_logits=patch_logits,
+            text_embeds=text_embeds,
+            image_embeds=image_embeds,
+            grid=grid,
+            text_to_image=tuple(t2i),
+            image_to_text=tuple(i2t),
+            text_self_attentions=tuple(text_w),
+            image_self_attentions=tuple(image_w),
+            centroids=centroids,
+        )
+
+    # ---- loading: strict, safetensors only -------------------------------------------
+    @classmethod
+    def _from_pretrained(
+        cls, *, model_id, revision, cache_dir, force_download, local_files_only, token,
+        map_location="cpu", strict=True, **model_kwargs,
+    ):  # fmt: skip
+        if os.path.isdir(model_id):
+            file = os.path.join(model_id, "model.safetensors")
+        else:
+            file = hf_hub_download(
+                repo_id=model_id, filename="model.safetensors", revision=revision, cache_dir=cache_dir,
+                force_download=force_download, token=token, local_files_only=local_files_only,
+            )  # fmt: skip
+        if not os.path.isfile(file):
+            raise CheckpointError(f"no model.safetensors in {model_id}: is this an mmattn checkpoint folder?")
+        model = cls(**model_kwargs)
+        try:
+            state = load_file(file, device=str(map_location))
+        except Exception as e:  # safetensors raises its own error types on corrupt files
+            raise CheckpointError(f"{file} is not a readable safetensors file ({e}); re-save or re-download it") from e
+        mine = model.state_dict()
+        missing = sorted(set(mine) - set(state))
+        extra = sorted(set(state) - set(mine))
+        shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(mine[k].shape)}"
+                  for k in mine if k in state and state[k].shape != mine[k].shape]  # fmt: skip
+        if missing or extra or shapes:
+            problems = []
+            if missing:
+                problems.append(f"missing tensors {_few(missing)}")
+            if extra:
+                problems.append(f"unexpected tensors {_few(extra)}")
+            if shapes:
+                problems.append(f"wrong shapes {_few(shapes)}")
+            raise CheckpointError(f"{file} does not fit the model in its config.json: " + "; ".join(problems))
+        model.load_state_dict(state, strict=True)
+        return model.eval()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kwargs) -> GroundingModel:
+        """``from_pretrained`` with clear errors for missing folders and corrupt configs."""
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            cfg = os.path.join(path, "config.json")
+            if not os.path.isfile(cfg):
+                raise CheckpointError(f"no config.json in {path}: is this an mmattn checkpoint folder?")
+            try:
+                with open(cfg, encoding="utf-8") as f:
+                    config = json.load(f)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise CheckpointError(f"{cfg} is not valid JSON ({e})") from e
+            try:  # valid JSON but not a GroundingConfig: [1, 2], unknown keys, dim=30 with 4 heads, ...
+                if not isinstance(config, dict):
+                    raise TypeError(f"expected a JSON object, got {type(config).__name__}")
+                GroundingConfig(**config)
+            except (TypeError, ValueError) as e:
+                raise CheckpointError(f"{cfg} is not a valid mmattn config ({e})") from e
+        elif os.sep in path or path.startswith("."):
+            raise CheckpointError(f"no checkpoint folder at {path!r}: check the path")
+        return cls.from_pretrained(path, **kwargs)
+
+
+def _few(items: list[str], n: int = 5) -> str:
+    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")

@@ -1,0 +1,282 @@
+"""Train a GroundingModel on the shapes world: ``mmattn train`` / ``python -m mmattn.train``.
+
+Losses (each switchable):
+- match: binary cross-entropy, true caption vs. a counterfactual one (hard negative);
+- contrastive: optional in-batch InfoNCE on the pooled unimodal embeddings;
+- grounding: both attention directions of every fusion layer (mean over heads) pulled
+  towards the object masks, text->image and image->text;
+- aux: every patch predicts the colour, shape and size of the object it shows;
+- grounded: is each word located in the image (content words yes, function words and
+  counterfactual words naming nothing in the scene no).
+
+Multi-process: ``torchrun --nproc_per_node N -m mmattn.train ...`` (gloo on CPU, NCCL on
+GPUs); every process draws its own scenes, rank 0 evaluates and saves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, IterableDataset
+from tqdm.auto import tqdm
+
+from .batches import build_batch
+from .data import TRAIN, caption_corpus, make_sample
+from .model import PATCH_CLASSES, GroundingConfig, GroundingModel
+from .tokenizer import build_tokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+#: image sizes (width, height) drawn for training batches: square and both orientations
+TRAIN_SIZES = ((96, 96), (96, 72), (72, 96), (96, 64), (64, 96), (96, 80), (80, 96))
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/default"  # checkpoints go to OUT/last (and OUT/final at the end)
+    steps: int = 1500
+    batch_size: int = 64  # images per process per step (each with a true and a counterfactual caption)
+    lr: float = 2e-3
+    warmup: int = 100
+    weight_decay: float = 0.05
+    seed: int = 0
+    match: bool = True
+    contrastive: bool = False
+    grounding: bool = True  # supervise attention with the masks (False = weakly supervised)
+    aux: bool = True
+    grounded: bool = True
+    eval_every: int = 250
+    eval_scenes: int = 200
+    ckpt_every: int = 100
+    workers: int = 1
+    minutes: float | None = None  # stop (and save) after this much training time
+    resume: bool = False
+    model: dict = field(default_factory=dict)  # GroundingConfig overrides
+
+
+class BatchStream(IterableDataset):
+    """Training batches ``start, start+1, ...``: batch j of process r is made of the scenes
+    with seeds from (seed, j, r), so a run is reproducible and resumable at any step."""
+
+    def __init__(self, cfg: TrainConfig, tokenizer, patch_size: int, start: int, rank: int = 0, world: int = 1):
+        self.cfg, self.tokenizer, self.patch_size = cfg, tokenizer, patch_size
+        self.start, self.rank, self.world = start, rank, world
+
+    def batch(self, j: int) -> dict:
+        base = ((self.cfg.seed * 1_000_003 + j) * self.world + self.rank) * self.cfg.batch_size
+        w, h = TRAIN_SIZES[j % len(TRAIN_SIZES)]
+        samples = [make_sample(base + k, w, h, TRAIN) for k in range(self.cfg.batch_size)]
+        return build_batch(samples, self.tokenizer, self.patch_size, np.random.default_rng(base))
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        j = self.start + wid
+        while j < self.cfg.steps:
+            yield self.batch(j)
+            j += nw
+
+
+def attention_ce(weights: list[torch.Tensor], target: torch.Tensor, row_w: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy between target rows and the head-mean attention rows, averaged over layers.
+    weights: per layer (B, H, Lq, Lk); target (B, Lq, Lk) rows summing to 1; row_w (B, Lq)."""
+    losses = []
+    for w in weights:
+        ce = -(target * torch.log(w.mean(1) + 1e-6)).sum(-1)  # (B, Lq)
+        losses.append((ce * row_w).sum() / row_w.sum().clamp(min=1) if row_w is not None else ce.mean())
+    return torch.stack(losses).mean()
+
+
+def compute_losses(model: GroundingModel, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
+    B = batch["pixels"].size(0)
+    out = model(batch["ids"], batch["pixels"], batch["attention_mask"], output_fusion_attentions=True)
+    losses, stats = {}, {}
+    if cfg.match:
+        bce = F.binary_cross_entropy_with_logits(out.match_logits, batch["match"], reduction="none")
+        losses["match"] = (bce * batch["match_w"]).sum() / batch["match_w"].sum()
+    if cfg.contrastive:
+        logits = out.text_embeds[:B] @ out.image_embeds.T / 0.07  # (B, B)
+        labels = torch.arange(B, device=logits.device)
+        losses["contrastive"] = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    if cfg.grounding:
+        losses["t2i"] = attention_ce([w[:B] for w in out.text_to_image], batch["t2i"], batch["t2i_w"])
+        losses["i2t"] = attention_ce([w[:B] for w in out.image_to_text], batch["i2t"])
+    if cfg.aux:
+        logits = out.patch_logits.split(PATCH_CLASSES, dim=-1)
+        losses["aux"] = sum(F.cross_entropy(lg.flatten(0, 1), batch["patch_labels"][..., k].flatten()) for k, lg in enumerate(logits)) / 3
+    if cfg.grounded:
+        bce = F.binary_cross_entropy_with_logits(out.grounded_logits, batch["grounded"], reduction="none")
+        losses["grounded"] = (bce * batch["grounded_w"]).sum() / batch["grounded_w"].sum().clamp(min=1)
+    with torch.no_grad():
+        stats["match_acc"] = float(((out.match_logits > 0).float() == batch["match"]).float().mul(batch["match_w"]).sum() / batch["match_w"].sum())
+        t2i = out.text_to_image[-1][:B].mean(1)  # (B, T, P)
+        hit = batch["t2i"].gather(-1, t2i.argmax(-1, keepdim=True)).squeeze(-1) > 0  # peak inside the object
+        stats["point"] = float((hit.float() * batch["t2i_w"]).sum() / batch["t2i_w"].sum().clamp(min=1))
+    total = sum(losses.values())
+    return total, {**{k: float(v) for k, v in losses.items()}, **stats}
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+# ---- checkpoints: safetensors + JSON, written atomically ----------------------------
+def save_checkpoint(path: str, model: GroundingModel, tokenizer, optimizer, step: int, cfg: TrainConfig, extra: dict | None = None) -> None:
+    """Write a full checkpoint to ``path`` atomically: a crash never leaves a half-written one."""
+    tmp = path + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if optimizer is not None:
+        tensors, meta = {}, {"param_groups": optimizer.state_dict()["param_groups"]}
+        for i, st in optimizer.state_dict()["state"].items():
+            for k, v in st.items():
+                tensors[f"{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+        save_file(tensors, os.path.join(tmp, "optimizer.safetensors"))
+        state = {"step": step, "train_config": dataclasses.asdict(cfg), "optimizer": meta, **(extra or {})}
+        with open(os.path.join(tmp, "train_state.json"), "w") as f:
+            json.dump(state, f, indent=2)
+    old = path + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(path):
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_train_state(path: str, model: GroundingModel, optimizer) -> int:
+    """Restore model weights and optimizer state from a checkpoint; returns the step."""
+    if not os.path.isdir(path) and os.path.isdir(path + ".old"):
+        path = path + ".old"  # a crash between the two renames of save_checkpoint
+    loaded = GroundingModel.load(path)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    with open(os.path.join(path, "train_state.json")) as f:
+        state = json.load(f)
+    tensors = load_file(os.path.join(path, "optimizer.safetensors"))
+    opt_state: dict = {}
+    for key, v in tensors.items():
+        i, k = key.split(".", 1)
+        opt_state.setdefault(int(i), {})[k] = v
+    optimizer.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
+    return int(state["step"])
+
+
+def train(cfg: TrainConfig) -> GroundingModel:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    distributed = world > 1
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    main_proc = rank == 0
+    torch.manual_seed(cfg.seed)
+
+    tokenizer = build_tokenizer(caption_corpus())
+    mcfg = GroundingConfig(**{"vocab_size": len(tokenizer), "image_size": 96, "image_layers": 1, **cfg.model})
+    model = GroundingModel(mcfg).to(device)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+    last = os.path.join(cfg.out, "last")
+    start = 0
+    if cfg.resume and (os.path.isdir(last) or os.path.isdir(last + ".old")):
+        start = load_train_state(last, model, optimizer)
+        tokenizer = load_tokenizer(last if os.path.isdir(last) else last + ".old")
+        if main_proc:
+            log.info("resumed from %s at step %d", last, start)
+    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=not cfg.contrastive) if distributed else model
+
+    stream = BatchStream(cfg, tokenizer, mcfg.patch_size, start, rank, world)
+    loader = DataLoader(stream, batch_size=None, num_workers=cfg.workers, persistent_workers=False,
+                        multiprocessing_context="fork" if cfg.workers else None)  # fmt: skip
+    from .evaluate import evaluate, held_out_samples  # late import: evaluate imports the API
+
+    eval_set = held_out_samples(cfg.eval_scenes, seed=10_000_019) if main_proc and cfg.eval_every else []
+    bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not main_proc, dynamic_ncols=True)
+    t0, step, history = time.time(), start, []
+    ema: dict = {}
+    model.train()
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        for g in optimizer.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        loss, stats = compute_losses(ddp, batch, cfg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        for k, v in {"loss": float(loss), **stats}.items():
+            ema[k] = v if k not in ema else 0.95 * ema[k] + 0.05 * v
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in ema.items() if k in ("loss", "match_acc", "point")})
+        elapsed = (time.time() - t0) / 60
+        out_of_time = cfg.minutes is not None and elapsed >= cfg.minutes
+        done = step >= cfg.steps or out_of_time
+        if main_proc and cfg.eval_every and (step % cfg.eval_every == 0 or done):
+            model.eval()
+            m = evaluate(model, tokenizer, eval_set, progress=False)
+            model.train()
+            history.append({"step": step, "minutes": round(elapsed, 2), "pointing": m["pointing"]["all"], "match": m["match"]["all"]})
+            bar.write(f"step {step} ({elapsed:.1f} min): pointing {m['pointing']['all']:.3f}  match {m['match']['all']:.3f}")
+        if main_proc and (step % cfg.ckpt_every == 0 or done):
+            model.eval()
+            save_checkpoint(last, model, tokenizer, optimizer, step, cfg, {"minutes": elapsed, "history": history})
+            model.train()
+        if done:
+            break
+    bar.close()
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return model.eval()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmattn train", description="Train a grounding model on generated shapes scenes.")
+    d = TrainConfig()
+    p.add_argument("--out", default=d.out, help="output folder (checkpoints in OUT/last)")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per process per step")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--warmup", type=int, default=d.warmup)
+    p.add_argument("--seed", type=int, default=d.seed)
+    for name in ("match", "contrastive", "grounding", "aux", "grounded"):
+        p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=getattr(d, name), help=f"{name} loss")
+    p.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between evaluations (0: never)")
+    p.add_argument("--eval-scenes", type=int, default=d.eval_scenes)
+    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
+    p.add_argument("--workers", type=int, default=d.workers, help="data-generating worker processes")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last if it exists")
+    p.add_argument("--model", type=json.loads, default={}, help='GroundingConfig overrides as JSON, e.g. \'{"dim": 96}\'')
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = TrainConfig(**{k.replace("-", "_"): v for k, v in vars(args).items()})
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()
