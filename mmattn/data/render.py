@@ -41,8 +41,8 @@ BACKGROUNDS: tuple[str, ...] = ("plain", "noisy", "gradient", "textured")
 #: Size classes as circumradius / shorter image side. The gap between them
 #: keeps "small" and "large" separable at a glance.
 SIZE_CLASSES: dict[str, tuple[float, float]] = {
-    "small": (0.06, 0.09),
-    "large": (0.13, 0.18),
+    "small": (0.08, 0.11),
+    "large": (0.16, 0.22),
 }
 
 #: Smallest supported image side in pixels (below this small shapes vanish).
@@ -132,8 +132,8 @@ class RenderConfig:
     texture_period: Intervals = ((0.06, 0.12),)
     bg_noise: Intervals = ((4.0, 9.0),)
     pixel_noise: Intervals = ((0.0, 2.0),)
-    small_radius: Intervals = ((0.065, 0.085),)
-    large_radius: Intervals = ((0.14, 0.17),)
+    small_radius: Intervals = ((0.085, 0.105),)
+    large_radius: Intervals = ((0.17, 0.21),)
     min_objects: int = 1
     max_objects: int = 4
     p_shared: float = 0.5
@@ -189,8 +189,8 @@ SHIFTED = RenderConfig(
     texture_period=((0.03, 0.045), (0.16, 0.22)),
     bg_noise=((10.0, 15.0),),
     pixel_noise=((3.0, 5.0),),
-    small_radius=((0.06, 0.064), (0.086, 0.09)),
-    large_radius=((0.13, 0.136), (0.172, 0.18)),
+    small_radius=((0.08, 0.084), (0.106, 0.11)),
+    large_radius=((0.16, 0.166), (0.214, 0.22)),
 )
 
 
