@@ -26,6 +26,15 @@ def _check_mask(mask: Tensor | None) -> None:
         raise TypeError(f"mask must be a bool tensor (True = may attend), got dtype {mask.dtype}")
 
 
+def _empty_rows(mask: Tensor | None) -> Tensor | None:
+    """(..., Lq, 1), True where a query may attend to no key at all; None when no row is
+    empty (the usual case: key padding always keeps [CLS]), so callers can skip a pass."""
+    if mask is None:
+        return None
+    empty = ~mask.any(dim=-1, keepdim=True)
+    return empty if empty.any() else None
+
+
 def scaled_dot_product_attention(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0
 ) -> tuple[Tensor, Tensor]:
@@ -37,17 +46,18 @@ def scaled_dot_product_attention(
     """
     _check_mask(mask)
     d_k = q.size(-1)
-    # 1. match: every query against every key at once — a matrix of dot products.
-    scores = q @ k.transpose(-2, -1)  # (..., Lq, Lk)
-    # 2. normalise: scale by √d_k (the std of a dot product of unit-variance entries) ...
-    scores = scores / math.sqrt(d_k)
+    # 1. match: every query against every key at once — a matrix of dot products, scaled
+    #    by 1/√d_k (the std of a dot product of unit-variance entries). Scaling q instead of
+    #    the scores is the same product on a tensor Lk/d_k times smaller (torch does it too).
+    scores = (q / math.sqrt(d_k)) @ k.transpose(-2, -1)  # (..., Lq, Lk)
+    # 2. normalise: masked keys get -inf ...
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     # ... then softmax per row, so each query's weights form a distribution over keys.
     weights = torch.softmax(scores, dim=-1)  # (..., Lq, Lk)
-    if mask is not None:
-        # a row with no allowed key is all -inf -> NaN after softmax; it attends to nothing.
-        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    empty = _empty_rows(mask)
+    if empty is not None:  # a row with no allowed key is all -inf -> NaN after softmax; it attends to nothing.
+        weights = weights.masked_fill(empty, 0.0)
     attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
     # 3. read: each output row is the weighted sum of the value rows.
     out = attn @ v  # (..., Lq, d_v)
@@ -114,6 +124,7 @@ class MultiHeadAttention(nn.Module):
         else:
             weights = None
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-            if mask is not None:  # the fused kernel gives NaN on fully masked rows; make them 0
-                out = out.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+            empty = _empty_rows(mask)
+            if empty is not None:  # the fused kernel may give NaN on fully masked rows; make them 0
+                out = out.masked_fill(empty, 0.0)
         return self.out_proj(self.merge_heads(out)), weights  # (B, Lq, D)

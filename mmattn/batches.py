@@ -56,13 +56,9 @@ def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator) -
     word_kind = torch.full((2 * B, T), -1, dtype=torch.long)  # index in CONTENT, -1 otherwise
     for b, s in enumerate(samples):
         cov = np.stack([patch_coverage(o.mask, (gh, gw)).reshape(P) for o in s.objects])  # (K, P)
-        best = cov.argmax(0)
-        inside = cov.max(0) >= 0.5
-        for p in np.nonzero(inside)[0]:
-            o = s.objects[best[p]]
-            patch_labels[b, p] = torch.tensor(
-                [COLOURS.index(o.colour) + 1, SHAPES.index(o.shape) + 1, SIZES.index(o.size) + 1]
-            )
+        attrs = np.array([[COLOURS.index(o.colour) + 1, SHAPES.index(o.shape) + 1, SIZES.index(o.size) + 1] for o in s.objects])
+        labels = np.where((cov.max(0) >= 0.5)[:, None], attrs[cov.argmax(0)], 0)  # (P, 3), 0 = background
+        patch_labels[b] = torch.from_numpy(labels)
         cov_t = torch.from_numpy(cov)
         for row, cap in ((b, captions[b]), (B + b, captions[B + b])):
             wids = enc.word_ids[row]

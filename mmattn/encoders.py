@@ -57,9 +57,11 @@ class TextEncoder(nn.Module):
         return self.norm(x), weights
 
 
-def conv_stem(dim: int, patch_size: int) -> nn.Sequential:
+def conv_stem(dim: int, patch_size: int, extra: int = 2) -> nn.Sequential:
     """A small convolutional stem: stride-2 3x3 convolutions until the stride is
-    ``patch_size`` (a power of two), then a 1x1 projection to D.  (B, 3, H, W) -> (B, D, gh, gw)."""
+    ``patch_size`` (a power of two), ``extra`` stride-1 3x3 convolutions that widen each
+    patch's view to its neighbours (receptive field 15 px -> 47 px at patch size 8, enough
+    to see a whole small shape), then a 1x1 projection to D.  (B, 3, H, W) -> (B, D, gh, gw)."""
     if patch_size < 2 or patch_size & (patch_size - 1):
         raise ValueError(f"the conv stem needs a power-of-two patch_size >= 2 (got {patch_size})")
     layers, ch, stride = [], 3, 1
@@ -68,6 +70,8 @@ def conv_stem(dim: int, patch_size: int) -> nn.Sequential:
         out = min(widths[len(layers) // 3], dim)
         layers += [nn.Conv2d(ch, out, 3, stride=2, padding=1), nn.BatchNorm2d(out), nn.GELU()]
         ch, stride = out, stride * 2
+    for _ in range(extra):
+        layers += [nn.Conv2d(ch, ch, 3, padding=1), nn.BatchNorm2d(ch), nn.GELU()]
     layers.append(nn.Conv2d(ch, dim, 1))
     return nn.Sequential(*layers)
 

@@ -29,10 +29,12 @@ from tqdm.auto import tqdm
 from .batches import CONTENT, _attribute_present
 from .data import SHIFTED, TRAIN, make_sample
 from .image import to_tensor
-from .maps import box_iou, boxes_from_maps, reduce_heads, word_matrix
+from .maps import box_iou, boxes_from_maps, peak_points, reduce_heads, word_matrix
 from .tokenizer import encode
 
 log = logging.getLogger(__name__)
+
+SMOOTH_BOXES = False  #: boxes from the smoothed maps (see mmattn.maps.smooth_upsample)
 
 #: sizes of held-out scenes: the training sizes and others the model never saw
 EVAL_SIZES = ((96, 96), (128, 96), (96, 128), (160, 120), (200, 100), (120, 200), (320, 240))
@@ -79,8 +81,8 @@ def evaluate(model, tokenizer, samples, *, layer: int = -1, heads="mean", batch_
         for s, r in zip(chunk, pos):
             W, H = s.image.size
             words = s.caption.words
-            boxes = boxes_from_maps(r["maps"], r["grid"], (H, W))
-            gh, gw = r["grid"]
+            boxes = boxes_from_maps(r["maps"], r["grid"], (H, W), smooth=SMOOTH_BOXES)
+            peaks = peak_points(r["maps"], r["grid"], (H, W))
             match["true"].append(r["match"] > 0.5)
             for w, word in enumerate(words):
                 content = word.kind in CONTENT and word.ref is not None
@@ -88,12 +90,12 @@ def evaluate(model, tokenizer, samples, *, layer: int = -1, heads="mean", batch_
                 if not content:
                     continue
                 obj = s.objects[word.ref]
-                r_, c_ = divmod(int(r["maps"][w].argmax()), gw)  # the peak patch; its centre in pixels:
-                y, x = min(int((r_ + 0.5) * H / gh), H - 1), min(int((c_ + 0.5) * W / gw), W - 1)
+                x, y = peaks[w]  # the peak of the word's map as the API renders it
                 hit = bool(obj.mask[y, x])
                 for key in ("all", word.kind, "ambiguous" if s.ambiguous else "unambiguous", s.caption.lang):
                     hits[key].append(hit)
                 ious.append(box_iou(boxes[w], obj.box))
+            gh, gw = r["grid"]
             for k in {word.ref for word in words if word.kind in CONTENT and word.ref is not None}:
                 o = s.objects[k]
                 cx, cy = o.center

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .image import load_image, target_size, to_tensor
-from .maps import boxes_from_maps, reduce_heads, upsample, word_matrix
+from .maps import boxes_from_maps, reduce_heads, render_maps, word_matrix
 from .model import GroundingModel
 from .result import Grounding, RawAttention
 from .tokenizer import MAX_TOKENS, encode, load_tokenizer
@@ -166,11 +166,11 @@ class Grounder:
             boxes = boxes_from_maps(maps, out.grid, size)
             notice = None
             if enc.truncated[b]:
-                notice = f"the caption was cut to its first {len(words_all)} words (at most {MAX_TOKENS - 2} tokens)"
+                notice = f"the caption was cut to its first {len(words)} words (at most {MAX_TOKENS - 2} tokens)"
             results.append(Grounding(
                 caption=captions[b], words=words, image=image, grid=tuple(out.grid),
                 patch_maps=maps.numpy().astype(np.float32),
-                word_maps=upsample(maps, out.grid, size).numpy().astype(np.float32),
+                word_maps=render_maps(maps, out.grid, size).numpy().astype(np.float32),
                 image_to_text=(patch_i2t[b] @ M_sum.T).numpy().astype(np.float32),
                 grounded=grounded, grounded_scores=[float(s) for s in scores],
                 boxes=[bx if g else None for bx, g in zip(boxes, grounded)],

@@ -95,13 +95,16 @@ def patch_coverage(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     )
 
 
-def boxes_from_maps(maps: Tensor, grid: tuple[int, int], size: tuple[int, int], frac: float = 0.5, factor: int = 4) -> list:
+def boxes_from_maps(maps: Tensor, grid: tuple[int, int], size: tuple[int, int], frac: float = 0.5, factor: int = 4,
+                    smooth: bool = False) -> list:  # fmt: skip
     """Boxes in image pixels for (N, P) patch maps: each map is upsampled to ``factor`` times
-    the grid, the region >= ``frac`` of its peak around the peak is boxed, and the box is
-    scaled to ``size`` = (height, width). Cheap whatever the image size."""
+    the grid (with :func:`smooth_upsample` if ``smooth``), the region >= ``frac`` of its
+    peak around the peak is boxed, and the box is scaled to ``size`` = (height, width).
+    Cheap whatever the image size."""
     gh, gw = grid
     H, W = size
-    fine = upsample(maps, grid, (gh * factor, gw * factor)).numpy()
+    fine_size = (gh * factor, gw * factor)
+    fine = (smooth_upsample(maps, grid, fine_size) if smooth else upsample(maps, grid, fine_size)).numpy()
     sx, sy = W / (gw * factor), H / (gh * factor)
     boxes = []
     for m in fine:
@@ -109,3 +112,48 @@ def boxes_from_maps(maps: Tensor, grid: tuple[int, int], size: tuple[int, int], 
         boxes.append(None if b is None else (
             int(round(b[0] * sx)), int(round(b[1] * sy)), int(round(b[2] * sx)), int(round(b[3] * sy))))
     return boxes
+
+
+def _gaussian_kernel(sigma: float) -> Tensor:
+    r = max(1, int(round(3 * sigma)))
+    x = torch.arange(-r, r + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def smooth_upsample(maps: Tensor, grid: tuple[int, int], size: tuple[int, int], factor: int = 4, sigma: float = 0.5) -> Tensor:
+    """(N, P) patch maps -> (N, height, width): bilinear to ``factor`` x the grid, a Gaussian
+    blur of ``sigma`` patches, then bilinear to ``size`` = (height, width).
+
+    The blur spreads each patch's value over its own area (a patch is a square, not a
+    point), so the peak of a word's map sits at the centre of mass of the patches it
+    attends to, e.g. the middle of a small object that straddles four patches, rather than
+    at the centre of whichever patch happened to score highest."""
+    gh, gw = grid
+    fine = upsample(maps, grid, (gh * factor, gw * factor))[:, None]  # (N, 1, fh, fw)
+    k = _gaussian_kernel(sigma * factor)
+    r = (len(k) - 1) // 2
+    fine = F.conv2d(F.pad(fine, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    fine = F.conv2d(F.pad(fine, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+    return F.interpolate(fine, size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def peak_points(maps: Tensor, grid: tuple[int, int], size: tuple[int, int], factor: int = 4) -> list[tuple[int, int]]:
+    """(x, y) image pixel of the peak of each of the (N, P) maps as rendered by
+    :func:`smooth_upsample` (found on a grid ``factor`` times finer than the patches)."""
+    gh, gw = grid
+    H, W = size
+    fine = smooth_upsample(maps, grid, (gh * factor, gw * factor)).flatten(1).argmax(1)
+    pts = []
+    for i in fine.tolist():
+        r, c = divmod(i, gw * factor)
+        pts.append((min(int((c + 0.5) * W / (gw * factor)), W - 1), min(int((r + 0.5) * H / (gh * factor)), H - 1)))
+    return pts
+
+
+def render_maps(maps: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> Tensor:
+    """(N, P) maps on one scale -> (N, height, width) as shown to users: :func:`smooth_upsample`,
+    then divided by the largest value of any map (one scale for all of them, max 1)."""
+    up = smooth_upsample(maps, grid, size)
+    peak = float(up.max()) if up.numel() else 0.0
+    return up / peak if peak > 0 else up

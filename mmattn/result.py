@@ -128,11 +128,11 @@ class Grounding:
         width, height = d["image_size"]
         grid = tuple(d["grid"])
         patch = np.asarray(d.get("patch_maps", np.zeros((len(d["words"]), grid[0] * grid[1]))), np.float32)
-        from .maps import upsample  # local: torch only when needed
-
         import torch
 
-        maps = upsample(torch.from_numpy(patch), grid, (height, width)).numpy() if patch.size else np.zeros((0, height, width), np.float32)
+        from .maps import render_maps  # local: torch only when needed
+
+        maps = render_maps(torch.from_numpy(patch), grid, (height, width)).numpy() if patch.size else np.zeros((0, height, width), np.float32)
         return cls(
             caption=d["caption"], words=d["words"], word_maps=maps, grounded=d["grounded"],
             boxes=[tuple(b) if b else None for b in d["boxes"]], match_score=d["match_score"],

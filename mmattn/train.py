@@ -41,7 +41,7 @@ from .tokenizer import build_tokenizer, load_tokenizer
 log = logging.getLogger(__name__)
 
 #: image sizes (width, height) drawn for training batches: square and both orientations
-TRAIN_SIZES = ((96, 96), (96, 72), (72, 96), (96, 64), (64, 96), (96, 80), (80, 96))
+TRAIN_SIZES = ((96, 96), (96, 72), (72, 96), (96, 64), (64, 96), (96, 80), (80, 96), (96, 48), (48, 96))
 
 
 @dataclass
@@ -64,6 +64,7 @@ class TrainConfig:
     workers: int = 1
     minutes: float | None = None  # stop (and save) after this much training time
     resume: bool = False
+    sizes: tuple = TRAIN_SIZES  # (width, height) of training images, cycled by step
     model: dict = field(default_factory=dict)  # GroundingConfig overrides
 
 
@@ -77,7 +78,7 @@ class BatchStream(IterableDataset):
 
     def batch(self, j: int) -> dict:
         base = ((self.cfg.seed * 1_000_003 + j) * self.world + self.rank) * self.cfg.batch_size
-        w, h = TRAIN_SIZES[j % len(TRAIN_SIZES)]
+        w, h = self.cfg.sizes[j % len(self.cfg.sizes)]
         samples = [make_sample(base + k, w, h, TRAIN) for k in range(self.cfg.batch_size)]
         return build_batch(samples, self.tokenizer, self.patch_size, np.random.default_rng(base))
 
@@ -125,8 +126,11 @@ def compute_losses(model: GroundingModel, batch: dict, cfg: TrainConfig) -> tupl
         t2i = out.text_to_image[-1][:B].mean(1)  # (B, T, P)
         hit = batch["t2i"].gather(-1, t2i.argmax(-1, keepdim=True)).squeeze(-1) > 0  # peak inside the object
         stats["point"] = float((hit.float() * batch["t2i_w"]).sum() / batch["t2i_w"].sum().clamp(min=1))
-    total = sum(losses.values())
-    return total, {**{k: float(v) for k, v in losses.items()}, **stats}
+    # every output joins the graph (with weight 0), so that DDP sees a gradient for every
+    # parameter even when a loss is switched off or an output feeds no loss
+    keep = (out.image_features, out.text_embeds, out.image_embeds, out.patch_logits, out.grounded_logits, out.match_logits)
+    total = sum(losses.values()) + 0.0 * sum(t.mean() for t in keep)
+    return total, {**{k: float(v.detach()) for k, v in losses.items()}, **stats}
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -177,6 +181,14 @@ def load_train_state(path: str, model: GroundingModel, optimizer) -> int:
     return int(state["step"])
 
 
+def make_optimizer(model: GroundingModel, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on biases, norms and position tables)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
 def train(cfg: TrainConfig) -> GroundingModel:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     distributed = world > 1
@@ -190,11 +202,7 @@ def train(cfg: TrainConfig) -> GroundingModel:
     tokenizer = build_tokenizer(caption_corpus())
     mcfg = GroundingConfig(**{"vocab_size": len(tokenizer), "image_size": 96, "image_layers": 1, **cfg.model})
     model = GroundingModel(mcfg).to(device)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-    )
+    optimizer = make_optimizer(model, cfg)
     last = os.path.join(cfg.out, "last")
     start = 0
     if cfg.resume and (os.path.isdir(last) or os.path.isdir(last + ".old")):
@@ -202,7 +210,7 @@ def train(cfg: TrainConfig) -> GroundingModel:
         tokenizer = load_tokenizer(last if os.path.isdir(last) else last + ".old")
         if main_proc:
             log.info("resumed from %s at step %d", last, start)
-    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=not cfg.contrastive) if distributed else model
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
     stream = BatchStream(cfg, tokenizer, mcfg.patch_size, start, rank, world)
     loader = DataLoader(stream, batch_size=None, num_workers=cfg.workers, persistent_workers=False,
@@ -224,7 +232,7 @@ def train(cfg: TrainConfig) -> GroundingModel:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step += 1
-        for k, v in {"loss": float(loss), **stats}.items():
+        for k, v in {"loss": float(loss.detach()), **stats}.items():
             ema[k] = v if k not in ema else 0.95 * ema[k] + 0.05 * v
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in ema.items() if k in ("loss", "match_acc", "point")})
@@ -267,8 +275,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=d.workers, help="data-generating worker processes")
     p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last if it exists")
+    p.add_argument("--sizes", type=_sizes, default=d.sizes, help="training image sizes, e.g. 96x96,96x72")
     p.add_argument("--model", type=json.loads, default={}, help='GroundingConfig overrides as JSON, e.g. \'{"dim": 96}\'')
     return p
+
+
+def _sizes(text: str) -> tuple:
+    try:
+        return tuple(tuple(int(v) for v in part.lower().split("x")) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes look like 96x96,96x72 (got {text!r})") from None
 
 
 def main(argv: list[str] | None = None) -> None:

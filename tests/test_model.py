@@ -76,7 +76,7 @@ def test_output_shapes_on_a_non_square_image_and_a_padded_batch(model, batch):
     torch.testing.assert_close(out.text_embeds.norm(dim=-1), torch.ones(B))
     assert out.centroids.shape == (B, T, 2) and out.centroids.abs().max() <= 1
     assert len(out.text_to_image) == len(out.image_to_text) == CONFIG.fusion_layers
-    for t2i, i2t in zip(out.text_to_image, out.image_to_text):
+    for t2i, i2t in zip(out.text_to_image, out.image_to_text, strict=True):
         assert t2i.shape == (B, H, T, P)  # each word's map over the patches
         assert i2t.shape == (B, H, P, T)  # each patch's distribution over the words
     assert [w.shape for w in out.text_self_attentions] == [(B, H, T, T)] * CONFIG.text_layers
@@ -87,7 +87,7 @@ def test_attention_rows_sum_to_one_and_padding_gets_zero_weight(model, batch):
     ids, mask, pixels = batch
     with torch.no_grad():
         out = model(ids, pixels, mask, output_attentions=True)
-    for t2i, i2t in zip(out.text_to_image, out.image_to_text):
+    for t2i, i2t in zip(out.text_to_image, out.image_to_text, strict=True):
         torch.testing.assert_close(t2i.sum(-1), torch.ones(t2i.shape[:-1]))
         torch.testing.assert_close(i2t.sum(-1), torch.ones(i2t.shape[:-1]))
         assert (i2t.masked_select(~mask[:, None, None, :]) == 0).all()  # exactly zero on [PAD]
@@ -210,7 +210,7 @@ def test_load_image_composites_transparency_on_white():
 
 
 def test_load_image_stretches_16_bit_images_to_8_bit():
-    a = (np.arange(35, dtype=np.uint16).reshape(5, 7) * 1000)
+    a = np.arange(35, dtype=np.uint16).reshape(5, 7) * 1000
     im = Image.fromarray(a)
     assert im.mode.startswith("I;16")
     rgb = load_image(im)

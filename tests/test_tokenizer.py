@@ -12,7 +12,17 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from mmattn.tokenizer import CLS_ID, MAX_TOKENS, PAD_ID, SEP_ID, UNK_ID, build_tokenizer, encode, load_tokenizer, split_words
+from mmattn.tokenizer import (
+    CLS_ID,
+    MAX_TOKENS,
+    PAD_ID,
+    SEP_ID,
+    UNK_ID,
+    build_tokenizer,
+    encode,
+    load_tokenizer,
+    split_words,
+)
 
 CORPUS = [
     "a small red circle left of the blue square",

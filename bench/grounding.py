@@ -1,0 +1,84 @@
+"""Grounding speed from the caller's side: `python bench/grounding.py`.
+
+Measures, in one run on the shipped model, for a 320x240 PNG and an 8-word caption:
+- ``ground()`` latency (p50, p95), everything included: decoding the PNG bytes, resizing,
+  tokenising, the model, maps and boxes at the image's own size;
+- ``ground_batch`` throughput (pairs/s) at batch 32;
+- the three methods (attention, rollout, gradcam) as ratios to raw attention.
+Goals (issue #4): p50 <= 15 ms, >= 250 pairs/s, gradcam <= 3x attention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+import mmattn  # noqa: E402
+from mmattn.data import make_sample  # noqa: E402
+
+CAPTION = "the small red circle left of the big blue square"  # 10 words; 8 of them content/relation
+
+
+def png_bytes(seed: int) -> bytes:
+    buf = io.BytesIO()
+    make_sample(seed, 320, 240).image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def timed(fn, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--pairs", type=int, default=512, help="pairs for the batch throughput")
+    args = ap.parse_args()
+    g = mmattn.Grounder.from_pretrained()
+    images = [png_bytes(s) for s in range(16)]
+    caption = " ".join(CAPTION.split()[:10])
+    for im in images[:4]:  # warm-up
+        g.ground(im, caption)
+    lat = timed(lambda it=iter(images * 1000): g.ground(next(it), caption), args.repeats)
+    p50, p95 = statistics.median(lat), sorted(lat)[int(0.95 * len(lat))]
+
+    batch_imgs = [images[i % len(images)] for i in range(args.pairs)]
+    g.ground_batch(batch_imgs[:32], [caption] * 32, batch_size=32)
+    t = time.perf_counter()
+    g.ground_batch(batch_imgs, [caption] * len(batch_imgs), batch_size=32, progress=False)
+    throughput = len(batch_imgs) / (time.perf_counter() - t)
+
+    methods = {}
+    for _ in range(2):  # interleave the methods, keep the faster round
+        for m in ("attention", "rollout", "gradcam"):
+            ts = timed(lambda it=iter(images * 1000), m=m: g.ground(next(it), caption, method=m), args.repeats // 4)
+            methods[m] = min(methods.get(m, 1e9), statistics.median(ts))
+
+    rows = [
+        ("`ground()` p50 latency", f"{p50 * 1e3:.1f} ms", "≤ 15 ms"),
+        ("`ground()` p95 latency", f"{p95 * 1e3:.1f} ms", ""),
+        ("`ground_batch` throughput (batch 32)", f"{throughput:.0f} pairs/s", "≥ 250 pairs/s"),
+        ("rollout / attention", f"{methods['rollout'] / methods['attention']:.2f}×", ""),
+        ("gradcam / attention", f"{methods['gradcam'] / methods['attention']:.2f}×", "≤ 3×"),
+    ]
+    print(f"320x240 PNG bytes, caption {caption!r} ({len(caption.split())} words), torch threads {torch.get_num_threads()}")
+    print("| measure | value | goal |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+
+
+if __name__ == "__main__":
+    main()

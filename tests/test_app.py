@@ -1,0 +1,264 @@
+"""The Gradio app, in-process, driven through gradio_client: every public endpoint, every bad
+input (a clear AppError, then the server still answers), and identical concurrent requests
+(gradio's output-cache race)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from app_fixtures import free_port, load_app, scene, write_scene
+from PIL import Image
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+CAPTION = "a red circle left of a blue square"
+
+
+@pytest.fixture(scope="module")
+def app():
+    return load_app()
+
+
+@pytest.fixture(scope="module")
+def url(app):
+    _, url, _ = app.demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=free_port(),
+                                **app.LAUNCH_KWARGS)  # fmt: skip
+    yield url
+    app.demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(url):
+    """Files are not downloaded (faster): outputs are FileData dicts whose ``path`` is on this
+    machine, since the server runs in-process. The concurrency test downloads them."""
+    return Client(url, verbose=False, download_files=False)
+
+
+def _path(f) -> str:
+    return f["path"] if isinstance(f, dict) else f
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> str:
+    return write_scene(tmp_path_factory.mktemp("img") / "scene.png", 160, 120)
+
+
+def _ok(client, image):
+    """A good request works (the server survived whatever came before)."""
+    ann, table, match, notice, data = client.predict(handle_file(image), "a blue square", api_name="/ground")
+    assert data["words"] and len(ann["annotations"]) == len(data["words"])
+
+
+# ---- the public API --------------------------------------------------------------------------
+def test_named_endpoints(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/ground", "/words_at", "/heads", "/steps", "/positions"} <= set(api)
+    params = {k: [p["parameter_name"] for p in v["parameters"]] for k, v in api.items()}
+    assert params["/ground"][:2] == ["image", "caption"]
+    assert params["/words_at"][:4] == ["image", "caption", "x", "y"]
+    # UI-only events (clicks, refreshes) are not public
+    assert all(name.startswith(("/ground", "/words_at", "/heads", "/steps", "/positions")) for name in api)
+
+
+def test_ground(app, client, image):
+    ann, table, match, notice, data = client.predict(handle_file(image), CAPTION, api_name="/ground")
+    words = data["words"]
+    assert words == app.GROUNDER.ground(Image.open(image), CAPTION).words
+    labels = [a["label"] for a in ann["annotations"]]
+    assert labels == [f"{i}:{w}" for i, w in enumerate(words)]
+    assert len(set(labels)) == len(labels)
+    base = Image.open(_path(ann["image"]))
+    assert base.height >= app.VIEW_HEIGHT  # never shown larger than its pixels
+    for a in ann["annotations"][:3]:
+        assert Image.open(_path(a["image"])).size == base.size  # masks exactly the displayed size
+    assert [row[1] for row in table["data"]] == words
+    assert 0 <= data["match_score"] <= 1 and len(data["grounded"]) == len(words)
+    assert data["image_size"] == [160, 120]
+    assert {c["label"] for c in match["confidences"]} == {"caption matches the image", "caption does not match"}
+    assert isinstance(notice, str) and notice
+    json.dumps(data)
+
+
+def test_ground_settings_and_big_image(app, client, tmp_path):
+    big = write_scene(tmp_path / "big.png", 1200, 800)
+    for method, heads in (("rollout", "max"), ("gradcam", "0")):
+        _, _, _, _, data = client.predict(handle_file(big), CAPTION, method, 0, heads, True, api_name="/ground")
+        assert (
+            data["method"] == method
+            and data["layer"] == 0
+            and data["heads"] == (int(heads) if heads.isdigit() else heads)
+        )
+        assert data["image_size"] == [1200, 800]  # boxes are in the input image's pixels
+        for b in data["boxes"]:
+            assert b is None or (0 <= b[0] < b[2] <= 1200 and 0 <= b[1] < b[3] <= 800)
+
+
+def test_words_at_matches_the_library(app, client, image):
+    label, data = client.predict(handle_file(image), CAPTION, 30, 60, api_name="/words_at")
+    expected = app.GROUNDER.ground(Image.open(image), CAPTION).words_at(30, 60)
+    got = [(d["word"], d["weight"]) for d in data["words"]]
+    assert [w for w, _ in got] == [w for w, _ in expected]
+    assert np.allclose([v for _, v in got], [v for _, v in expected], atol=1e-5)
+    assert abs(sum(v for _, v in got) + data["other_tokens"] - 1) < 1e-4
+    assert {c["label"] for c in label["confidences"]} >= {f"{i}:{w}" for i, (w, _) in enumerate(expected)}
+
+
+def test_click_maps_display_pixels_to_patches(app, image):
+    """A click in the shown (resized) picture lands on the right patch of the model's grid."""
+    import gradio as gr
+
+    src = Image.open(image).convert("RGB")
+    view = app._view(app._work(src))
+    gh, gw = app.explain.model_grid(app.GROUNDER, src)
+    for r, c in ((0, 0), (gh - 1, gw - 1), (gh // 2, gw // 3)):
+        x, y = int((c + 0.5) * view.width / gw), int((r + 0.5) * view.height / gh)
+        evt = gr.SelectData(None, {"index": [x, y], "value": None, "selected": True})
+        label, data, picture = app.click_words(src, CAPTION, "attention", app.LAYER0, "mean", evt)
+        assert data["patch"] == [r, c]
+        assert picture.size == view.size
+
+
+def test_heads_steps_positions(app, client, image):
+    t2i, i2t, info = client.predict(handle_file(image), CAPTION, "2:circle", api_name="/heads")
+    assert info["word"] == "circle" and Path(_path(t2i)).is_file() and Path(_path(i2t)).is_file()
+    L, H = app.L, app.H
+    assert np.asarray(info["text_to_image"]).shape[:2] == (L, H)
+
+    stages, md, heads, summary = client.predict(
+        handle_file(image), CAPTION, "red", L - 1, H - 1, "text_to_image", api_name="/steps"
+    )
+    assert len(stages) == 12 and len(heads) == H + 1
+    assert summary["max_weight_error"] < 1e-5 and summary["max_output_error"] < 1e-4
+    assert summary["shapes"]["scores"] == [len(summary["tokens"]), summary["grid"][0] * summary["grid"][1]]
+    assert "Q·Kᵀ" in md
+    _, _, _, s2 = client.predict(handle_file(image), CAPTION, "red", 0, 0, "image_to_text", api_name="/steps")
+    assert s2["shapes"]["q"][0] == s2["grid"][0] * s2["grid"][1]
+
+    pe, sim, curves, dims, grid, pinfo = client.predict(
+        handle_file(image), 24, 16, "0, 1, 5", 1, 2, api_name="/positions"
+    )
+    assert pinfo["n"] == 24 and pinfo["dim"] == 16 and pinfo["positions"] == [0, 1, 5]
+    assert pinfo["diagonal_spread"] < 1e-4 and pinfo["patch"] == [1, 2]
+    sim_grid = np.asarray(pinfo["grid_similarity"])
+    assert sim_grid.shape == tuple(pinfo["grid"]) and abs(sim_grid[1, 2] - 1) < 1e-5
+    # without an image: the model's default (square) grid
+    *_, pinfo = client.predict(None, 8, 8, "", 0, 0, api_name="/positions")
+    assert pinfo["grid"][0] == pinfo["grid"][1]
+
+
+def test_html_caption_is_plain_text(client, image):
+    caption = 'red <b>circle</b> <img src=x onerror="alert(1)"><script>alert(2)</script>'
+    ann, table, _, notice, data = client.predict(handle_file(image), caption, api_name="/ground")
+    text = json.dumps([a["label"] for a in ann["annotations"]] + [r[1] for r in table["data"]] + data["words"])
+    assert "<" not in text and ">" not in text
+    assert "red" in data["words"] and "circle" in data["words"]
+
+
+def test_long_caption_truncated_with_notice(client, image):
+    caption = "a red circle " + "xylophone " * 8  # unknown words fall apart into letter pieces: > 30 tokens
+    *_, notice, data = client.predict(handle_file(image), caption, api_name="/ground")
+    assert data["truncated"] and "cut" in notice
+    assert data["words"][:3] == ["a", "red", "circle"] and "xylophone" in notice
+
+
+# ---- bad inputs: clear messages, and the server keeps serving ----------------------------------------------
+def _bad_files(tmp: Path) -> dict[str, tuple[str, str]]:
+    (tmp / "text.png").write_text("this is not an image\n")
+    (tmp / "empty.png").write_bytes(b"")
+    png = tmp / "ok.png"
+    scene(400, 300).save(png)
+    (tmp / "truncated.png").write_bytes(png.read_bytes()[: len(png.read_bytes()) // 2])
+    Image.new("1", (5000, 4000)).save(tmp / "huge.png")  # 20 MP, a few KB
+    return {
+        "text": (str(tmp / "text.png"), "Could not read the uploaded file as an image"),
+        "empty": (str(tmp / "empty.png"), "empty (0 bytes)"),
+        "truncated": (str(tmp / "truncated.png"), "Could not read the uploaded file as an image"),
+        "huge": (str(tmp / "huge.png"), "megapixels"),
+    }
+
+
+def test_bad_files(client, image, tmp_path):
+    for _name, (path, message) in _bad_files(tmp_path).items():
+        with pytest.raises(AppError, match=re.escape(message)):
+            client.predict(handle_file(path), CAPTION, api_name="/ground")
+        _ok(client, image)
+
+
+@pytest.mark.parametrize(
+    ("args", "api_name", "message"),
+    [
+        ((None, CAPTION), "/ground", "No image"),
+        (("IMG", ""), "/ground", "caption is empty"),
+        (("IMG", "   \n "), "/ground", "caption is empty"),
+        (("IMG", "?!. ,"), "/ground", "no words"),
+        (("IMG", "x" * 20_000), "/ground", "20,000 characters"),
+        (("IMG", CAPTION, 5000, 3), "/words_at", "outside the 160×120 image"),
+        ((None, CAPTION, 1, 1), "/words_at", "No image"),
+        (("IMG", CAPTION, "zebra"), "/heads", "not one of the caption's words"),
+        (("IMG", "", "red"), "/heads", "caption is empty"),
+        (("IMG", CAPTION, "99"), "/steps", "out of range"),
+        ((None, 8, 8, "0, x"), "/positions", "whole numbers"),
+        ((None, 8, 8, "0, 50"), "/positions", "outside 0..7"),
+        ((None, 8, 8, "", 40, 0), "/positions", "outside the"),
+    ],
+)
+def test_bad_inputs(client, image, args, api_name, message):
+    args = tuple(handle_file(image) if a == "IMG" else a for a in args)
+    with pytest.raises(AppError, match=re.escape(message)):
+        client.predict(*args, api_name=api_name)
+    _ok(client, image)
+
+
+def test_bad_controls_are_refused(client, image):
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict(handle_file(image), CAPTION, "magic", api_name="/ground")
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict(handle_file(image), CAPTION, "attention", 99, api_name="/ground")
+    _ok(client, image)
+
+
+# ---- identical concurrent requests (gradio's output-cache race) -------------------------------------------------
+def test_identical_concurrent_requests(app, url, image):
+    from gradio import processing_utils
+
+    assert getattr(processing_utils.save_pil_to_cache, "_mmattn_atomic", False)
+    n_users, per_user = 8, 2
+    clients = [Client(url, verbose=False) for _ in range(n_users)]
+    errors, results = [], []
+
+    def user(c):
+        for _ in range(per_user):
+            try:
+                ann, *_ = c.predict(handle_file(image), "a red circle", api_name="/ground")
+                Image.open(ann["image"]).load()  # the downloaded file is complete
+                for a in ann["annotations"]:
+                    Image.open(a["image"]).load()
+                results.append(ann["image"])
+            except Exception as e:  # noqa: BLE001 - collected and reported below
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=user, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:3]
+    assert len(results) == n_users * per_user
+
+
+def test_app_module_settings(app):
+    assert Image.MAX_IMAGE_PIXELS <= 40_000_000
+    assert app.LAUNCH_KWARGS["max_file_size"] == "10mb" and app.LAUNCH_KWARGS["show_error"] is False
+    src = Path(app.__file__).read_text(encoding="utf-8")
+    assert 'if __name__ == "__main__":' in src and "GRADIO_SERVER_NAME" in src
+    assert "import torch" not in src  # tensor code lives in mmattn
+    examples = app.load_examples()
+    for path, caption in examples:
+        assert Path(path).is_file() and caption.strip()

@@ -1,0 +1,184 @@
+"""mmattn.explain: the step-by-step recomputation must agree with the model, and the
+positional data must have the properties the essays teach. Plus the viz helpers it feeds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from app_fixtures import model_dir, scene
+from PIL import Image
+
+from mmattn import explain, viz
+from mmattn.grounding import Grounder
+
+CAPTION = "a red circle, left of the blue square"
+
+
+@pytest.fixture(scope="module")
+def g() -> Grounder:
+    return Grounder.from_pretrained(model_dir())
+
+
+@pytest.fixture(scope="module")
+def image() -> Image.Image:
+    return scene(150, 100)  # non-square: gh != gw
+
+
+@pytest.fixture(scope="module")
+def raw(g, image):
+    return g.ground(image, CAPTION, raw=True)
+
+
+# ---- words ------------------------------------------------------------------------------
+@pytest.mark.parametrize("caption", [CAPTION, "一个红色的圆。", "a zebra!!", "red,红色 circle"])
+def test_read_caption_matches_ground(g, image, caption):
+    cap = explain.read_caption(g, caption)
+    r = g.ground(image, caption, raw=True)
+    assert cap.words == r.words
+    assert cap.tokens == r.raw.tokens
+    for _w, toks in enumerate(cap.word_tokens):
+        assert toks and all(r.raw.word_ids[t] is not None for t in toks)
+
+
+def test_resolve_word():
+    words = ["a", "red", "circle", "a"]
+    assert explain.resolve_word(words, None) == 0
+    assert explain.resolve_word(words, "") == 0
+    assert explain.resolve_word(words, 2) == 2
+    assert explain.resolve_word(words, "2") == 2
+    assert explain.resolve_word(words, "3:a") == 3
+    assert explain.resolve_word(words, "Red") == 1
+    assert explain.resolve_word(words, -1) == 3
+    with pytest.raises(ValueError, match="not one of the caption's words"):
+        explain.resolve_word(words, "zebra")
+    with pytest.raises(ValueError, match="out of range"):
+        explain.resolve_word(words, 4)
+    with pytest.raises(ValueError, match="no words"):
+        explain.resolve_word([], 0)
+
+
+# ---- the three stages ----------------------------------------------------------------------
+@pytest.mark.parametrize("direction", explain.DIRECTIONS)
+def test_steps_agree_with_the_model(g, image, raw, direction):
+    layer, head = g.num_layers - 1, g.num_heads - 1
+    s = explain.attention_steps(g, image, CAPTION, layer, head, direction)
+    T, P = len(raw.raw.tokens), raw.grid[0] * raw.grid[1]
+    hd = g.model.config.dim // g.num_heads
+    Lq, Lk = (T, P) if direction == "text_to_image" else (P, T)
+    assert s.q.shape == (Lq, hd) and s.k.shape == (Lk, hd) and s.v.shape == (Lk, hd)
+    assert s.scores.shape == s.scaled.shape == s.weights.shape == (Lq, Lk)
+    assert s.head_output.shape == (Lq, hd) and s.concat.shape == s.output.shape == (Lq, g.model.config.dim)
+    np.testing.assert_allclose(s.scores, s.q.astype(np.float64) @ s.k.T, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(s.scaled, s.scores / math.sqrt(hd), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s.weights.sum(1), 1.0, atol=1e-5)  # softmax per row
+    # the softmax equals the attention the model returns for that head (from an independent, hook-free run)
+    model = getattr(raw.raw, direction)[layer][head]
+    np.testing.assert_allclose(s.weights, model, atol=1e-5)
+    assert s.max_weight_error < 1e-5
+    np.testing.assert_allclose(s.head_output, s.weights.astype(np.float64) @ s.v, atol=1e-4)
+    np.testing.assert_allclose(s.concat[:, head * hd : (head + 1) * hd], s.head_output, atol=1e-6)
+    np.testing.assert_allclose(s.output, s.model_output, atol=1e-4)  # concat -> out_proj = the module's output
+    summary = s.summary()
+    assert summary["shapes"]["weights"] == [Lq, Lk] and summary["head_dim"] == hd
+
+
+def test_steps_every_head_and_word_rows(g, image):
+    s = explain.attention_steps(g, image, CAPTION, 0, 0)
+    assert s.all_weights.shape[0] == g.num_heads
+    np.testing.assert_allclose(s.all_weights[0], s.weights, atol=1e-7)
+    m = s.word_row("weights", 1)
+    assert m.shape == s.grid and abs(m.sum() - 1) < 1e-4
+    with pytest.raises(ValueError, match="does not exist"):
+        explain.attention_steps(g, image, CAPTION, g.num_layers, 0)
+    with pytest.raises(ValueError, match="does not exist"):
+        explain.attention_steps(g, image, CAPTION, 0, g.num_heads)
+    with pytest.raises(ValueError, match="direction"):
+        explain.attention_steps(g, image, CAPTION, 0, 0, "sideways")
+    with pytest.raises(ValueError, match="empty"):
+        explain.attention_steps(g, image, "  ", 0, 0)
+
+
+# ---- one head against several; every layer and head ------------------------------------------
+def test_head_maps(g, image, raw):
+    hm = explain.head_maps(g, image, CAPTION, "circle", -1)
+    w = raw.words.index("circle")
+    assert hm.word == "circle" and hm.word_index == w and hm.heads.shape == (g.num_heads, *raw.grid)
+    np.testing.assert_allclose(hm.mean, hm.heads.mean(0), atol=1e-7)
+    np.testing.assert_allclose(hm.heads.sum((1, 2)), 1.0, atol=1e-4)  # each head's row is a distribution
+    # the mean is what ground(heads="mean") shows, up to its shared scale
+    r = g.ground(image, CAPTION, heads="mean")
+    np.testing.assert_allclose(hm.mean.ravel() / hm.mean.sum(), r.patch_maps[w] / r.patch_maps[w].sum(), atol=1e-5)
+    r1 = g.ground(image, CAPTION, heads=1)
+    np.testing.assert_allclose(
+        hm.heads[1].ravel() / hm.heads[1].sum(), r1.patch_maps[w] / r1.patch_maps[w].sum(), atol=1e-5
+    )
+    assert all(0 <= e <= math.log2(hm.heads[0].size) + 1e-6 for e in hm.entropy)
+
+
+def test_layer_head_maps(g, image, raw):
+    lh = explain.layer_head_maps(g, image, CAPTION, "red")
+    L, H = g.num_layers, g.num_heads
+    assert lh.text_to_image.shape == lh.image_to_text.shape == (L, H, *raw.grid)
+    np.testing.assert_allclose(lh.text_to_image.sum((2, 3)), 1.0, atol=1e-4)
+    assert lh.image_to_text.min() >= 0 and lh.image_to_text.max() <= 1 + 1e-6
+    w = lh.word_index
+    toks = explain.read_caption(g, CAPTION).word_tokens[w]
+    np.testing.assert_allclose(lh.text_to_image[0, 1].ravel(), raw.raw.text_to_image[0][1][toks].mean(0), atol=1e-6)
+    np.testing.assert_allclose(
+        lh.image_to_text[L - 1, 0].ravel(), raw.raw.image_to_text[L - 1][0][:, toks].sum(1), atol=1e-6
+    )
+
+
+# ---- positions -----------------------------------------------------------------------------------
+def test_positional_1d():
+    p = explain.positional_1d(40, 16, [0, 3, 39])
+    assert p.pe.shape == (40, 16) and p.similarity.shape == (40, 40) and p.curves.shape == (3, 16)
+    assert np.abs(p.pe).max() <= 1 + 1e-6
+    np.testing.assert_allclose(p.curves[1], p.pe[3])
+    assert p.diagonal_spread < 1e-4  # PE·PEᵀ depends on |i - j| only
+    np.testing.assert_allclose(np.diag(p.similarity), 16 / 2, atol=1e-4)  # |PE(pos)|² = dim/2 (sin² + cos²)
+    assert len(set(map(tuple, np.round(p.pe, 5)))) == 40  # every position its own vector
+    for bad in [dict(n=0, dim=8), dict(n=8, dim=7), dict(n=8, dim=8, positions=[8])]:
+        with pytest.raises(ValueError):
+            explain.positional_1d(**bad)
+
+
+def test_grid_similarity(g, image):
+    grid = explain.model_grid(g, image)
+    assert grid == g.ground(image, "a red circle").grid
+    for grounder in (None, g):
+        s = explain.grid_similarity(grid, 1, 2, dim=16, grounder=grounder)
+        assert s.similarity.shape == grid and s.encoding.shape[0] == grid[0] * grid[1]
+        assert abs(s.similarity[1, 2] - 1) < 1e-5 and s.similarity.max() <= 1 + 1e-5
+    s = explain.grid_similarity((6, 6), 0, 0, dim=32)
+    assert s.similarity[0, 1] > s.similarity[0, 5]  # near patches are more alike than far ones
+    np.testing.assert_allclose(s.similarity[0, 3], s.similarity[3, 0], atol=1e-6)  # rows and columns encoded alike
+    with pytest.raises(ValueError, match="outside"):
+        explain.grid_similarity(grid, grid[0], 0)
+
+
+def test_maps_at_size_is_grounds_upsampling(g, image, raw):
+    m = explain.maps_at_size(raw.patch_maps, raw.grid, (image.height, image.width))
+    np.testing.assert_allclose(m, raw.word_maps, atol=1e-6)
+
+
+# ---- pictures ----------------------------------------------------------------------------------------
+def test_viz_helpers(image):
+    a = np.random.default_rng(0).normal(size=(10, 96))
+    pic = viz.matrix_picture(a, signed=True)
+    assert pic.width <= 480 and pic.height >= 120 and pic.mode == "RGB"
+    assert viz.matrix_picture(np.ones((3, 3)), vmax=2.0).size == (480, 480)
+    big = viz.resize_to_height(image, 448)
+    assert big.height == 448 and abs(big.width / big.height - 1.5) < 0.01
+    assert viz.resize_to_height(image, 448, max_width=300).width == 300
+    over = viz.grid_map_overlay(image, np.eye(4), height=64)
+    assert over.height == 64
+    gridded = viz.draw_patch_grid(big, (4, 6), (1, 2))
+    assert gridded.size == big.size and gridded.getpixel((big.width * 2 // 6 + 1, big.height // 4 + 1)) != big.getpixel(
+        (big.width * 2 // 6 + 1, big.height // 4 + 1))  # fmt: skip
+    table = viz.labelled_grid([[over, over], [over, over]], ["layer 0", "layer 1"], ["head 0", "head 1"])
+    assert table.width > 2 * over.width and table.height > 2 * over.height
+    rgb = viz.colorize_signed(np.array([[-1.0, 0.0, 1.0]]))
+    assert tuple(rgb[0, 1]) == tuple(viz.DIVERGING[127]) or tuple(rgb[0, 1]) == tuple(viz.DIVERGING[128])

@@ -1,0 +1,186 @@
+"""The public grounding API on the shipped model: known answers on fresh synthetic scenes."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mmattn
+from mmattn.data import TRAIN, make_sample
+from mmattn.evaluate import evaluate, held_out_samples
+from mmattn.maps import box_iou
+
+FRESH = 77_000_000  # seeds used by neither training nor `mmattn eval`
+
+
+@pytest.fixture(scope="module")
+def g():
+    return mmattn.Grounder.from_pretrained()
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    sizes = [(320, 240), (200, 120), (120, 200), (96, 96)]
+    return [make_sample(FRESH + i, *sizes[i % 4], TRAIN, lang="en") for i in range(24)]
+
+
+def test_shipped_model_points_at_objects(g):
+    """Known answer on 50 fresh scenes (English and Chinese, seven image sizes).
+
+    The shipped model scores 0.84 here; the goal of issue #3 is 0.95 (see the README's
+    figures): this bound guards against regressions of what exists."""
+    m = evaluate(g.model, g.tokenizer, held_out_samples(50, seed=FRESH + 1000), progress=False)
+    assert m["pointing"]["all"] >= 0.8, m["pointing"]
+    assert m["image_to_text"] >= 0.9 and m["box_iou"] >= 0.5, m
+
+
+def test_maps_peak_inside_and_boxes_overlap(g, scenes):
+    ious, hits = [], []
+    for s in scenes:
+        r = g.ground(s.image, s.caption.text)
+        assert r.words == [w.text for w in s.caption.words]
+        assert r.word_maps.shape == (len(r.words), s.image.height, s.image.width)
+        for i, w in enumerate(s.caption.words):
+            if w.kind in ("colour", "shape"):
+                obj = s.objects[w.ref]
+                y, x = np.unravel_index(r.word_maps[i].argmax(), r.word_maps[i].shape)
+                hits.append(obj.mask[y, x])
+                ious.append(box_iou(r.boxes[i], obj.box))
+    assert np.mean(hits) >= 0.8  # shipped model: 0.85 (goal 0.95)
+    assert np.mean(ious) >= 0.5
+
+
+def test_words_at_object_centre_favours_its_words(g, scenes):
+    good = 0
+    for s in scenes:
+        r = g.ground(s.image, s.caption.text)
+        k = s.caption.words[-1].ref  # the last noun's object
+        cx, cy = s.objects[k].center
+        weights = dict(enumerate(w for _, w in r.words_at(cx, cy)))
+        best = max((i for i, w in enumerate(s.caption.words) if w.ref is not None), key=weights.get)
+        good += s.caption.words[best].ref == k
+    assert good / len(scenes) >= 0.9
+
+
+def test_function_words_and_absent_things_are_not_grounded(g):
+    s = make_sample(FRESH + 500, 160, 120, TRAIN, lang="en")
+    r = g.ground(s.image, s.caption.text)
+    for w, flag in zip(s.caption.words, r.grounded):
+        if w.kind == "function":
+            assert not flag
+    r = g.ground(s.image, "a zebra")
+    assert r.unknown_words == ["zebra"] and r.grounded == [False, False] and r.boxes == [None, None]
+
+
+def test_batch_equals_single(g, scenes):
+    imgs, caps = [s.image for s in scenes[:8]], [s.caption.text for s in scenes[:8]]
+    batch = g.ground_batch(imgs, caps, batch_size=3)
+    for b, im, c in zip(batch, imgs, caps):
+        one = g.ground(im, c)
+        assert b.words == one.words and b.grounded == one.grounded and b.boxes == one.boxes
+        np.testing.assert_allclose(b.word_maps, one.word_maps, atol=1e-4)
+        assert abs(b.match_score - one.match_score) < 1e-4
+
+
+def test_json_round_trip_and_save(g, scenes, tmp_path):
+    r = g.ground(scenes[0].image, scenes[0].caption.text)
+    d = json.loads(json.dumps(r.to_json(maps=True)))
+    back = mmattn.Grounding.from_json(d)
+    assert back.words == r.words and back.boxes == r.boxes and back.grounded == r.grounded
+    np.testing.assert_allclose(back.word_maps, r.word_maps, atol=1e-4)
+    assert [w for w, _ in back.words_at(10, 10)] == r.words
+    np.testing.assert_allclose([v for _, v in back.words_at(10, 10)], [v for _, v in r.words_at(10, 10)], atol=1e-5)
+    folder = r.save(tmp_path / "out")
+    assert (folder / "grounding.json").exists() and np.load(folder / "maps.npy").shape == r.word_maps.shape
+    assert len(list(folder.glob("*.png"))) == len(r.words)
+
+
+def test_overlay_is_image_sized(g, scenes):
+    r = g.ground(scenes[1].image, scenes[1].caption.text)
+    assert r.overlay(1).size == scenes[1].image.size
+    with pytest.raises(ValueError, match="out of range"):
+        r.overlay(99)
+
+
+@pytest.mark.parametrize("method", ["attention", "rollout", "gradcam"])
+def test_methods_share_one_scale(g, scenes, method):
+    s = scenes[2]
+    r = g.ground(s.image, s.caption.text, method=method)
+    assert r.word_maps.max() == pytest.approx(1.0, abs=1e-3) and r.word_maps.min() >= 0
+    assert r.method == method and r.word_maps.shape == (len(r.words), s.image.height, s.image.width)
+    peaks = r.patch_maps.max(1)
+    assert peaks.max() == pytest.approx(1.0) and peaks.min() < 1.0  # one scale: not every word reaches 1
+    assert all(p.grad is None for p in g.model.parameters())
+
+
+def test_raw_tensors_and_choices(g, scenes):
+    s = scenes[0]
+    r = g.ground(s.image, s.caption.text, raw=True, layer=0, heads=1)
+    L, H = g.num_layers, g.num_heads
+    assert len(r.raw.text_to_image) == L and r.raw.text_to_image[0].shape[0] == H
+    T, P = len(r.raw.tokens), r.grid[0] * r.grid[1]
+    assert r.raw.text_to_image[0].shape == (H, T, P) and r.raw.image_to_text[0].shape == (H, P, T)
+    with pytest.raises(ValueError, match="layer"):
+        g.ground(s.image, s.caption.text, layer=L)
+    with pytest.raises(ValueError, match="heads"):
+        g.ground(s.image, s.caption.text, heads=H)
+    with pytest.raises(ValueError, match="method"):
+        g.ground(s.image, s.caption.text, method="magic")
+
+
+def test_bad_input_is_refused_clearly(g):
+    img = make_sample(1, 64, 64).image
+    for caption in ["", "   ", "\u200b", "!!!"]:
+        with pytest.raises(ValueError, match="caption is empty"):
+            g.ground(img, caption)
+    with pytest.raises(TypeError, match="no image"):
+        g.ground(None, "a red circle")
+    with pytest.raises(ValueError, match="empty"):
+        g.ground(np.zeros((0, 5, 3), np.uint8), "a red circle")
+    with pytest.raises(TypeError, match="caption must be a string"):
+        g.ground(img, 42)
+    with pytest.raises(ValueError, match="no image file"):
+        g.ground("/nonexistent.png", "a red circle")
+    with pytest.raises(ValueError, match="one caption per image"):
+        g.ground_batch([img, img], ["a red circle"])
+
+
+def test_long_caption_is_truncated_with_a_notice(g):
+    img = make_sample(1, 64, 64).image
+    r = g.ground(img, "the red circle " * 2000)
+    assert r.truncated and "cut" in r.notice and len(r.words) <= 30
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16"])
+def test_every_pillow_mode(g, mode):
+    s = make_sample(FRESH + 7, 160, 96)
+    im = s.image.convert(mode) if mode != "I;16" else Image.fromarray(np.asarray(s.image.convert("L"), np.uint16) * 257)
+    r = g.ground(im, s.caption.text)
+    assert r.word_maps.shape[1:] == (96, 160)
+
+
+def test_exif_orientation_is_respected(g, tmp_path):
+    s = make_sample(FRESH + 8, 160, 96)
+    rotated = s.image.transpose(Image.Transpose.ROTATE_90)  # stored sideways (96 wide, 160 tall)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 CW to display": undoes the rotation above
+    path = tmp_path / "exif.jpg"
+    rotated.save(path, exif=exif, quality=95)
+    r = g.ground(str(path), s.caption.text)
+    assert r.size == (160, 96)
+
+
+def test_cli_ground(tmp_path):
+    s = make_sample(FRESH + 9, 128, 96)
+    path = tmp_path / "scene.png"
+    s.image.save(path)
+    out = subprocess.run([sys.executable, "-m", "mmattn.cli", "ground", str(path), s.caption.text, "--json", "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["words"] == [w.text for w in s.caption.words]
+    assert (tmp_path / "o" / "grounding.json").exists()
+    bad = subprocess.run([sys.executable, "-m", "mmattn.cli", "ground", str(path), "  "], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "caption is empty" in bad.stderr

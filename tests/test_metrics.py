@@ -1,0 +1,67 @@
+"""Maps, boxes and evaluation metrics on hand-made inputs with known answers."""
+
+import numpy as np
+import torch
+
+from mmattn.evaluate import markdown
+from mmattn.maps import box_from_map, box_iou, boxes_from_maps, patch_coverage, reduce_heads, upsample, word_matrix
+
+
+def test_box_iou_known_values():
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == 50 / 150
+    assert box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+    assert box_iou(None, (0, 0, 1, 1)) == 0.0
+
+
+def test_box_from_map_takes_the_peak_region_only():
+    m = np.zeros((20, 30))
+    m[2:6, 3:9] = 1.0  # the peak region
+    m[10:15, 20:28] = 0.6  # a second blob above half the peak, not connected
+    assert box_from_map(m) == (3, 2, 9, 6)
+    assert box_from_map(np.zeros((4, 4))) is None
+
+
+def test_upsample_keeps_geometry_on_a_non_square_grid():
+    gh, gw = 3, 5
+    maps = torch.zeros(1, gh * gw)
+    maps[0, 1 * gw + 4] = 1.0  # patch (row 1, col 4): right edge, middle row
+    up = upsample(maps, (gh, gw), (30, 50))[0].numpy()
+    y, x = np.unravel_index(up.argmax(), up.shape)
+    assert 10 <= y < 20 and 40 <= x < 50
+
+
+def test_boxes_from_maps_in_image_pixels():
+    gh, gw = 4, 6
+    maps = torch.zeros(1, gh * gw)
+    maps[0, 2 * gw + 1] = 1.0
+    (box,) = boxes_from_maps(maps, (gh, gw), (40, 60))
+    # the patch (2, 1) covers x 10..20, y 20..30
+    assert box_iou(box, (10, 20, 20, 30)) > 0.5
+
+
+def test_patch_coverage_fractions():
+    mask = np.zeros((16, 24), bool)
+    mask[0:8, 0:4] = True  # half of patch (0, 0) of an 2x3 grid of 8x8 patches
+    cov = patch_coverage(mask, (2, 3))
+    assert cov[0, 0] == 0.5 and cov.sum() == 0.5
+
+
+def test_word_matrix_merges_pieces():
+    M = word_matrix([None, 0, 1, 1, 1, None], 2)
+    assert M.shape == (2, 6)
+    torch.testing.assert_close(M[1], torch.tensor([0, 0, 1 / 3, 1 / 3, 1 / 3, 0]))
+
+
+def test_reduce_heads():
+    w = torch.rand(2, 4, 3, 5)
+    torch.testing.assert_close(reduce_heads(w, "mean"), w.mean(1))
+    torch.testing.assert_close(reduce_heads(w, "max"), w.amax(1))
+    torch.testing.assert_close(reduce_heads(w, 2), w[:, 2])
+
+
+def test_markdown_table_lists_every_set():
+    m = {"pointing": {"all": 0.5}, "box_iou": 0.25, "image_to_text": 1.0, "match": {"all": 0.75},
+         "grounded": {"precision": 1.0, "recall": 0.5}}  # fmt: skip
+    table = markdown({"train": m, "shifted": m})
+    assert "| metric | train | shifted |" in table and "0.500" in table and "–" in table
