@@ -119,9 +119,7 @@ def guard_uploads(component: gr.Image) -> gr.Image:
         try:
             if path:
                 if os.path.getsize(path) == 0:
-                    raise gr.Error(
-                        "The uploaded file is empty (0 bytes). Upload a PNG or JPEG image.", title="Empty file"
-                    )
+                    raise gr.Error("The uploaded file is empty (0 bytes). Upload a PNG or JPEG image.", title="Empty file")
                 with Image.open(path) as im:  # reads the header only
                     w, h = im.size
                 _check_size(w, h)
@@ -254,9 +252,7 @@ def _notice(r) -> str:
     if r.notice:
         parts.append(r.notice[0].upper() + r.notice[1:] + ".")
     if r.unknown_words:
-        parts.append(
-            "Not in the model's vocabulary (never marked grounded): " + ", ".join(dict.fromkeys(r.unknown_words)) + "."
-        )
+        parts.append("Not in the model's vocabulary (never marked grounded): " + ", ".join(dict.fromkeys(r.unknown_words)) + ".")
     return " ".join(parts) or "OK: every word is in the model's vocabulary."
 
 
@@ -353,10 +349,7 @@ def heads_view(image, caption, word=None):
 
     def grid(maps):
         vmax = float(maps.max()) or 1.0
-        cells = [
-            [viz.grid_map_overlay(thumb, m, vmax=vmax) for m in [*maps[layer], maps[layer].mean(0)]]
-            for layer in range(len(maps))
-        ]
+        cells = [[viz.grid_map_overlay(thumb, m, vmax=vmax) for m in [*maps[layer], maps[layer].mean(0)]] for layer in range(len(maps))]
         cols = [f"head {h}" for h in range(maps.shape[1])] + ["mean"]
         return viz.labelled_grid(cells, [f"layer {layer}" for layer in range(len(maps))], cols), vmax
 
@@ -417,24 +410,16 @@ def steps_view(image, caption, word=None, layer=LAYER0, head=0, direction="text_
          f"one linear layer combines the heads' evidence; max abs difference from the model's output: {s.max_output_error:.1e}"),
     ]  # fmt: skip
     pics = [(pic, cap) for pic, cap, *_ in rows]
-    table = "| stage | shapes | what it is |\n|---|---|---|\n" + "\n".join(
-        f"| {a} | {b} | {c} |" for _, _, a, b, c in rows
-    )
+    table = "| stage | shapes | what it is |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for _, _, a, b, c in rows)
     # the chosen word through the stages, on the image
     toks = s.word_tokens[w]
     for name, title in (("scores", "Q·Kᵀ"), ("scaled", "÷√d"), ("weights", "softmax")):
         a = getattr(s, name)
-        m = (a[toks].mean(0) if t2i else (a[:, toks].sum(1) if name == "weights" else a[:, toks].mean(1))).reshape(
-            s.grid
-        )
+        m = (a[toks].mean(0) if t2i else (a[:, toks].sum(1) if name == "weights" else a[:, toks].mean(1))).reshape(s.grid)
         signed = name != "weights"
         pic = viz.grid_map_overlay(work, m, signed=signed, limit=lim if signed else None, height=thumb_h)
         pics.append((pic, f"{word_name}: {title}"))
-    how = (
-        "its row of S, S/√d and the softmax"
-        if t2i
-        else "its column: every patch's score for it, and the weight every patch gives it"
-    )
+    how = "its row of S, S/√d and the softmax" if t2i else "its column: every patch's score for it, and the weight every patch gives it"
     md = (
         f"**Layer {layer}, head {head}, {'text → image' if t2i else 'image → text'}**: {Lq} queries, {Lk} keys, head width "
         f"d = {hd} (= {s.dim} / {s.num_heads} heads); the caption has T = {T} tokens with [CLS] and [SEP], the image "
@@ -464,9 +449,7 @@ def _parse_positions(text, n: int) -> list[int] | None:
     try:
         pos = [int(p) for p in str(text).replace(";", ",").replace(" ", ",").split(",") if p.strip()]
     except ValueError:
-        raise gr.Error(
-            f"Positions must be whole numbers separated by commas, e.g. '0, 1, 10' (got {str(text)[:40]!r})."
-        ) from None
+        raise gr.Error(f"Positions must be whole numbers separated by commas, e.g. '0, 1, 10' (got {str(text)[:40]!r}).") from None
     if len(pos) > 8:
         raise gr.Error("Pick at most 8 positions to draw.")
     return pos
@@ -497,14 +480,8 @@ def positions_view(image=None, n=MAX_TOKENS, dim=None, positions="", row=None, c
     dims = sorted({0, 1, dim // 2, dim - 2, dim - 1})
     lines = pd.DataFrame([{"position": i, "value": float(p.pe[i, d]), "dimension": f"dim {d} ({'sin' if d % 2 == 0 else 'cos'})"}
                           for d in dims for i in range(n)])  # fmt: skip
-    base = (
-        work
-        if work is not None
-        else Image.new("RGB", (grid[1] * CFG.patch_size, grid[0] * CFG.patch_size), (128, 128, 128))
-    )
-    sim_pic = viz.draw_patch_grid(
-        viz.grid_map_overlay(base, g.similarity, signed=True, limit=1.0, height=320), grid, (row, col)
-    )
+    base = work if work is not None else Image.new("RGB", (grid[1] * CFG.patch_size, grid[0] * CFG.patch_size), (128, 128, 128))
+    sim_pic = viz.draw_patch_grid(viz.grid_map_overlay(base, g.similarity, signed=True, limit=1.0, height=320), grid, (row, col))
     info = {"n": n, "dim": dim, "positions": p.positions, "diagonal_spread": p.diagonal_spread, "grid": list(grid),
             "patch": [row, col], "grid_encoding": g.source, "grid_encoding_dim": g.dim,
             "grid_similarity": np.round(g.similarity, 4).tolist()}  # fmt: skip
@@ -589,9 +566,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention") as demo:
     gr.Markdown(MODEL_INFO, elem_id="model_info")
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=320):
-            in_img = guard_uploads(
-                gr.Image(type="pil", label="Image", elem_id="in_img", height=300, sources=["upload", "clipboard"])
-            )
+            in_img = guard_uploads(gr.Image(type="pil", label="Image", elem_id="in_img", height=300, sources=["upload", "clipboard"]))
             in_txt = gr.Textbox(label="Caption (English or Chinese)", elem_id="in_txt", lines=2, max_lines=4,
                                 placeholder="a red circle left of a blue square")  # fmt: skip
             with gr.Accordion("Settings", open=True):
@@ -641,9 +616,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention") as demo:
                                 "the mean combines them. One colour scale per grid (brightest = the largest value in it).",
                                 elem_classes="explain")  # fmt: skip
                     with gr.Row():
-                        heads_word = gr.Dropdown(
-                            choices=[], label="Word", allow_custom_value=True, elem_id="heads_word"
-                        )
+                        heads_word = gr.Dropdown(choices=[], label="Word", allow_custom_value=True, elem_id="heads_word")
                         heads_btn = gr.Button("Show", elem_id="heads_btn")
                     gr.Markdown("**Text → image**: where the word looks (its attention row over the patches).")
                     heads_t2i = gr.Image(label="Text → image", show_label=False, type="pil", interactive=False, buttons=["fullscreen"],
@@ -660,23 +633,17 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention") as demo:
                                 "(weighted sum of V); then the heads are concatenated and mixed by out_proj. Text → image: Q = "
                                 "words, K/V = patches; image → text: the other way round.", elem_classes="explain")  # fmt: skip
                     with gr.Row():
-                        steps_word = gr.Dropdown(
-                            choices=[], label="Word", allow_custom_value=True, elem_id="steps_word"
-                        )
+                        steps_word = gr.Dropdown(choices=[], label="Word", allow_custom_value=True, elem_id="steps_word")
                         steps_layer = gr.Radio([(str(i), i) for i in range(L)], value=LAYER0, label="Layer")
                         steps_head = gr.Radio([(str(h), h) for h in range(H)], value=0, label="Head")
                         steps_dir = gr.Radio([("text → image", "text_to_image"), ("image → text", "image_to_text")],
                                              value="text_to_image", label="Direction")  # fmt: skip
                     steps_btn = gr.Button("Show", elem_id="steps_btn")
-                    steps_gal = gr.Gallery(
-                        label="Stages", columns=4, height="auto", object_fit="contain", elem_id="steps_gal"
-                    )
+                    steps_gal = gr.Gallery(label="Stages", columns=4, height="auto", object_fit="contain", elem_id="steps_gal")
                     steps_md = gr.Markdown(elem_id="steps_md", elem_classes="explain")
                     gr.Markdown("**One head against several**: the word's map in every head of the layer, and their mean "
                                 "(one shared colour scale).", elem_classes="explain")  # fmt: skip
-                    heads_gal = gr.Gallery(
-                        label="Heads", columns=H + 1, height=260, object_fit="contain", elem_id="heads_gal"
-                    )
+                    heads_gal = gr.Gallery(label="Heads", columns=H + 1, height=260, object_fit="contain", elem_id="heads_gal")
                     with gr.Accordion("JSON", open=False):
                         steps_data = gr.JSON(label="Shapes and checks")
                 with gr.Tab("Positions", id="positions"):
@@ -687,22 +654,16 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention") as demo:
                     with gr.Row():
                         pos_n = gr.Slider(2, 128, value=MAX_TOKENS, step=1, label="positions n")
                         pos_dim = gr.Slider(4, 256, value=min(CFG.dim, 256), step=4, label="dimension d")
-                        pos_list = gr.Textbox(
-                            value="", label="positions to draw", placeholder="e.g. 0, 1, 10 (empty: a few)"
-                        )
+                        pos_list = gr.Textbox(value="", label="positions to draw", placeholder="e.g. 0, 1, 10 (empty: a few)")
                     with gr.Row():
                         pos_row = gr.Slider(0, 63, value=0, step=1, label="patch row")
                         pos_col = gr.Slider(0, 63, value=0, step=1, label="patch column")
                         pos_btn = gr.Button("Show", elem_id="pos_btn")
                     with gr.Row():
-                        pe_img = gr.Image(
-                            label="PE matrix (rows: positions, columns: dimensions)", type="pil", interactive=False
-                        )
+                        pe_img = gr.Image(label="PE matrix (rows: positions, columns: dimensions)", type="pil", interactive=False)
                         sim_img = gr.Image(label="PE·PEᵀ (constant diagonals)", type="pil", interactive=False)
                     with gr.Row():
-                        curves = gr.LinePlot(
-                            x="dimension", y="value", color="position", label="A few positions' vectors", height=260
-                        )
+                        curves = gr.LinePlot(x="dimension", y="value", color="position", label="A few positions' vectors", height=260)
                         dims_plot = gr.LinePlot(x="position", y="value", color="dimension",
                                                 label="A few dimensions across positions: low ones flicker, high ones drift", height=260)  # fmt: skip
                     grid_img = gr.Image(label="2-D encoding: cosine similarity of every patch to the outlined one", type="pil",
@@ -716,9 +677,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention") as demo:
         EXAMPLES = load_examples()
         if EXAMPLES:
             # one cache folder per model, so a retrained model never shows stale cached results
-            os.environ.setdefault(
-                "GRADIO_EXAMPLES_CACHE", str(Path(".gradio") / "cached_examples" / _model_fingerprint())
-            )
+            os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(Path(".gradio") / "cached_examples" / _model_fingerprint()))
             gr.Examples(EXAMPLES, [in_img, in_txt], ground_out, fn=ground_example, cache_examples=True, cache_mode="lazy",
                         label="Examples (shown with the default settings)", examples_per_page=6, elem_id="examples")  # fmt: skip
 

@@ -79,9 +79,7 @@ def resolve_word(words: list[str], word: int | str | None) -> int:
             raise ValueError(f"{word!r} is not one of the caption's words {words}: pick one of them (or its index)")
     if isinstance(word, (int, np.integer)) and not isinstance(word, bool):
         if not -len(words) <= word < len(words):
-            raise ValueError(
-                f"word index {word} out of range: the caption has {len(words)} words (0..{len(words) - 1})"
-            )
+            raise ValueError(f"word index {word} out of range: the caption has {len(words)} words (0..{len(words) - 1})")
         return int(word) % len(words)
     raise TypeError(f"word must be an index or a string, got {type(word).__name__}")
 
@@ -181,10 +179,7 @@ class AttentionSteps:
         return float(np.abs(self.output - self.model_output).max())
 
     def shapes(self) -> dict[str, list[int]]:
-        return {
-            n: list(getattr(self, n).shape)
-            for n in ("q", "k", "v", "scores", "scaled", "weights", "head_output", "concat", "output")
-        }
+        return {n: list(getattr(self, n).shape) for n in ("q", "k", "v", "scores", "scaled", "weights", "head_output", "concat", "output")}
 
     def word_row(self, name: str, word: int) -> np.ndarray:
         """Text -> image only: word ``word``'s row of ``scores``/``scaled``/``weights``
@@ -273,9 +268,7 @@ class HeadMaps:
     entropy: list[float]  #: each head's entropy in bits (log2(P) = uniform)
 
 
-def head_maps(
-    grounder: Grounder, image, caption: str, word: int | str | None = None, layer: int | None = -1
-) -> HeadMaps:
+def head_maps(grounder: Grounder, image, caption: str, word: int | str | None = None, layer: int | None = -1) -> HeadMaps:
     """Text -> image maps of one word for every head of ``layer``, and their mean."""
     layer = _layer(grounder, layer)
     cap = read_caption(grounder, caption)
@@ -346,9 +339,7 @@ def positional_1d(n: int = 32, dim: int = 64, positions: list[int] | None = None
     bad = [p for p in positions if not 0 <= p < n]
     if bad:
         raise ValueError(f"positions {bad} are outside 0..{n - 1}")
-    return Positional1d(
-        pe.astype(np.float32), (pe @ pe.T).astype(np.float32), positions, pe[positions].astype(np.float32)
-    )
+    return Positional1d(pe.astype(np.float32), (pe @ pe.T).astype(np.float32), positions, pe[positions].astype(np.float32))
 
 
 def model_grid(grounder: Grounder, image=None) -> tuple[int, int]:
@@ -375,9 +366,7 @@ class GridSimilarity:
     encoding: np.ndarray  #: (gh * gw, dim) row-major
 
 
-def grid_similarity(
-    grid: tuple[int, int], row: int = 0, col: int = 0, dim: int = 64, grounder: Grounder | None = None
-) -> GridSimilarity:
+def grid_similarity(grid: tuple[int, int], row: int = 0, col: int = 0, dim: int = 64, grounder: Grounder | None = None) -> GridSimilarity:
     """How similar every patch's 2-D encoding is to patch (row, col)'s.
 
     With a ``grounder`` whose image encoder has positions, its own encodings are used
@@ -397,9 +386,7 @@ def grid_similarity(
         source = "sinusoidal"
     unit = enc / np.clip(np.linalg.norm(enc, axis=1, keepdims=True), 1e-12, None)
     sim = unit @ unit[row * gw + col]
-    return GridSimilarity(
-        (gh, gw), (row, col), enc.shape[1], source, sim.reshape(gh, gw).astype(np.float32), enc.astype(np.float32)
-    )
+    return GridSimilarity((gh, gw), (row, col), enc.shape[1], source, sim.reshape(gh, gw).astype(np.float32), enc.astype(np.float32))
 
 
 # ---- helpers for displays --------------------------------------------------------------

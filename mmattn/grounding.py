@@ -163,7 +163,11 @@ class Grounder:
             scores = (M_avg @ grounded_p[b]).tolist()
             grounded = [s > GROUNDED_THRESHOLD and w not in unknown for s, w in zip(scores, words)]
             size = (image.height, image.width)
-            boxes = boxes_from_maps(maps, out.grid, size)
+            boxes = [None] * len(words)  # boxes only for grounded words
+            found = [i for i, g in enumerate(grounded) if g]
+            if found:
+                for i, bx in zip(found, boxes_from_maps(maps[found], out.grid, size)):
+                    boxes[i] = bx
             notice = None
             if enc.truncated[b]:
                 notice = f"the caption was cut to its first {len(words)} words (at most {MAX_TOKENS - 2} tokens)"
@@ -173,7 +177,7 @@ class Grounder:
                 word_maps=render_maps(maps, out.grid, size).numpy().astype(np.float32),
                 image_to_text=(patch_i2t[b] @ M_sum.T).numpy().astype(np.float32),
                 grounded=grounded, grounded_scores=[float(s) for s in scores],
-                boxes=[bx if g else None for bx, g in zip(boxes, grounded)],
+                boxes=boxes,
                 match_score=float(match_p[b]), unknown_words=unknown, truncated=enc.truncated[b], notice=notice,
                 method=method, layer=layer, heads=heads, model_name=self.name,
                 raw=RawAttention(

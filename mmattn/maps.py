@@ -5,6 +5,8 @@ Index letters: B batch, T tokens, W words, P patches (= gh * gw), H heads, L lay
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -57,19 +59,18 @@ def box_from_map(m: np.ndarray, frac: float = 0.5) -> tuple[int, int, int, int] 
 
 
 def _component(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
-    """The 4-connected component of boolean ``mask`` containing ``seed`` (iterative dilation)."""
+    """The 4-connected component of boolean ``mask`` containing ``seed`` (flood fill)."""
+    H, W = mask.shape
     region = np.zeros_like(mask)
     region[seed] = True
-    while True:
-        grown = region.copy()
-        grown[1:] |= region[:-1]
-        grown[:-1] |= region[1:]
-        grown[:, 1:] |= region[:, :-1]
-        grown[:, :-1] |= region[:, 1:]
-        grown &= mask
-        if (grown == region).all():
-            return region
-        region = grown
+    stack = [seed]
+    while stack:
+        y, x = stack.pop()
+        for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+            if 0 <= ny < H and 0 <= nx < W and mask[ny, nx] and not region[ny, nx]:
+                region[ny, nx] = True
+                stack.append((ny, nx))
+    return region
 
 
 def box_iou(a, b) -> float:
@@ -153,7 +154,19 @@ def peak_points(maps: Tensor, grid: tuple[int, int], size: tuple[int, int], fact
 
 def render_maps(maps: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> Tensor:
     """(N, P) maps on one scale -> (N, height, width) as shown to users: :func:`smooth_upsample`,
-    then divided by the largest value of any map (one scale for all of them, max 1)."""
-    up = smooth_upsample(maps, grid, size)
+    then divided by the largest value of any map (one scale for all of them, max 1).
+
+    Every step of :func:`smooth_upsample` is linear and acts on rows and columns separately,
+    so it is applied as two small cached matrices: maps = A_h @ M @ A_wᵀ."""
+    gh, gw = grid
+    A_h, A_w = _axis_operator(gh, size[0]), _axis_operator(gw, size[1])  # (height, gh), (width, gw)
+    up = torch.einsum("yr,nrc,xc->nyx", A_h, maps.reshape(-1, gh, gw).float(), A_w)
     peak = float(up.max()) if up.numel() else 0.0
     return up / peak if peak > 0 else up
+
+
+@functools.lru_cache(maxsize=256)
+def _axis_operator(n_in: int, n_out: int) -> Tensor:
+    """The (n_out, n_in) matrix of :func:`smooth_upsample` along one axis."""
+    eye = torch.eye(n_in)  # n_in basis maps on an (n_in, 1) grid
+    return smooth_upsample(eye, (n_in, 1), (n_out, 1))[:, :, 0].T.contiguous()

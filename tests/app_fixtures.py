@@ -43,11 +43,7 @@ def make_tiny_checkpoint(path: str | os.PathLike) -> Path:
 
 
 def shipped_model_ready() -> bool:
-    return (
-        (SHIPPED / "model.safetensors").is_file()
-        and (SHIPPED / "config.json").is_file()
-        and (SHIPPED / "tokenizer.json").is_file()
-    )
+    return (SHIPPED / "model.safetensors").is_file() and (SHIPPED / "config.json").is_file() and (SHIPPED / "tokenizer.json").is_file()
 
 
 _TINY: Path | None = None

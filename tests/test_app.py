@@ -90,11 +90,7 @@ def test_ground_settings_and_big_image(app, client, tmp_path):
     big = write_scene(tmp_path / "big.png", 1200, 800)
     for method, heads in (("rollout", "max"), ("gradcam", "0")):
         _, _, _, _, data = client.predict(handle_file(big), CAPTION, method, 0, heads, True, api_name="/ground")
-        assert (
-            data["method"] == method
-            and data["layer"] == 0
-            and data["heads"] == (int(heads) if heads.isdigit() else heads)
-        )
+        assert data["method"] == method and data["layer"] == 0 and data["heads"] == (int(heads) if heads.isdigit() else heads)
         assert data["image_size"] == [1200, 800]  # boxes are in the input image's pixels
         for b in data["boxes"]:
             assert b is None or (0 <= b[0] < b[2] <= 1200 and 0 <= b[1] < b[3] <= 800)
@@ -131,9 +127,7 @@ def test_heads_steps_positions(app, client, image):
     L, H = app.L, app.H
     assert np.asarray(info["text_to_image"]).shape[:2] == (L, H)
 
-    stages, md, heads, summary = client.predict(
-        handle_file(image), CAPTION, "red", L - 1, H - 1, "text_to_image", api_name="/steps"
-    )
+    stages, md, heads, summary = client.predict(handle_file(image), CAPTION, "red", L - 1, H - 1, "text_to_image", api_name="/steps")
     assert len(stages) == 12 and len(heads) == H + 1
     assert summary["max_weight_error"] < 1e-5 and summary["max_output_error"] < 1e-4
     assert summary["shapes"]["scores"] == [len(summary["tokens"]), summary["grid"][0] * summary["grid"][1]]
@@ -141,9 +135,7 @@ def test_heads_steps_positions(app, client, image):
     _, _, _, s2 = client.predict(handle_file(image), CAPTION, "red", 0, 0, "image_to_text", api_name="/steps")
     assert s2["shapes"]["q"][0] == s2["grid"][0] * s2["grid"][1]
 
-    pe, sim, curves, dims, grid, pinfo = client.predict(
-        handle_file(image), 24, 16, "0, 1, 5", 1, 2, api_name="/positions"
-    )
+    pe, sim, curves, dims, grid, pinfo = client.predict(handle_file(image), 24, 16, "0, 1, 5", 1, 2, api_name="/positions")
     assert pinfo["n"] == 24 and pinfo["dim"] == 16 and pinfo["positions"] == [0, 1, 5]
     assert pinfo["diagonal_spread"] < 1e-4 and pinfo["patch"] == [1, 2]
     sim_grid = np.asarray(pinfo["grid_similarity"])

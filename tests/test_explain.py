@@ -111,9 +111,7 @@ def test_head_maps(g, image, raw):
     r = g.ground(image, CAPTION, heads="mean")
     np.testing.assert_allclose(hm.mean.ravel() / hm.mean.sum(), r.patch_maps[w] / r.patch_maps[w].sum(), atol=1e-5)
     r1 = g.ground(image, CAPTION, heads=1)
-    np.testing.assert_allclose(
-        hm.heads[1].ravel() / hm.heads[1].sum(), r1.patch_maps[w] / r1.patch_maps[w].sum(), atol=1e-5
-    )
+    np.testing.assert_allclose(hm.heads[1].ravel() / hm.heads[1].sum(), r1.patch_maps[w] / r1.patch_maps[w].sum(), atol=1e-5)
     assert all(0 <= e <= math.log2(hm.heads[0].size) + 1e-6 for e in hm.entropy)
 
 
@@ -126,9 +124,7 @@ def test_layer_head_maps(g, image, raw):
     w = lh.word_index
     toks = explain.read_caption(g, CAPTION).word_tokens[w]
     np.testing.assert_allclose(lh.text_to_image[0, 1].ravel(), raw.raw.text_to_image[0][1][toks].mean(0), atol=1e-6)
-    np.testing.assert_allclose(
-        lh.image_to_text[L - 1, 0].ravel(), raw.raw.image_to_text[L - 1][0][:, toks].sum(1), atol=1e-6
-    )
+    np.testing.assert_allclose(lh.image_to_text[L - 1, 0].ravel(), raw.raw.image_to_text[L - 1][0][:, toks].sum(1), atol=1e-6)
 
 
 # ---- positions -----------------------------------------------------------------------------------
