@@ -35,6 +35,7 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+HTTPX = {"timeout": 120}  # slow answers count as latency, not as errors
 CAPTIONS = [
     "a red circle left of a blue square",
     "a blue square",
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
             if time.monotonic() > deadline:
                 raise SystemExit("the app did not start within the budget")
             try:
-                client = Client(url, verbose=False, download_files=False)
+                client = Client(url, verbose=False, download_files=False, httpx_kwargs=HTTPX)
                 client.predict(handle_file(images[0]), CAPTIONS[0], api_name="/ground")
             except Exception:  # noqa: BLE001 - not up yet
                 client = None
@@ -181,7 +182,7 @@ def main(argv=None) -> int:
                                                                  api_name="/words_at"), deadline)  # fmt: skip
         # ---- N users, half of them identical, downloading files like a browser ----
         many = Phase(f"/ground, {args.users} users (half identical, files downloaded)")
-        dl = [Client(url, verbose=False) for _ in range(args.users)]
+        dl = [Client(url, verbose=False, httpx_kwargs=HTTPX) for _ in range(args.users)]
 
         def concurrent_job(i, k, c):
             if i % 2 == 0:  # identical requests
@@ -195,7 +196,7 @@ def main(argv=None) -> int:
         # ---- fill up to --requests with 4 users, no downloads: /ground and /words_at in turn ----
         fill = Phase("1/3 /ground + 2/3 /words_at, 4 users (filler, no downloads)")
         rest = max(0, args.requests - total)
-        fillers = [Client(url, verbose=False, download_files=False) for _ in range(4)]
+        fillers = [Client(url, verbose=False, download_files=False, httpx_kwargs=HTTPX) for _ in range(4)]
 
         def filler_job(i, k, c):
             image = handle_file(images[(i + k) % len(images)])

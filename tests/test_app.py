@@ -19,6 +19,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 CAPTION = "a red circle left of a blue square"
+HTTPX = {"timeout": 120}  # a busy 2-core machine can take longer than httpx's default 5 s
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def url(app):
 def client(url):
     """Files are not downloaded (faster): outputs are FileData dicts whose ``path`` is on this
     machine, since the server runs in-process. The concurrency test downloads them."""
-    return Client(url, verbose=False, download_files=False)
+    return Client(url, verbose=False, download_files=False, httpx_kwargs=HTTPX)
 
 
 def _path(f) -> str:
@@ -222,7 +223,7 @@ def test_identical_concurrent_requests(app, url, image):
 
     assert getattr(processing_utils.save_pil_to_cache, "_mmattn_atomic", False)
     n_users, per_user = 8, 2
-    clients = [Client(url, verbose=False) for _ in range(n_users)]
+    clients = [Client(url, verbose=False, httpx_kwargs=HTTPX) for _ in range(n_users)]
     errors, results = [], []
 
     def user(c):
