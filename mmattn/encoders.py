@@ -80,7 +80,7 @@ class ImageEncoder(nn.Module):
     """Patch embedding + 2-D positions + pre-norm self-attention blocks.
 
     The input's height and width must be multiples of ``patch_size`` (see
-    :func:`mmattn.image.prepare` for the resize policy that guarantees it).
+    :func:`mmattn.image.to_tensor` for the resize policy that guarantees it).
     ``stem`` is "conv" (a small CNN, stride ``patch_size``) or "linear" (one
     patch_size x patch_size convolution: the ViT patch embedding).
     """
@@ -118,7 +118,7 @@ class ImageEncoder(nn.Module):
         if Hpx % self.patch_size or Wpx % self.patch_size:
             raise ValueError(
                 f"image size {Wpx}x{Hpx} is not a multiple of the patch size {self.patch_size}; "
-                "resize it with mmattn.image.prepare()"
+                "resize it with mmattn.image.to_tensor()"
             )
         fmap = self.stem(pixels)  # (B, D, gh, gw)
         gh, gw = fmap.shape[-2:]

@@ -61,6 +61,8 @@ def load_image(image) -> Image.Image:
         raise TypeError(f"expected a PIL.Image, numpy array or file path, got {type(image).__name__}")
     if image.width == 0 or image.height == 0:
         raise ValueError(f"the image is empty ({image.width}x{image.height} pixels): pass an image with at least one pixel")
+    if image.width * image.height > MAX_PIXELS:
+        raise ValueError(f"the image is too large ({image.width}x{image.height} pixels, at most {MAX_PIXELS:,}): downscale it first")
     image = ImageOps.exif_transpose(image)
     return _to_rgb(image)
 

@@ -30,18 +30,6 @@ def overlay_map(image: Image.Image, m: np.ndarray, box=None, alpha: float = 0.6)
     return im
 
 
-def heatmap_image(matrix: np.ndarray, cell: int = 8, symmetric: bool = False) -> Image.Image:
-    """A matrix as a picture, ``cell`` pixels per entry (diverging scale if ``symmetric``)."""
-    a = np.asarray(matrix, float)
-    if symmetric:
-        lim = float(np.abs(a).max()) or 1.0
-        lo, hi = -lim, lim
-    else:
-        lo, hi = float(a.min()), float(a.max())
-    rgb = colorize(a, lo, hi)
-    return Image.fromarray(rgb).resize((a.shape[1] * cell, a.shape[0] * cell), Image.NEAREST)
-
-
 # ---- additions for the demo (app.py) ---------------------------------------------------
 # Diverging ramp for signed values (Q, K, scores): blue (negative) -> white (0) -> red (positive).
 _DIV_STOPS = np.array([[33, 102, 172], [103, 169, 207], [209, 229, 240], [247, 247, 247], [253, 219, 199], [239, 138, 98], [178, 24, 43]], float)

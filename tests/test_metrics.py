@@ -65,3 +65,15 @@ def test_markdown_table_lists_every_set():
          "grounded": {"precision": 1.0, "recall": 0.5}}  # fmt: skip
     table = markdown({"train": m, "shifted": m})
     assert "| metric | train | shifted |" in table and "0.500" in table and "–" in table
+
+
+def test_peak_of_an_object_straddling_four_patches_is_its_centre():
+    """Rendering spreads each patch over its area: four equal patches peak at their shared corner."""
+    from mmattn.maps import peak_points
+
+    gh, gw = 4, 6
+    maps = torch.zeros(1, gh * gw)
+    for r, c in [(1, 2), (1, 3), (2, 2), (2, 3)]:
+        maps[0, r * gw + c] = 1.0
+    ((x, y),) = peak_points(maps, (gh, gw), (40, 60))
+    assert abs(x - 30) <= 2 and abs(y - 20) <= 2  # the corner shared by the four patches
