@@ -34,8 +34,6 @@ from .tokenizer import encode
 
 log = logging.getLogger(__name__)
 
-SMOOTH_BOXES = False  #: boxes from the smoothed maps (see mmattn.maps.smooth_upsample)
-
 #: sizes of held-out scenes: the training sizes and others the model never saw
 EVAL_SIZES = ((96, 96), (128, 96), (96, 128), (160, 120), (200, 100), (120, 200), (320, 240))
 
@@ -81,7 +79,7 @@ def evaluate(model, tokenizer, samples, *, layer: int = -1, heads="mean", batch_
         for s, r in zip(chunk, pos):
             W, H = s.image.size
             words = s.caption.words
-            boxes = boxes_from_maps(r["maps"], r["grid"], (H, W), smooth=SMOOTH_BOXES)
+            boxes = boxes_from_maps(r["maps"], r["grid"], (H, W))
             peaks = peak_points(r["maps"], r["grid"], (H, W))
             match["true"].append(r["match"] > 0.5)
             for w, word in enumerate(words):

@@ -96,16 +96,13 @@ def patch_coverage(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     )
 
 
-def boxes_from_maps(maps: Tensor, grid: tuple[int, int], size: tuple[int, int], frac: float = 0.5, factor: int = 4,
-                    smooth: bool = False) -> list:  # fmt: skip
+def boxes_from_maps(maps: Tensor, grid: tuple[int, int], size: tuple[int, int], frac: float = 0.5, factor: int = 4) -> list:
     """Boxes in image pixels for (N, P) patch maps: each map is upsampled to ``factor`` times
-    the grid (with :func:`smooth_upsample` if ``smooth``), the region >= ``frac`` of its
-    peak around the peak is boxed, and the box is scaled to ``size`` = (height, width).
-    Cheap whatever the image size."""
+    the grid, the region >= ``frac`` of its peak around the peak is boxed, and the box is
+    scaled to ``size`` = (height, width). Cheap whatever the image size."""
     gh, gw = grid
     H, W = size
-    fine_size = (gh * factor, gw * factor)
-    fine = (smooth_upsample(maps, grid, fine_size) if smooth else upsample(maps, grid, fine_size)).numpy()
+    fine = upsample(maps, grid, (gh * factor, gw * factor)).numpy()
     sx, sy = W / (gw * factor), H / (gh * factor)
     boxes = []
     for m in fine:

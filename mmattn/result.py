@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
+from .maps import render_maps
 from .viz import overlay_map
 
 
@@ -128,10 +130,6 @@ class Grounding:
         width, height = d["image_size"]
         grid = tuple(d["grid"])
         patch = np.asarray(d.get("patch_maps", np.zeros((len(d["words"]), grid[0] * grid[1]))), np.float32)
-        import torch
-
-        from .maps import render_maps  # local: torch only when needed
-
         maps = render_maps(torch.from_numpy(patch), grid, (height, width)).numpy() if patch.size else np.zeros((0, height, width), np.float32)
         return cls(
             caption=d["caption"], words=d["words"], word_maps=maps, grounded=d["grounded"],
