@@ -26,10 +26,9 @@ import torch
 from PIL import Image
 
 from .grounding import Grounder, _is_punctuation
-from .image import load_image, target_size, to_tensor
+from .image import load_image, target_size
 from .maps import render_maps
 from .positional import sinusoidal_1d, sinusoidal_2d
-from .tokenizer import encode
 
 DIRECTIONS = ("text_to_image", "image_to_text")
 
@@ -51,7 +50,7 @@ class Caption:
 def read_caption(grounder: Grounder, caption: str) -> Caption:
     """Tokenise ``caption`` exactly as :meth:`Grounder.ground` does."""
     grounder._check_caption(caption)
-    enc = encode(grounder.tokenizer, [caption])
+    enc = grounder._encode([caption])
     words_all, word_ids = enc.words[0], enc.word_ids[0]
     keep = [w for w, word in enumerate(words_all) if not _is_punctuation(word)]
     tokens = grounder.tokenizer.convert_ids_to_tokens(enc.ids[0].tolist())
@@ -86,10 +85,9 @@ def resolve_word(words: list[str], word: int | str | None) -> int:
 
 # ---- running the model with a look inside --------------------------------------------
 def _inputs(grounder: Grounder, image, caption: str):
-    cfg = grounder.model.config
     pil = load_image(image)
-    px = to_tensor(pil, cfg.image_size, cfg.patch_size)[None].to(grounder.device)
-    enc = encode(grounder.tokenizer, [caption])
+    px = grounder._pixels([pil]).to(grounder.device)  # the grounder's own preprocessing (CLIP has its own)
+    enc = grounder._encode([caption])
     return pil, px, enc.ids.to(grounder.device), enc.attention_mask.to(grounder.device)
 
 

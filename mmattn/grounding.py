@@ -24,7 +24,7 @@ from .image import load_image, target_size, to_tensor
 from .maps import boxes_from_maps, reduce_heads, render_maps, word_matrix
 from .model import GroundingModel
 from .result import Grounding, RawAttention
-from .tokenizer import MAX_TOKENS, encode, load_tokenizer
+from .tokenizer import MAX_TOKENS, Encoded, encode, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ def _is_punctuation(word: str) -> bool:
 
 class Grounder:
     """Grounds the words of a caption in an image with a :class:`GroundingModel`."""
+
+    backend = "mmattn"  #: which kind of model grounds (shown by the demo)
 
     def __init__(self, model: GroundingModel, tokenizer, *, name: str = "mmattn", device: str | torch.device = "cpu"):
         self.model = model.eval().to(device)
@@ -125,11 +127,20 @@ class Grounder:
         if not caption.strip() or not any(ch.isalnum() for ch in caption):
             raise ValueError("the caption is empty: type a few words that describe the image, e.g. 'a red circle'")
 
+    # ---- preprocessing (a backend with other pixels or tokens overrides these two) -----
+    def _pixels(self, images: list) -> torch.Tensor:
+        """PIL images of one model input size -> pixels (B, 3, h, w), by :mod:`mmattn.image`'s policy."""
+        cfg = self.model.config
+        return torch.stack([to_tensor(im, cfg.image_size, cfg.patch_size) for im in images])
+
+    def _encode(self, captions: list[str]) -> Encoded:
+        """Captions -> a padded batch of token ids with the word of every token."""
+        return encode(self.tokenizer, captions)
+
     # ---- the work ------------------------------------------------------------------
     def _run(self, images, captions, layer, heads, method, raw) -> list[Grounding]:
-        cfg = self.model.config
-        px = torch.stack([to_tensor(im, cfg.image_size, cfg.patch_size) for im in images]).to(self.device)
-        enc = encode(self.tokenizer, list(captions))
+        px = self._pixels(images).to(self.device)
+        enc = self._encode(list(captions))
         ids, mask = enc.ids.to(self.device), enc.attention_mask.to(self.device)
         with torch.set_grad_enabled(method == "gradcam"), torch.inference_mode(method != "gradcam"):
             out = self.model(ids, px, mask, output_fusion_attentions=True)
