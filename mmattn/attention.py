@@ -50,11 +50,14 @@ def scaled_dot_product_attention(
     #    by 1/√d_k (the std of a dot product of unit-variance entries). Scaling q instead of
     #    the scores is the same product on a tensor Lk/d_k times smaller (torch does it too).
     scores = (q / math.sqrt(d_k)) @ k.transpose(-2, -1)  # (..., Lq, Lk)
+    # Without autograd the stages below reuse the scores' memory (the only big tensor):
+    # same numbers, no second (..., Lq, Lk) buffer to allocate and page in.
+    inplace = not (torch.is_grad_enabled() and scores.requires_grad)
     # 2. normalise: masked keys get -inf ...
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
+        scores = scores.masked_fill_(~mask, float("-inf")) if inplace else scores.masked_fill(~mask, float("-inf"))
     # ... then softmax per row, so each query's weights form a distribution over keys.
-    weights = torch.softmax(scores, dim=-1)  # (..., Lq, Lk)
+    weights = torch.softmax(scores, dim=-1, out=scores) if inplace else torch.softmax(scores, dim=-1)  # (..., Lq, Lk)
     empty = _empty_rows(mask)
     if empty is not None:  # a row with no allowed key is all -inf -> NaN after softmax; it attends to nothing.
         weights = weights.masked_fill(empty, 0.0)

@@ -57,7 +57,11 @@ def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator) -
     for b, s in enumerate(samples):
         cov = np.stack([patch_coverage(o.mask, (gh, gw)).reshape(P) for o in s.objects])  # (K, P)
         attrs = np.array([[COLOURS.index(o.colour) + 1, SHAPES.index(o.shape) + 1, SIZES.index(o.size) + 1] for o in s.objects])
-        labels = np.where((cov.max(0) >= 0.5)[:, None], attrs[cov.argmax(0)], 0)  # (P, 3), 0 = background
+        # a patch shows the object covering most of it, if it covers at least a quarter; each
+        # object also labels its best-covered patch, so that small objects are never unlabelled
+        labels = np.where((cov.max(0) >= 0.25)[:, None], attrs[cov.argmax(0)], 0)  # (P, 3), 0 = background
+        for k in range(len(s.objects)):
+            labels[cov[k].argmax()] = attrs[k]
         patch_labels[b] = torch.from_numpy(labels)
         cov_t = torch.from_numpy(cov)
         for row, cap in ((b, captions[b]), (B + b, captions[B + b])):

@@ -117,7 +117,12 @@ def compute_losses(model: GroundingModel, batch: dict, cfg: TrainConfig) -> tupl
         losses["i2t"] = attention_ce([w[:B] for w in out.image_to_text], batch["i2t"])
     if cfg.aux:
         logits = out.patch_logits.split(PATCH_CLASSES, dim=-1)
-        losses["aux"] = sum(F.cross_entropy(lg.flatten(0, 1), batch["patch_labels"][..., k].flatten()) for k, lg in enumerate(logits)) / 3
+        labels = batch["patch_labels"]  # (B, P, 3), 0 = background
+        obj = labels[..., 0] > 0  # (B, P): object patches are few, so they weigh as much as all background together
+        ce = torch.stack([F.cross_entropy(lg.transpose(1, 2), labels[..., k], reduction="none") for k, lg in enumerate(logits)], -1)
+        losses["aux"] = (ce[obj].mean() if obj.any() else ce.sum() * 0) + ce[~obj].mean() * 0.5
+        with torch.no_grad():
+            stats["shape_acc"] = float((logits[1].argmax(-1) == labels[..., 1])[obj].float().mean()) if obj.any() else 0.0
     if cfg.grounded:
         bce = F.binary_cross_entropy_with_logits(out.grounded_logits, batch["grounded"], reduction="none")
         losses["grounded"] = (bce * batch["grounded_w"]).sum() / batch["grounded_w"].sum().clamp(min=1)
@@ -133,10 +138,15 @@ def compute_losses(model: GroundingModel, batch: dict, cfg: TrainConfig) -> tupl
     return total, {**{k: float(v.detach()) for k, v in losses.items()}, **stats}
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: TrainConfig, minutes: float | None = None) -> float:
+    """Linear warm-up, then cosine decay to 5% of ``cfg.lr``. With a time budget
+    (``cfg.minutes``) and the ``minutes`` trained so far, the decay follows whichever of
+    steps and time runs out first, so a run cut short by the clock still ends annealed."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    if cfg.minutes and minutes is not None:
+        progress = max(progress, minutes / cfg.minutes)
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
@@ -224,8 +234,10 @@ def train(cfg: TrainConfig) -> GroundingModel:
     model.train()
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
+        # the clock only steers a single process: DDP ranks must agree on the learning rate
+        clock = None if distributed else (time.time() - t0) / 60
         for g in optimizer.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr_at(step, cfg, clock)
         loss, stats = compute_losses(ddp, batch, cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -235,7 +247,7 @@ def train(cfg: TrainConfig) -> GroundingModel:
         for k, v in {"loss": float(loss.detach()), **stats}.items():
             ema[k] = v if k not in ema else 0.95 * ema[k] + 0.05 * v
         bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in ema.items() if k in ("loss", "match_acc", "point")})
+        bar.set_postfix({k: f"{v:.3f}" for k, v in ema.items() if k in ("loss", "match_acc", "point", "shape_acc")})
         elapsed = (time.time() - t0) / 60
         out_of_time = cfg.minutes is not None and elapsed >= cfg.minutes
         done = step >= cfg.steps or out_of_time

@@ -214,3 +214,21 @@ def test_non_bool_mask_is_a_type_error(dtype):
             mha(x, mask=mask, need_weights=need_weights)
     with pytest.raises(TypeError, match="bool"):
         scaled_dot_product_attention(*qkv(b=1, lq=4, lk=4), mask)
+
+
+def test_inference_path_reuses_memory_but_gives_the_same_numbers():
+    """Without autograd the stages run in place on the scores; with it they must not."""
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 3, 5, 8, generator=g) for _ in range(3))
+    mask = torch.ones(2, 1, 5, 5, dtype=torch.bool)
+    mask[0, :, :, 3:] = False
+    mask[1, :, 2, :] = False  # a fully masked row
+    qg = q.clone().requires_grad_()
+    out_g, w_g = scaled_dot_product_attention(qg, k, v, mask)
+    out_g.sum().backward()  # autograd path: nothing was overwritten
+    with torch.inference_mode():
+        out_i, w_i = scaled_dot_product_attention(q, k, v, mask)
+    torch.testing.assert_close(out_i, out_g.detach(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(w_i, w_g.detach(), rtol=0, atol=1e-6)
+    assert torch.isfinite(qg.grad).all()
+    assert w_i[1, :, 2].abs().sum() == 0 and w_i[0, :, :, 3:].abs().sum() == 0
