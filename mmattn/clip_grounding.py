@@ -1,0 +1,259 @@
+"""The CLIP backend behind the grounding API: ``Grounder.from_pretrained("openai/clip-vit-base-patch16")``.
+
+A CLIP checkpoint is a folder (or hub id) in transformers' standard layout: ``config.json``
+with ``model_type: clip``, ``model.safetensors``, the tokenizer files and
+``preprocessor_config.json``. A checkpoint trained with ``mmattn train --clip`` adds
+``mmattn_clip.json`` (the fusion config) and ``mmattn_fusion.safetensors`` (its weights).
+
+What differs from the shipped model is only the preprocessing (:meth:`ClipGrounder._pixels`,
+:meth:`ClipGrounder._encode`); the model (:class:`mmattn.clip.ClipGroundingModel`) returns
+the same outputs, so grounding, maps, flags, boxes and export are the shared code's.
+
+- **Pixels**: the image is resized with the usual policy (longer side ``image_size``, aspect
+  ratio kept, sides multiples of the patch size; CLIP's position embeddings are
+  interpolated to the grid), with the checkpoint's resampling filter, and normalised with
+  its mean and std, as ``CLIPImageProcessor`` does (but without its centre crop).
+- **Words**: the caption (NFC, lower-cased, as CLIP's tokenizer normalises it) is split into
+  words, runs of letters and digits (with inner apostrophes: "don't") and runs of
+  punctuation; CLIP's BPE pieces of a word are merged back through ``word_ids``.
+  Punctuation is dropped from the results as usual. Every word is known: byte-level BPE
+  reads any text (CLIP was trained on English).
+- **Weights** load from safetensors only (``use_safetensors=True``), never from pickles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import shutil
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from .clip import ClipGroundingConfig, ClipGroundingModel
+from .grounding import Grounder
+from .image import target_size
+from .model import CheckpointError
+from .tokenizer import MAX_TOKENS, Encoded
+
+log = logging.getLogger(__name__)
+
+FUSION_CONFIG = "mmattn_clip.json"  #: fusion config of a trained checkpoint
+FUSION_WEIGHTS = "mmattn_fusion.safetensors"  #: fusion weights of a trained checkpoint
+WORD = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]+")  #: a word: letters/digits (inner apostrophes), or punctuation
+
+
+class _EveryWord(frozenset):
+    """A vocabulary that contains every word (CLIP's byte-level BPE reads any text)."""
+
+    def __contains__(self, word) -> bool:
+        return True
+
+
+def _is_hub_id(name: str) -> bool:
+    return not os.path.isdir(name) and os.sep not in name.replace("/", "", 1) and not name.startswith((".", "~", "/"))
+
+
+def _hub_file(name: str, filename: str, required: bool = True) -> str | None:
+    """Download (or find in the cache) one file of hub repo ``name``, with errors that say what to do."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return hf_hub_download(repo_id=name, filename=filename)
+    except LocalEntryNotFoundError as e:  # before EntryNotFoundError: it is a subclass
+        if not required:  # an optional file that is not cached: the repo was cached without it
+            return None
+        raise CheckpointError(
+            f"{name!r} is not a local folder, and it is not in the Hugging Face cache while the hub cannot be reached "
+            "(no network, or HF_HUB_OFFLINE=1). Either run once on a machine with network access to cache it, e.g. "
+            f"python -c \"import mmattn; mmattn.Grounder.from_pretrained('{name}')\", and then run offline; or pass "
+            "the path of a local checkpoint folder (config.json, model.safetensors, tokenizer and preprocessor files)."
+        ) from e
+    except EntryNotFoundError as e:
+        if not required:
+            return None
+        raise CheckpointError(f"the hub repo {name!r} has no {filename}: is it a CLIP or mmattn checkpoint?") from e
+    except RepositoryNotFoundError as e:
+        raise CheckpointError(
+            f"no model {name!r} on the Hugging Face hub (or it is private: log in with `hf auth login`); "
+            "for a local checkpoint, check the folder's path"
+        ) from e
+    except HFValidationError as e:
+        raise CheckpointError(f"{name!r} is neither a local folder nor a hub id like 'openai/clip-vit-base-patch16': check the path") from e
+
+
+def _read_json(file: str | os.PathLike) -> dict:
+    try:
+        with open(file, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{file} is not readable JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{file} is not a JSON object")
+    return data
+
+
+def is_clip_checkpoint(path: str | os.PathLike) -> bool:
+    """Does ``path`` (a folder or hub id) hold a CLIP checkpoint (``config.json`` with ``model_type: clip``)?
+
+    A local folder is only inspected; a hub id is looked up (download or cache), which raises
+    :class:`~mmattn.model.CheckpointError` with what to do when it is not cached offline."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        file = os.path.join(path, "config.json")
+        if not os.path.isfile(file):
+            return False
+        try:
+            return _read_json(file).get("model_type") == "clip"
+        except CheckpointError:
+            return False  # the mmattn loader reports it
+    if not _is_hub_id(path):
+        return False  # a missing folder: the mmattn loader says so
+    return _read_json(_hub_file(path, "config.json")).get("model_type") == "clip"
+
+
+class ClipGrounder(Grounder):
+    """A :class:`~mmattn.grounding.Grounder` on a :class:`~mmattn.clip.ClipGroundingModel`."""
+
+    def __init__(self, model: ClipGroundingModel, tokenizer, image_processor, *, name: str = "clip", device: str | torch.device = "cpu",
+                 trained: bool = False):  # fmt: skip
+        super().__init__(model, tokenizer, name=name, device=device)
+        self._known = _EveryWord()
+        self.image_processor = image_processor
+        self.trained = trained
+        self.backend = f"CLIP backend, {'trained' if trained else 'zero-shot'} fusion"
+        p = image_processor
+        self._mean = torch.tensor(p.image_mean if p.do_normalize else [0.0] * 3, dtype=torch.float32).view(3, 1, 1)
+        self._std = torch.tensor(p.image_std if p.do_normalize else [1.0] * 3, dtype=torch.float32).view(3, 1, 1)
+        self._scale = float(p.rescale_factor) if p.do_rescale else 1.0
+        self._resample = Image.Resampling(int(p.resample)) if p.resample is not None else Image.Resampling.BICUBIC
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, device: str = "cpu", **overrides) -> ClipGrounder:
+        """Load a CLIP checkpoint folder or hub id (plus trained fusion weights, if the folder has them).
+
+        ``overrides`` change :class:`~mmattn.clip.ClipGroundingConfig` fields, e.g.
+        ``image_size=336`` or ``num_heads=8`` (zero-shot only: a trained fusion keeps its own)."""
+        from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+        from transformers.utils import logging as hf_logging
+
+        path = os.fspath(path)
+        local = os.path.isdir(path)
+        if not local and not _is_hub_id(path):
+            raise CheckpointError(f"no checkpoint folder at {path!r}: check the path")
+        saved_file = os.path.join(path, FUSION_CONFIG) if local else _hub_file(path, FUSION_CONFIG, required=False)
+        saved = _read_json(saved_file) if saved_file and os.path.isfile(saved_file) else None
+        hf_logging.disable_progress_bar()
+        try:
+            clip = CLIPModel.from_pretrained(path, attn_implementation="eager", use_safetensors=True).eval()
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            processor = CLIPImageProcessor.from_pretrained(path)
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"could not load the CLIP checkpoint {path!r}: {e}") from e
+        vc = clip.config.vision_config
+        fields = {"dim": clip.config.projection_dim, "patch_size": vc.patch_size, "image_size": vc.image_size,
+                  "temperature": float(clip.logit_scale.detach().exp())}  # fmt: skip
+        fields |= (saved or {}).get("config", {})
+        fields |= overrides
+        try:
+            config = ClipGroundingConfig(**fields)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"not a valid CLIP grounding config ({e})") from e
+        model = ClipGroundingModel(clip, tokenizer, config)
+        if saved is not None:
+            weights = os.path.join(path, FUSION_WEIGHTS) if local else _hub_file(path, FUSION_WEIGHTS)
+            _load_fusion(model, weights)
+        name = Path(path).name if local else path
+        return cls(model, tokenizer, processor, name=name, device=device, trained=saved is not None)
+
+    # ---- preprocessing ---------------------------------------------------------------
+    def _pixels(self, images: list) -> torch.Tensor:
+        """PIL images of one model input size -> CLIP-normalised pixels (B, 3, h, w), aspect ratio kept."""
+        cfg = self.model.config
+        out = []
+        for im in images:
+            size = target_size(im.width, im.height, cfg.image_size, cfg.patch_size)
+            if im.size != size:
+                im = im.resize(size, self._resample)
+            a = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).float()  # (3, h, w)
+            out.append((a * self._scale - self._mean) / self._std)
+        return torch.stack(out)
+
+    def _encode(self, captions: list[str]) -> Encoded:
+        """Captions -> CLIP token ids with the word of every token (see the module doc)."""
+        return encode_words(self.tokenizer, captions)
+
+
+def split_words(caption: str) -> list[str]:
+    """The caption's words as the CLIP backend reports them: "A dog's ball, red!" -> ["a", "dog's", "ball", ",", "red", "!"]."""
+    return WORD.findall(unicodedata.normalize("NFC", caption).lower())
+
+
+def encode_words(tokenizer, captions: list[str], max_tokens: int = MAX_TOKENS) -> Encoded:
+    """Tokenise captions word by word with a CLIP tokenizer, keeping the word of every token.
+
+    A caption longer than ``max_tokens`` tokens (specials included) keeps its first whole
+    words that fit and is flagged in ``truncated``."""
+    words = [split_words(c) or [""] for c in captions]
+    pieces = tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+    truncated = []
+    for b in range(len(words)):
+        wid = [w for w in pieces.word_ids(b) if w is not None]
+        budget = max_tokens - 2  # room for <|startoftext|> and <|endoftext|>
+        truncated.append(len(wid) > budget)
+        if truncated[-1]:
+            words[b] = words[b][: wid[budget]]  # up to the first word that does not fit completely
+    enc = tokenizer(words, is_split_into_words=True, padding="longest", return_tensors="pt")
+    word_ids = [enc.word_ids(b) for b in range(len(words))]
+    return Encoded(enc["input_ids"], enc["attention_mask"].bool(), word_ids, words, truncated)
+
+
+# ---- trained fusion weights --------------------------------------------------------------
+def _load_fusion(model: ClipGroundingModel, file: str) -> None:
+    """Load trained fusion weights strictly: every tensor present, none extra, shapes equal."""
+    if not os.path.isfile(file):
+        raise CheckpointError(f"{file} is missing: the checkpoint has {FUSION_CONFIG} but no fusion weights")
+    try:
+        state = load_file(file)
+    except Exception as e:  # safetensors raises its own error types on corrupt files
+        raise CheckpointError(f"{file} is not a readable safetensors file ({e})") from e
+    mine = model.fusion_state_dict()
+    problems = [f"missing {sorted(set(mine) - set(state))[:5]}" if set(mine) - set(state) else "",
+                f"unexpected {sorted(set(state) - set(mine))[:5]}" if set(state) - set(mine) else "",
+                ", ".join(f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                          for k, v in mine.items() if k in state and state[k].shape != v.shape)]  # fmt: skip
+    if any(problems):
+        raise CheckpointError(f"{file} does not fit the fusion in {FUSION_CONFIG}: " + "; ".join(p for p in problems if p))
+    model.load_state_dict({**model.state_dict(), **state}, strict=True)
+
+
+def save_clip_checkpoint(grounder: ClipGrounder, folder: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write a self-contained CLIP checkpoint (the towers, tokenizer, image processor, and the
+    fusion config and weights) that :meth:`ClipGrounder.from_pretrained` loads; atomically."""
+    folder = Path(folder)
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model = grounder.model
+    model.clip_config.save_pretrained(tmp)
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.clip_state_dict().items()}, tmp / "model.safetensors",
+              metadata={"format": "pt"})  # fmt: skip
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.fusion_state_dict().items()}, tmp / FUSION_WEIGHTS)
+    grounder.tokenizer.save_pretrained(tmp)
+    grounder.image_processor.save_pretrained(tmp)
+    info = {"config": dataclasses.asdict(model.config), **(extra or {})}
+    (tmp / FUSION_CONFIG).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.replace(old)
+    tmp.replace(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
