@@ -7,6 +7,7 @@ import sys
 USAGE = """usage: mmattn {train,eval,ground} ...
 
   train    train a grounding model on generated shapes scenes
+           (--clip FOLDER [--jsonl FILE]: train the CLIP backend's fusion instead)
   eval     evaluate a checkpoint on held-out scenes (pointing, boxes, match, ...)
   ground   ground a caption in an image: overlays and JSON
 
@@ -19,7 +20,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.write(USAGE + "\n")
         return
     command, rest = argv[0], argv[1:]
-    if command == "train":
+    if command == "train" and any(a.split("=")[0] in ("--clip", "--jsonl") for a in rest):
+        from .clip_train import main as run  # the CLIP backend's fusion, on frozen CLIP towers
+    elif command == "train":
         from .train import main as run
     elif command == "eval":
         from .evaluate import main as run

@@ -69,8 +69,14 @@ class Grounder:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike | None = None, *, device: str = "cpu") -> Grounder:
         """Load an mmattn checkpoint folder (or hub id); ``None`` loads the shipped model
-        (or the one named by the ``MMATTN_MODEL`` environment variable)."""
+        (or the one named by the ``MMATTN_MODEL`` environment variable). A CLIP checkpoint
+        (``config.json`` with ``model_type: clip``, e.g. ``openai/clip-vit-base-patch16``)
+        gives the CLIP backend, :class:`mmattn.clip_grounding.ClipGrounder`."""
         path = resolve_checkpoint(path)
+        from .clip_grounding import ClipGrounder, is_clip_checkpoint  # late: the CLIP backend imports grounding
+
+        if is_clip_checkpoint(path):
+            return ClipGrounder.from_pretrained(path, device=device)
         model = GroundingModel.load(path)
         return cls(model, load_tokenizer(path), name=Path(path).name if Path(path).is_dir() else path, device=device)
 
