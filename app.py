@@ -2,6 +2,7 @@
 
     python app.py                        # http://0.0.0.0:7860 (GRADIO_SERVER_NAME / _PORT to change)
     MMATTN_MODEL=path/to/ckpt python app.py
+    MMATTN_MODEL=openai/clip-vit-base-patch16 python app.py   # real photos: the CLIP backend (README)
 
 Tabs: Ground (each word's map over the image), Image -> text (click a region: which words
 it attends to), Heads & layers (one word in every layer and head, both directions), Step by
@@ -64,6 +65,8 @@ CFG = GROUNDER.model.config
 L, H = GROUNDER.num_layers, GROUNDER.num_heads
 LAYER0 = DEFAULT_LAYER % L
 MODEL_SOURCE = f"{os.environ['MMATTN_MODEL']} (MMATTN_MODEL)" if os.environ.get("MMATTN_MODEL") else "assets/model (shipped)"
+if GROUNDER.backend != "mmattn":  # e.g. MMATTN_MODEL=openai/clip-vit-base-patch16: "CLIP backend, zero-shot fusion"
+    MODEL_SOURCE += f", {GROUNDER.backend}"
 MODEL_INFO = (
     f"**Model** `{MODEL_SOURCE.replace('`', '')}`: "
     f"{L} fusion layers × {H} heads, width {CFG.dim} (head width {CFG.dim // H}), images resized to "
