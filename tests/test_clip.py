@@ -161,6 +161,21 @@ def test_zero_shot_attention_is_clip_similarity_both_ways(grounder):
     torch.testing.assert_close(out.text_features, text.tokens)
 
 
+def test_tower_self_attentions_when_asked(grounder):
+    enc = grounder._encode(["a red dog", "a cat"])
+    px = grounder._pixels([photo(32, 24, 1), photo(32, 24, 2)])
+    with torch.no_grad():
+        out = grounder.model(enc.ids, px, enc.attention_mask, output_attentions=True)
+        plain = grounder.model(enc.ids, px, enc.attention_mask)
+    T, P = enc.ids.size(1), 3 * 4
+    assert [w.shape for w in out.text_self_attentions] == [(2, 4, T, T)] * 2  # eager attention: never empty
+    assert [w.shape for w in out.image_self_attentions] == [(2, 4, 1 + P, 1 + P)] * 2  # [CLS] included
+    assert [w.shape for w in out.text_to_image] == [(2, 1, T, P)] and [w.shape for w in out.image_to_text] == [(2, 1, P, T)]
+    assert plain.text_to_image == () and plain.text_self_attentions == () and plain.image_self_attentions == ()
+    torch.testing.assert_close(plain.match_logits, out.match_logits)
+    assert out.patch_logits.shape == (2, P, 0) and out.centroids.shape == (2, T, 2)
+
+
 # ---- the grounding contract --------------------------------------------------------------------
 def test_words_merge_bpe_pieces_and_drop_punctuation(grounder):
     r = grounder.ground(photo(80, 50), CAPTION, raw=True)
