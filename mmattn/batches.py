@@ -31,6 +31,9 @@ def _attribute_present(word: str, objects) -> bool:
     return False
 
 
+RELATION_NEGATIVES = 0.5  #: share of relational captions trained against their relation swap
+
+
 def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator) -> dict:
     """Collate samples (all of one image size, a multiple of ``patch_size``) into tensors."""
     W, H = samples[0].image.size
@@ -40,7 +43,13 @@ def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator) -
     P, B = gh * gw, len(samples)
     negs = []
     for s in samples:
-        negs.append(s.negatives[rng.integers(len(s.negatives))] if s.negatives else None)
+        # the relation swap is the hardest counterfactual (every word still names a real
+        # object) and one of up to four: draw it half of the time when there is one
+        rel = [n for n in s.negatives if n.neg_kind == "relation"]
+        if rel and rng.random() < RELATION_NEGATIVES:
+            negs.append(rel[0])
+        else:
+            negs.append(s.negatives[rng.integers(len(s.negatives))] if s.negatives else None)
     captions = [s.caption for s in samples] + [n if n is not None else s.caption for n, s in zip(negs, samples)]
     enc = encode(tokenizer, [c.text for c in captions])
     T = enc.ids.size(1)

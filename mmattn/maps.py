@@ -50,27 +50,46 @@ def upsample(maps: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> Tens
 def box_from_map(m: np.ndarray, frac: float = 0.5) -> tuple[int, int, int, int] | None:
     """Bounding box (x0, y0, x1, y1), x1/y1 exclusive, of the region where ``m`` is at least
     ``frac`` of its peak and that contains the peak (4-connected). None for an empty map."""
-    peak = float(m.max()) if m.size else 0.0
-    if not np.isfinite(peak) or peak <= 0:
-        return None
-    region = _component(m >= frac * peak, np.unravel_index(int(m.argmax()), m.shape))
-    ys, xs = np.nonzero(region)
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    return boxes_from_fine(np.asarray(m)[None], frac)[0]
 
 
-def _component(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
-    """The 4-connected component of boolean ``mask`` containing ``seed`` (flood fill)."""
-    H, W = mask.shape
-    region = np.zeros_like(mask)
-    region[seed] = True
-    stack = [seed]
-    while stack:
-        y, x = stack.pop()
-        for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
-            if 0 <= ny < H and 0 <= nx < W and mask[ny, nx] and not region[ny, nx]:
-                region[ny, nx] = True
-                stack.append((ny, nx))
-    return region
+def boxes_from_fine(maps: np.ndarray, frac: float = 0.5) -> list[tuple[int, int, int, int] | None]:
+    """:func:`box_from_map` for a stack of (N, h, w) maps at once."""
+    N, h, w = maps.shape
+    if N == 0 or h == 0 or w == 0:
+        return [None] * N
+    flat = maps.reshape(N, -1)
+    peak_at = flat.argmax(1)
+    peak = flat[np.arange(N), peak_at]
+    ok = np.isfinite(peak) & (peak > 0)
+    masks = maps >= (frac * np.where(ok, peak, np.inf))[:, None, None]
+    seeds = np.zeros_like(masks)
+    seeds.reshape(N, -1)[np.arange(N), peak_at] = ok
+    region = _components(masks, seeds)
+    boxes = []
+    for n in range(N):
+        if not ok[n]:
+            boxes.append(None)
+            continue
+        rows, cols = np.flatnonzero(region[n].any(1)), np.flatnonzero(region[n].any(0))
+        boxes.append((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
+    return boxes
+
+
+def _components(masks: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The 4-connected components of boolean (N, h, w) ``masks`` that contain the True
+    cells of ``seeds``: a flood fill for all N maps at once, one ring of neighbours per step."""
+    region = seeds & masks
+    while True:
+        grown = region.copy()
+        grown[:, 1:] |= region[:, :-1]
+        grown[:, :-1] |= region[:, 1:]
+        grown[:, :, 1:] |= region[:, :, :-1]
+        grown[:, :, :-1] |= region[:, :, 1:]
+        grown &= masks
+        if np.array_equal(grown, region):
+            return region
+        region = grown
 
 
 def box_iou(a, b) -> float:
@@ -104,12 +123,8 @@ def boxes_from_maps(maps: Tensor, grid: tuple[int, int], size: tuple[int, int], 
     H, W = size
     fine = upsample(maps, grid, (gh * factor, gw * factor)).numpy()
     sx, sy = W / (gw * factor), H / (gh * factor)
-    boxes = []
-    for m in fine:
-        b = box_from_map(m, frac)
-        boxes.append(None if b is None else (
-            int(round(b[0] * sx)), int(round(b[1] * sy)), int(round(b[2] * sx)), int(round(b[3] * sy))))
-    return boxes
+    return [None if b is None else (int(round(b[0] * sx)), int(round(b[1] * sy)), int(round(b[2] * sx)), int(round(b[3] * sy)))
+            for b in boxes_from_fine(fine, frac)]  # fmt: skip
 
 
 def _gaussian_kernel(sigma: float) -> Tensor:

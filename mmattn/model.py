@@ -48,10 +48,14 @@ class GroundingConfig:
     max_text_len: int = 64  # only bounds learned text positions
     embed_dim: int = 64  # E: joint space of the optional contrastive loss
     dropout: float = 0.0
+    match_layers: int = 1  # self-attention blocks over the located words in the match head
+    match_spread: bool = False  # also tell the match head how spread out each word's map is
 
     def __post_init__(self):
         if self.dim % self.num_heads:
             raise ValueError(f"dim must be divisible by num_heads (got dim={self.dim}, num_heads={self.num_heads})")
+        if self.match_layers < 1:
+            raise ValueError(f"the match head needs at least one block (got match_layers={self.match_layers})")
         if self.fusion_layers < 1:
             raise ValueError(f"need at least one fusion layer (got fusion_layers={self.fusion_layers})")
 
@@ -104,8 +108,9 @@ class GroundingModel(
         )
         self.patch_head = nn.Linear(c.dim, sum(PATCH_CLASSES))
         self.text_proj, self.image_proj = nn.Linear(c.dim, c.embed_dim), nn.Linear(c.dim, c.embed_dim)
-        self.where = nn.Linear(2, c.dim)  # a word's centroid (x, y) -> features
+        self.where = nn.Linear(4 if c.match_spread else 2, c.dim)  # where a word looks: centroid (x, y) [+ spread] -> features
         self.match_block = Block(c.dim, c.num_heads, mlp_ratio=c.mlp_ratio)
+        self.match_blocks = nn.ModuleList(Block(c.dim, c.num_heads, mlp_ratio=c.mlp_ratio) for _ in range(c.match_layers - 1))
         self.match_norm = nn.LayerNorm(c.dim)
         self.match_head = nn.Linear(c.dim, 1)
         self.grounded_head = nn.Linear(c.dim, 1)
@@ -155,8 +160,16 @@ class GroundingModel(
                 t2i.append(out.text_to_image)
                 i2t.append(out.image_to_text)
         coords = patch_coordinates(*grid, device=ids.device).to(t.dtype)  # (P, 2)
-        centroids = out.text_to_image.mean(1) @ coords  # (B, T, P) @ (P, 2) -> (B, T, 2)
-        h, _ = self.match_block(t + self.where(centroids), attention_mask[:, None, None, :])
+        a = out.text_to_image.mean(1)  # (B, T, P)
+        centroids = a @ coords  # (B, T, P) @ (P, 2) -> (B, T, 2)
+        where = centroids
+        if self.config.match_spread:  # standard deviation of the map along x and y: small = located
+            spread = (a @ coords.square() - centroids.square()).clamp(min=0).add(1e-6).sqrt()  # (B, T, 2)
+            where = torch.cat([centroids, spread], dim=-1)  # (B, T, 4)
+        key_mask = attention_mask[:, None, None, :]
+        h, _ = self.match_block(t + self.where(where), key_mask)
+        for block in self.match_blocks:
+            h, _ = block(h, key_mask)
         h = self.match_norm(h)  # (B, T, D)
         return GroundingOutput(
             text_features=t,

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from mmattn.evaluate import markdown
-from mmattn.maps import box_from_map, box_iou, boxes_from_maps, patch_coverage, reduce_heads, upsample, word_matrix
+from mmattn.maps import box_from_map, box_iou, boxes_from_fine, boxes_from_maps, patch_coverage, reduce_heads, upsample, word_matrix
 
 
 def test_box_iou_known_values():
@@ -20,6 +20,20 @@ def test_box_from_map_takes_the_peak_region_only():
     m[10:15, 20:28] = 0.6  # a second blob above half the peak, not connected
     assert box_from_map(m) == (3, 2, 9, 6)
     assert box_from_map(np.zeros((4, 4))) is None
+
+
+def test_stacked_flood_fill_follows_winding_regions_and_matches_one_at_a_time():
+    m = np.zeros((9, 9))
+    m[1, 1:8] = m[1:8, 7] = m[7, 1:8] = m[3:8, 1] = m[3, 1:5] = 1.0  # a spiral
+    m[5, 3:6] = 0.9  # inside the spiral but not connected to it
+    m[3, 4] = 2.0  # the peak, at the spiral's inner end
+    assert box_from_map(m) == (1, 1, 8, 8)
+    rng = np.random.default_rng(0)
+    maps = rng.random((20, 12, 17)) ** 4
+    maps[3] = 0.0
+    stacked = boxes_from_fine(maps, 0.5)
+    assert stacked[3] is None
+    assert stacked == [box_from_map(x, 0.5) for x in maps]
 
 
 def test_upsample_keeps_geometry_on_a_non_square_grid():

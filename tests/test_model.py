@@ -147,6 +147,22 @@ def test_config_rejects_dim_not_divisible_by_heads_and_zero_fusion_layers():
         GroundingConfig(dim=30, num_heads=4)
     with pytest.raises(ValueError, match="fusion"):
         GroundingConfig(fusion_layers=0)
+    with pytest.raises(ValueError, match="match_layers=0"):
+        GroundingConfig(match_layers=0)
+
+
+def test_deeper_match_head_with_map_spread_runs_and_round_trips(batch, tmp_path):
+    config = dataclasses.replace(CONFIG, match_layers=2, match_spread=True)
+    model = GroundingModel(config).eval()
+    assert len(model.match_blocks) == 1 and model.where.in_features == 4
+    ids, mask, pixels = batch
+    model.save_pretrained(tmp_path)
+    loaded = GroundingModel.load(tmp_path)
+    assert loaded.config == config
+    with torch.no_grad():
+        a, b = model(ids, pixels, mask), loaded(ids, pixels, mask)
+    assert a.match_logits.shape == (B,) and torch.isfinite(a.match_logits).all()
+    assert torch.equal(a.match_logits, b.match_logits)
 
 
 # ---- image size policy --------------------------------------------------------------------
