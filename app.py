@@ -22,9 +22,11 @@ and positional views); this file only validates inputs, resizes pictures and lay
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import hashlib
 import html
+import io
 import logging
 import os
 import tempfile
@@ -58,6 +60,8 @@ VIEW_MAX_WIDTH = 1344
 THUMB = 132  #: height of the small maps in the grids
 MASK_ALPHA = 0.6  #: opacity of a map at 1.0 on the shared scale (the strongest value of any word)
 MASK_FLOOR = 0.05  #: values below this (on the shared scale) are not drawn
+PNG_LEVEL = 1  #: zlib level of the mask PNGs: level 1 is twice as fast as gradio's default and barely larger
+JPEG_QUALITY = 90  #: the picture under the maps is a JPEG (WebP, gradio's default, takes 30x longer to encode)
 
 # ---- the model, once ------------------------------------------------------------------
 GROUNDER = Grounder.from_pretrained()  # MMATTN_MODEL selects another checkpoint folder
@@ -73,6 +77,7 @@ MODEL_INFO = (
     f"{CFG.image_size} px with {CFG.patch_size} px patches, captions up to {MAX_TOKENS - 2} tokens."
 )
 HEAD_CHOICES = ["mean", "max", *map(str, range(H))]
+LANGUAGES = "English or Chinese" if GROUNDER.backend == "mmattn" else "English"  # CLIP's tokenizer is English-only
 
 
 # ---- gradio's output cache: atomic writes ----------------------------------------------
@@ -85,7 +90,13 @@ def _install_atomic_image_cache() -> None:
         return
 
     def save_pil_to_cache(img: Image.Image, cache_dir: str, name: str = "image", format: str = "webp") -> str:
-        data = processing_utils.encode_pil_to_bytes(img, format)
+        fmt = {"jpg": "jpeg"}.get(format.lower(), format.lower())
+        if fmt in ("png", "jpeg") and not img.info:  # our own pictures (no metadata to keep): faster settings
+            with io.BytesIO() as buf:
+                img.save(buf, fmt, **({"compress_level": PNG_LEVEL} if fmt == "png" else {"quality": JPEG_QUALITY}))
+                data = buf.getvalue()
+        else:
+            data = processing_utils.encode_pil_to_bytes(img, format)
         folder = Path(cache_dir) / processing_utils.hash_bytes(data)
         folder.mkdir(exist_ok=True, parents=True)
         path = (folder / f"{name}.{format}").resolve()
@@ -105,6 +116,44 @@ def _install_atomic_image_cache() -> None:
 
 
 _install_atomic_image_cache()
+
+
+def _annotated_postprocess(self: gr.AnnotatedImage, value):
+    """``gr.AnnotatedImage.postprocess`` for our values (a PIL image and float masks), in uint8.
+
+    Gradio's own builds a float64 RGBA array per mask (about 8 MB for a 448-px picture, per
+    word, per request), which costs time and leaves the allocator with fragmented memory
+    under concurrent requests. Same files for the browser: the label's colour (red if none,
+    which the page hue-rotates per label) with the mask as alpha."""
+    from gradio.components.annotated_image import AnnotatedImageData, Annotation
+    from gradio.data_classes import FileData
+
+    if value is None:
+        return None
+    base, annotations = value
+    base_path = processing_utils.save_pil_to_cache(base, cache_dir=self.GRADIO_CACHE, format=self.format)
+    sections = []
+    for mask, label in annotations:
+        colour = (self.color_map or {}).get(label, "#ff0000").lstrip("#")
+        rgba = np.empty((*mask.shape, 4), np.uint8)
+        rgba[..., :3] = [int(colour[i : i + 2], 16) for i in (0, 2, 4)]
+        rgba[..., 3] = np.clip(mask * 255, 0, 255).astype(np.uint8)
+        path = processing_utils.save_pil_to_cache(Image.fromarray(rgba, "RGBA"), cache_dir=self.GRADIO_CACHE, format="png")
+        sections.append(Annotation(image=FileData(path=os.path.abspath(path)), label=label))
+    return AnnotatedImageData(image=FileData(path=os.path.abspath(base_path)), annotations=sections)
+
+
+def _tame_malloc() -> None:
+    """Cap glibc's per-thread malloc arenas at 2: with one arena per worker thread, freed
+    request buffers stay mapped in many half-empty arenas and the server's resident memory
+    creeps up under concurrent users. No-op off glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
+_tame_malloc()
 
 
 # ---- inputs ----------------------------------------------------------------------------
@@ -565,12 +614,12 @@ LAUNCH_KWARGS = {
 with gr.Blocks(title="mmattn: text ↔ image cross-attention") as demo:
     gr.Markdown("# mmattn: where does each word look?\nBidirectional text–image cross-attention: **text queries image** "
                 "(each word gets a map over the image's patches) and **image queries text** (each patch gets a "
-                "distribution over the words). English or Chinese captions.", elem_id="title")  # fmt: skip
+                f"distribution over the words). {LANGUAGES} captions.", elem_id="title")  # fmt: skip
     gr.Markdown(MODEL_INFO, elem_id="model_info")
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=320):
             in_img = guard_uploads(gr.Image(type="pil", label="Image", elem_id="in_img", height=300, sources=["upload", "clipboard"]))
-            in_txt = gr.Textbox(label="Caption (English or Chinese)", elem_id="in_txt", lines=2, max_lines=4,
+            in_txt = gr.Textbox(label=f"Caption ({LANGUAGES})", elem_id="in_txt", lines=2, max_lines=4,
                                 placeholder="a red circle left of a blue square")  # fmt: skip
             with gr.Accordion("Settings", open=True):
                 method = gr.Radio(list(METHODS), value="attention", label="Method",
@@ -585,7 +634,8 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention") as demo:
                 with gr.Tab("Ground", id="ground"):
                     gr.Markdown("Each word's map on **one scale** shared by all words: a word that looks everywhere stays faint. "
                                 "Hover a word in the legend to see only its map.", elem_classes="explain")  # fmt: skip
-                    ann = gr.AnnotatedImage(label="Where each word looks", elem_id="out_ann", height=BOX_HEIGHT)
+                    ann = gr.AnnotatedImage(label="Where each word looks", elem_id="out_ann", height=BOX_HEIGHT, format="jpeg")
+                    ann.postprocess = functools.partial(_annotated_postprocess, ann)  # uint8 masks, see above
                     with gr.Row():
                         match = gr.Label(label="Match", elem_id="match", num_top_classes=2)
                         notice = gr.Textbox(label="Notice", elem_id="notice", interactive=False, lines=2)

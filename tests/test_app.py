@@ -78,13 +78,34 @@ def test_ground(app, client, image):
     base = Image.open(_path(ann["image"]))
     assert base.height >= app.VIEW_HEIGHT  # never shown larger than its pixels
     for a in ann["annotations"][:3]:
-        assert Image.open(_path(a["image"])).size == base.size  # masks exactly the displayed size
+        mask = Image.open(_path(a["image"]))
+        assert mask.size == base.size and mask.mode == "RGBA"  # masks exactly the displayed size, map as alpha
     assert [row[1] for row in table["data"]] == words
     assert 0 <= data["match_score"] <= 1 and len(data["grounded"]) == len(words)
     assert data["image_size"] == [160, 120]
     assert {c["label"] for c in match["confidences"]} == {"caption matches the image", "caption does not match"}
     assert isinstance(notice, str) and notice
     json.dumps(data)
+
+
+def test_mask_files_are_the_ones_gradio_would_make(app):
+    """The app's uint8 AnnotatedImage.postprocess writes what gradio's own would: same alpha
+    (the map), same colour wherever the mask shows."""
+    import gradio as gr
+
+    rng = np.random.default_rng(0)
+    masks = [(np.round(rng.random((30, 40)) * 32) / 32 * app.MASK_ALPHA).astype(np.float32) for _ in range(3)]
+    masks[0][:10] = 0.0
+    masks[1][5, 5] = 1.0
+    value = (Image.new("RGB", (40, 30), "white"), [(m, f"{i}:w") for i, m in enumerate(masks)])
+    ours, theirs = app.ann.postprocess(value), gr.AnnotatedImage.postprocess(app.ann, value)
+    assert [a.label for a in ours.annotations] == [a.label for a in theirs.annotations]
+    for a, b in zip(ours.annotations, theirs.annotations, strict=True):
+        x, y = np.asarray(Image.open(a.image.path)), np.asarray(Image.open(b.image.path))
+        assert x.shape == y.shape == (30, 40, 4)
+        assert np.array_equal(x[..., 3], y[..., 3])
+        shown = y[..., 3] > 0
+        assert np.array_equal(x[shown], y[shown])
 
 
 def test_ground_settings_and_big_image(app, client, tmp_path):
