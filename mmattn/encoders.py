@@ -120,6 +120,8 @@ class ImageEncoder(nn.Module):
                 f"image size {Wpx}x{Hpx} is not a multiple of the patch size {self.patch_size}; "
                 "resize it with mmattn.image.to_tensor()"
             )
+        if not torch.is_grad_enabled():  # inference: oneDNN's convolutions are faster on channels-last pixels
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
         fmap = self.stem(pixels)  # (B, D, gh, gw)
         gh, gw = fmap.shape[-2:]
         x = fmap.flatten(2).transpose(1, 2)  # (B, P, D), patch (r, c) at r*gw + c

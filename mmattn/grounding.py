@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from string import punctuation
 
@@ -21,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .image import load_image, target_size, to_tensor
-from .maps import boxes_from_maps, reduce_heads, render_maps, word_matrix
+from .maps import boxes_from_maps, reduce_heads, render_map_sets, word_matrix
 from .model import GroundingModel
 from .result import Grounding, RawAttention
 from .tokenizer import MAX_TOKENS, Encoded, encode, load_tokenizer
@@ -33,6 +34,7 @@ DEFAULT_MODEL = ASSETS / "model"  #: the shipped default model
 DEFAULT_LAYER = -1  #: fusion layer whose maps are shown by default (chosen by measurement, see README)
 METHODS = ("attention", "rollout", "gradcam")
 GROUNDED_THRESHOLD = 0.5
+DECODE_THREADS = 2  #: threads decoding images for ground_batch, ahead of the model
 
 
 def resolve_checkpoint(path: str | os.PathLike | None) -> str:
@@ -96,23 +98,34 @@ class Grounder:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
         layer = self._check(layer, heads, method)
-        pil = [load_image(im) for im in images]
         for c in captions:
             self._check_caption(c)
+        if len(images) == 1:  # ground(): no threads
+            return self._run([load_image(images[0])], list(captions), layer, heads, method, raw)
         cfg = self.model.config
-        groups = defaultdict(list)
-        for i, im in enumerate(pil):
-            groups[target_size(im.width, im.height, cfg.image_size, cfg.patch_size)].append(i)
-        results: list[Grounding | None] = [None] * len(pil)
-        show = progress if progress is not None else len(pil) > 4 * batch_size
-        bar = tqdm(total=len(pil), desc="grounding", disable=not show)
-        for idx in groups.values():
-            for s in range(0, len(idx), batch_size):
-                part = idx[s : s + batch_size]
-                for i, g in zip(part, self._run([pil[i] for i in part], [captions[i] for i in part], layer, heads, method, raw)):
-                    results[i] = g
-                bar.update(len(part))
-        bar.close()
+        results: list[Grounding | None] = [None] * len(images)
+        show = progress if progress is not None else len(images) > 4 * batch_size
+        chunk = 4 * batch_size  # images decoded ahead: memory stays bounded on long runs
+        starts = range(0, len(images), chunk)
+        with tqdm(total=len(images), desc="grounding", unit="pair", disable=not show) as bar, \
+                ThreadPoolExecutor(DECODE_THREADS) as pool:  # fmt: skip
+            # Pillow decodes without the GIL: the next chunk decodes while the model runs on this one
+            pending = pool.map(load_image, images[:chunk])
+            for start in starts:
+                pil = _decoded(pending, start)
+                nxt = start + chunk
+                if nxt < len(images):
+                    pending = pool.map(load_image, images[nxt : nxt + chunk])
+                groups = defaultdict(list)  # batched by model input size
+                for i, im in enumerate(pil, start):
+                    groups[target_size(im.width, im.height, cfg.image_size, cfg.patch_size)].append(i)
+                for idx in groups.values():
+                    for s in range(0, len(idx), batch_size):
+                        part = idx[s : s + batch_size]
+                        done = self._run([pil[i - start] for i in part], [captions[i] for i in part], layer, heads, method, raw)
+                        for i, g in zip(part, done):
+                            results[i] = g
+                        bar.update(len(part))
         return results  # type: ignore[return-value]
 
     # ---- checks --------------------------------------------------------------------
@@ -162,49 +175,83 @@ class Grounder:
         else:  # Grad-CAM on the cross-attention (ALBEF): attention x positive gradient of the match logit
             token_maps = reduce_heads(t2i[layer] * grad.clamp(min=0), heads)
         patch_i2t = reduce_heads(i2t[layer], heads)  # (B, P, T)
-        grounded_p = torch.sigmoid(out.grounded_logits.detach()).cpu()
+        grounded_p = torch.sigmoid(out.grounded_logits.detach()).float().cpu()  # (B, T)
         match_p = torch.sigmoid(out.match_logits.detach()).cpu()
         token_maps, patch_i2t = token_maps.float().cpu(), patch_i2t.float().cpu()
+
+        # tokens -> words for the whole batch at once: M[b] is item b's (W, T) averaging
+        # matrix (subword pieces merged, punctuation dropped), zero rows pad to the longest
+        B, T = token_maps.shape[:2]
+        words, keeps = [], []
+        for b in range(B):
+            keeps.append([w for w, word in enumerate(enc.words[b]) if not _is_punctuation(word)])
+            words.append([enc.words[b][w] for w in keeps[-1]])
+        M = torch.zeros(B, max(map(len, words), default=0), T)
+        for b in range(B):
+            M[b, : len(words[b])] = word_matrix(enc.word_ids[b], len(enc.words[b]), T)[keeps[b]]
+        maps = M @ token_maps  # (B, W, T) @ (B, T, P) -> (B, W, P)
+        peak = maps.amax(dim=(1, 2), keepdim=True) if maps.numel() else torch.ones(B, 1, 1)
+        maps = maps / torch.where(peak > 0, peak, torch.ones_like(peak))  # one scale per caption
+        scores = (M @ grounded_p[:, :, None])[:, :, 0]  # (B, W)
+        word_i2t = patch_i2t @ (M > 0).float().transpose(1, 2)  # (B, P, T) @ (B, T, W) -> (B, P, W)
+
+        # maps at each image's own size, rendered together for images of the same size
+        sizes = [(im.height, im.width) for im in images]
+        word_maps: list[np.ndarray | None] = [None] * B
+        for size in dict.fromkeys(sizes):
+            same = [b for b in range(B) if sizes[b] == size]
+            rendered = render_map_sets(maps[same], out.grid, size).numpy()  # (n, W, height, width)
+            for j, b in enumerate(same):
+                word_maps[b] = rendered[j, : len(words[b])]
+
+        unknown = [[w for w in ws if w not in self._known] for ws in words]
+        grounded = [[s > GROUNDED_THRESHOLD and w not in unk for s, w in zip(scores[b].tolist(), words[b])]
+                    for b, unk in enumerate(unknown)]  # fmt: skip
+        # boxes only for grounded words, all of the batch's at once
+        found = [(b, i) for b in range(B) for i, g in enumerate(grounded[b]) if g]
+        boxes = [[None] * len(ws) for ws in words]
+        if found:
+            stack = maps[[b for b, _ in found], [i for _, i in found]]  # (N, P)
+            for (b, i), bx in zip(found, boxes_from_maps(stack, out.grid, [sizes[b] for b, _ in found])):
+                boxes[b][i] = bx
+
         results = []
         for b, image in enumerate(images):
-            words_all = enc.words[b]
-            keep = [w for w, word in enumerate(words_all) if not _is_punctuation(word)]
-            T = token_maps.size(1)
-            M_avg = word_matrix(enc.word_ids[b], len(words_all), T)[keep]  # (W, T)
-            M_sum = (M_avg > 0).float()
-            maps = M_avg @ token_maps[b]  # (W, P)
-            scale = float(maps.max()) if maps.numel() and float(maps.max()) > 0 else 1.0
-            maps = maps / scale
-            words = [words_all[w] for w in keep]
-            unknown = [w for w in words if w not in self._known]
-            scores = (M_avg @ grounded_p[b]).tolist()
-            grounded = [s > GROUNDED_THRESHOLD and w not in unknown for s, w in zip(scores, words)]
-            size = (image.height, image.width)
-            boxes = [None] * len(words)  # boxes only for grounded words
-            found = [i for i, g in enumerate(grounded) if g]
-            if found:
-                for i, bx in zip(found, boxes_from_maps(maps[found], out.grid, size)):
-                    boxes[i] = bx
+            W = len(words[b])
             notice = None
             if enc.truncated[b]:
-                notice = f"the caption was cut to its first {len(words)} words (at most {MAX_TOKENS - 2} tokens)"
+                notice = f"the caption was cut to its first {W} words (at most {MAX_TOKENS - 2} tokens)"
+            n_tokens = int(enc.attention_mask[b].sum())
             results.append(Grounding(
-                caption=captions[b], words=words, image=image, grid=tuple(out.grid),
-                patch_maps=maps.numpy().astype(np.float32),
-                word_maps=render_maps(maps, out.grid, size).numpy().astype(np.float32),
-                image_to_text=(patch_i2t[b] @ M_sum.T).numpy().astype(np.float32),
-                grounded=grounded, grounded_scores=[float(s) for s in scores],
-                boxes=boxes,
-                match_score=float(match_p[b]), unknown_words=unknown, truncated=enc.truncated[b], notice=notice,
+                caption=captions[b], words=words[b], image=image, grid=tuple(out.grid),
+                patch_maps=maps[b, :W].numpy(),
+                word_maps=word_maps[b],
+                image_to_text=word_i2t[b, :, :W].numpy(),
+                grounded=grounded[b], grounded_scores=scores[b, :W].tolist(),
+                boxes=boxes[b],
+                match_score=float(match_p[b]), unknown_words=unknown[b], truncated=enc.truncated[b], notice=notice,
                 method=method, layer=layer, heads=heads, model_name=self.name,
                 raw=RawAttention(
                     tokens=self.tokenizer.convert_ids_to_tokens(enc.ids[b][enc.attention_mask[b]].tolist()),
                     word_ids=[w for w, m in zip(enc.word_ids[b], enc.attention_mask[b].tolist()) if m],
-                    text_to_image=[a[b, :, : int(enc.attention_mask[b].sum())].float().cpu().numpy() for a in t2i],
-                    image_to_text=[a[b, :, :, : int(enc.attention_mask[b].sum())].float().cpu().numpy() for a in i2t],
+                    text_to_image=[a[b, :, :n_tokens].float().cpu().numpy() for a in t2i],
+                    image_to_text=[a[b, :, :, :n_tokens].float().cpu().numpy() for a in i2t],
                 ) if raw else None,
             ))  # fmt: skip
         return results
+
+
+def _decoded(pending, start: int) -> list:
+    """The decoded images of one chunk; a bad one is reported with its index in the batch."""
+    out = []
+    it = iter(pending)
+    while True:
+        try:
+            out.append(next(it))
+        except StopIteration:
+            return out
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"image {start + len(out)}: {e}") from e
 
 
 def _rollout(t2i: list[torch.Tensor], i2t: list[torch.Tensor]) -> torch.Tensor:

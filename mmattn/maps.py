@@ -115,16 +115,21 @@ def patch_coverage(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     )
 
 
-def boxes_from_maps(maps: Tensor, grid: tuple[int, int], size: tuple[int, int], frac: float = 0.5, factor: int = 4) -> list:
+def boxes_from_maps(maps: Tensor, grid: tuple[int, int], size, frac: float = 0.5, factor: int = 4) -> list:
     """Boxes in image pixels for (N, P) patch maps: each map is upsampled to ``factor`` times
     the grid, the region >= ``frac`` of its peak around the peak is boxed, and the box is
-    scaled to ``size`` = (height, width). Cheap whatever the image size."""
+    scaled to ``size`` = (height, width), or to ``size[n]`` for map n when ``size`` is a list
+    of N sizes. Cheap whatever the image size."""
     gh, gw = grid
-    H, W = size
+    sizes = size if isinstance(size, list) else [size] * len(maps)
+    if len(sizes) != len(maps):
+        raise ValueError(f"got {len(maps)} maps but {len(sizes)} image sizes")
     fine = upsample(maps, grid, (gh * factor, gw * factor)).numpy()
-    sx, sy = W / (gw * factor), H / (gh * factor)
-    return [None if b is None else (int(round(b[0] * sx)), int(round(b[1] * sy)), int(round(b[2] * sx)), int(round(b[3] * sy)))
-            for b in boxes_from_fine(fine, frac)]  # fmt: skip
+    out = []
+    for b, (H, W) in zip(boxes_from_fine(fine, frac), sizes):
+        sx, sy = W / (gw * factor), H / (gh * factor)
+        out.append(None if b is None else (int(round(b[0] * sx)), int(round(b[1] * sy)), int(round(b[2] * sx)), int(round(b[3] * sy))))
+    return out
 
 
 def _gaussian_kernel(sigma: float) -> Tensor:
@@ -170,11 +175,22 @@ def render_maps(maps: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> T
 
     Every step of :func:`smooth_upsample` is linear and acts on rows and columns separately,
     so it is applied as two small cached matrices: maps = A_h @ M @ A_wᵀ."""
+    return render_map_sets(maps[None], grid, size)[0]
+
+
+def render_map_sets(maps: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> Tensor:
+    """:func:`render_maps` for B sets of non-negative maps at once: (B, N, P) -> (B, N,
+    height, width), each set divided by its own largest value (all-zero rows, e.g. padding,
+    change nothing)."""
     gh, gw = grid
-    A_h, A_w = _axis_operator(gh, size[0]), _axis_operator(gw, size[1])  # (height, gh), (width, gw)
-    up = torch.einsum("yr,nrc,xc->nyx", A_h, maps.reshape(-1, gh, gw).float(), A_w)
-    peak = float(up.max()) if up.numel() else 0.0
-    return up / peak if peak > 0 else up
+    B, N = maps.shape[:2]
+    A_h, A_wT = _axis_operator(gh, size[0]), _axis_operator(gw, size[1]).T  # (height, gh), (gw, width)
+    up = A_h @ (maps.reshape(B * N, gh, gw).float() @ A_wT)  # (B*N, gh, width), then (B*N, height, width): the big one once
+    up = up.reshape(B, N, *size)
+    if up.numel():
+        peak = up.amax(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+        up.div_(torch.where(peak > 0, peak, torch.ones_like(peak)))
+    return up
 
 
 @functools.lru_cache(maxsize=256)

@@ -77,11 +77,18 @@ def test_function_words_and_absent_things_are_not_grounded(g):
 
 def test_batch_equals_single(g, scenes):
     imgs, caps = [s.image for s in scenes[:8]], [s.caption.text for s in scenes[:8]]
+    # same model input size as scenes[0] (320x240) but rendered at another size, in one batch
+    imgs.insert(1, scenes[4].image.resize((160, 120)))
+    caps.insert(1, "a red circle")
     batch = g.ground_batch(imgs, caps, batch_size=3)
-    for b, im, c in zip(batch, imgs, caps):
+    for b, im, c in zip(batch, imgs, caps, strict=True):
         one = g.ground(im, c)
         assert b.words == one.words and b.grounded == one.grounded and b.boxes == one.boxes
+        assert b.word_maps.shape == one.word_maps.shape == (len(one.words), im.height, im.width)
         np.testing.assert_allclose(b.word_maps, one.word_maps, atol=1e-4)
+        np.testing.assert_allclose(b.patch_maps, one.patch_maps, atol=1e-5)
+        np.testing.assert_allclose(b.image_to_text, one.image_to_text, atol=1e-5)
+        np.testing.assert_allclose(b.grounded_scores, one.grounded_scores, atol=1e-5)
         assert abs(b.match_score - one.match_score) < 1e-4
 
 
