@@ -143,14 +143,29 @@ def _annotated_postprocess(self: gr.AnnotatedImage, value):
     return AnnotatedImageData(image=FileData(path=os.path.abspath(base_path)), annotations=sections)
 
 
+def _glibc():
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): nothing to tune
+        return None
+
+
+LIBC = _glibc()
+
+
 def _tame_malloc() -> None:
     """Cap glibc's per-thread malloc arenas at 2: with one arena per worker thread, freed
     request buffers stay mapped in many half-empty arenas and the server's resident memory
-    creeps up under concurrent users. No-op off glibc."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass
+    creeps up under concurrent users."""
+    if LIBC is not None and os.environ.get("MMATTN_MALLOC_TUNING", "1") == "1":
+        LIBC.mallopt(-8, 2)  # M_ARENA_MAX
+
+
+def _give_back_memory() -> None:
+    """Return the previous requests' freed buffers (maps, masks, pictures: megabytes each) to
+    the system, so that resident memory tracks what is in use rather than the worst burst."""
+    if LIBC is not None and os.environ.get("MMATTN_MALLOC_TUNING", "1") == "1":
+        LIBC.malloc_trim(0)
 
 
 _tame_malloc()
@@ -251,6 +266,7 @@ def _friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        _give_back_memory()
         try:
             return fn(*args, **kwargs)
         except gr.Error:
