@@ -34,7 +34,7 @@ DEFAULT_MODEL = ASSETS / "model"  #: the shipped default model
 DEFAULT_LAYER = -1  #: fusion layer whose maps are shown by default (chosen by measurement, see README)
 METHODS = ("attention", "rollout", "gradcam")
 GROUNDED_THRESHOLD = 0.5
-DECODE_THREADS = 2  #: threads decoding images for ground_batch, ahead of the model
+DECODE_THREADS = 2  #: threads decoding the images of ground_batch
 
 
 def resolve_checkpoint(path: str | os.PathLike | None) -> str:
@@ -105,17 +105,13 @@ class Grounder:
         cfg = self.model.config
         results: list[Grounding | None] = [None] * len(images)
         show = progress if progress is not None else len(images) > 4 * batch_size
-        chunk = 4 * batch_size  # images decoded ahead: memory stays bounded on long runs
-        starts = range(0, len(images), chunk)
+        chunk = 4 * batch_size  # images decoded at a time: memory stays bounded on long runs
         with tqdm(total=len(images), desc="grounding", unit="pair", disable=not show) as bar, \
                 ThreadPoolExecutor(DECODE_THREADS) as pool:  # fmt: skip
-            # Pillow decodes without the GIL: the next chunk decodes while the model runs on this one
-            pending = pool.map(load_image, images[:chunk])
-            for start in starts:
-                pil = _decoded(pending, start)
-                nxt = start + chunk
-                if nxt < len(images):
-                    pending = pool.map(load_image, images[nxt : nxt + chunk])
+            for start in range(0, len(images), chunk):
+                # Pillow decodes without the GIL: a chunk decodes on all threads, then the model
+                # has the cores to itself (decoding the next chunk meanwhile measured slower)
+                pil = _decoded(pool.map(load_image, images[start : start + chunk]), start)
                 groups = defaultdict(list)  # batched by model input size
                 for i, im in enumerate(pil, start):
                     groups[target_size(im.width, im.height, cfg.image_size, cfg.patch_size)].append(i)
