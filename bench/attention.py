@@ -4,10 +4,10 @@
     python bench/attention.py --no-steady   # one pass, ~20 s
     python bench/attention.py --device cuda
 
-Shapes the model runs: D=128, H=4, P=144 image patches (a 12x12 grid), T=16 text tokens:
-    self-attention over the patches            (B, 144) x (B, 144)   batch 32
-    text -> image: words query patches         (B, 16)  x (B, 144)   batch 1 and 32
-    image -> text: patches query words         (B, 144) x (B, 16)    batch 1 and 32, key padding
+Shapes the model runs: D=128, H=4, P=192 image patches (the 16x12 grid of a 320x240 image), T=16 text tokens:
+    self-attention over the patches            (B, 192) x (B, 192)   batch 32
+    text -> image: words query patches         (B, 16)  x (B, 192)   batch 1 and 32
+    image -> text: patches query words         (B, 192) x (B, 16)    batch 1 and 32, key padding
 forward only, under torch.inference_mode(), each in two modes:
     weights  ours need_weights=True (eager, three stages)  vs  torch need_weights=True,
              average_attn_weights=False (per-head weights, like ours)
@@ -47,11 +47,11 @@ D, H = 128, 4
 GOALS = {"weights": 1.00, "fused": 1.05}
 #: (name, batch, Lq, Lk or None for self-attention, whether the keys carry a padding mask)
 CASES = [
-    ("self-attention, patches", 32, 144, None, False),
-    ("text → image", 1, 16, 144, False),
-    ("text → image", 32, 16, 144, False),
-    ("image → text, padded", 1, 144, 16, True),
-    ("image → text, padded", 32, 144, 16, True),
+    ("self-attention, patches", 32, 192, None, False),
+    ("text → image", 1, 16, 192, False),
+    ("text → image", 32, 16, 192, False),
+    ("image → text, padded", 1, 192, 16, True),
+    ("image → text, padded", 32, 192, 16, True),
 ]
 
 

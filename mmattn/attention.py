@@ -93,6 +93,19 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = nn.Linear(dim, dim, bias=bias)
         self.out_proj = nn.Linear(dim, dim, bias=bias)
 
+    def _packed_qkv(self) -> tuple[Tensor, Tensor | None]:
+        """W_q, W_k, W_v stacked into one (3D, D) matrix (and the biases into one 3D vector),
+        cached until any of them changes (an optimiser step or a load bumps their version)."""
+        params = [self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]
+        biases = [self.q_proj.bias, self.k_proj.bias, self.v_proj.bias]
+        key = tuple((p.data_ptr(), p._version) for p in params + [b for b in biases if b is not None])
+        if getattr(self, "_qkv_key", None) != key:
+            with torch.no_grad():
+                bias = torch.cat(biases) if biases[0] is not None else None
+                self._qkv = (torch.cat(params), bias)
+            self._qkv_key = key
+        return self._qkv
+
     def split_heads(self, x: Tensor) -> Tensor:
         """(B, L, D) -> (B, H, L, hd): cut the feature axis into H heads."""
         B, L, _ = x.shape
@@ -118,9 +131,14 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(
                 f"expected x and context of shape (B, L, {self.dim}), got {tuple(x.shape)} and {tuple(context.shape)}"
             )
-        q = self.split_heads(self.q_proj(x))  # (B, H, Lq, hd)
-        k = self.split_heads(self.k_proj(context))  # (B, H, Lk, hd)
-        v = self.split_heads(self.v_proj(context))  # (B, H, Lk, hd)
+        if context is x and not torch.is_grad_enabled():  # self-attention, inference: one matmul for Q, K and V
+            B, L, _ = x.shape
+            qkv = F.linear(x, *self._packed_qkv()).view(B, L, 3, self.num_heads, self.head_dim)  # (B, L, 3, H, hd)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, L, hd)
+        else:
+            q = self.split_heads(self.q_proj(x))  # (B, H, Lq, hd)
+            k = self.split_heads(self.k_proj(context))  # (B, H, Lk, hd)
+            v = self.split_heads(self.v_proj(context))  # (B, H, Lk, hd)
         p = self.dropout if self.training else 0.0
         if need_weights:
             out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)

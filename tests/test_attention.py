@@ -232,3 +232,26 @@ def test_inference_path_reuses_memory_but_gives_the_same_numbers():
     torch.testing.assert_close(w_i, w_g.detach(), rtol=0, atol=1e-6)
     assert torch.isfinite(qg.grad).all()
     assert w_i[1, :, 2].abs().sum() == 0 and w_i[0, :, :, 3:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_packed_qkv_inference_path_follows_weight_changes(bias):
+    """Self-attention without autograd runs Q, K and V as one matmul on cached stacked
+    weights: same numbers as the three projections, and a weight change (an optimiser
+    step, a load) is picked up at once."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 4, bias=bias).eval()
+    x = torch.randn(2, 7, 16)
+    for step in range(3):
+        reference, ref_w = mha(x, need_weights=True)  # autograd on: separate projections
+        with torch.no_grad():
+            packed, packed_w = mha(x, need_weights=True)
+            fused, _ = mha(x)
+        torch.testing.assert_close(packed, reference, rtol=0, atol=1e-5)
+        torch.testing.assert_close(packed_w, ref_w, rtol=0, atol=1e-6)
+        torch.testing.assert_close(fused, reference, rtol=0, atol=1e-5)
+        with torch.no_grad():  # change one projection in place, as an optimiser would
+            (mha.k_proj.weight if step == 0 else mha.v_proj.weight).mul_(1.5)
+    mha.load_state_dict(MultiHeadAttention(16, 4, bias=bias).state_dict())  # new weights, copied in place
+    with torch.no_grad():  # packed (context is x) against separate projections (context is a copy)
+        torch.testing.assert_close(mha(x)[0], mha(x, x.clone())[0], rtol=0, atol=1e-5)
