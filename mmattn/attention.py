@@ -134,7 +134,7 @@ class MultiHeadAttention(nn.Module):
         if context is x and not torch.is_grad_enabled():  # self-attention, inference: one matmul for Q, K and V
             B, L, _ = x.shape
             qkv = F.linear(x, *self._packed_qkv()).view(B, L, 3, self.num_heads, self.head_dim)  # (B, L, 3, H, hd)
-            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, L, hd)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)  # 3 x (B, H, L, hd), one copy for all three
         else:
             q = self.split_heads(self.q_proj(x))  # (B, H, Lq, hd)
             k = self.split_heads(self.k_proj(context))  # (B, H, Lk, hd)
