@@ -36,20 +36,22 @@ def _empty_rows(mask: Tensor | None) -> Tensor | None:
 
 
 def scaled_dot_product_attention(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0, scale: float | None = None
 ) -> tuple[Tensor, Tensor]:
     """Softmax(Q Kᵀ / √d_k) V, in three visible stages.
 
     Shapes: q (..., Lq, d_k), k (..., Lk, d_k), v (..., Lk, d_v), mask broadcastable to
     (..., Lq, Lk) with True = may attend  ->  out (..., Lq, d_v), weights (..., Lq, Lk).
     Each row of ``weights`` sums to 1, except fully masked rows, which are all zeros.
+    ``scale`` replaces 1/√d_k (as in ``F.scaled_dot_product_attention``); 1.0 for queries
+    that are already scaled.
     """
     _check_mask(mask)
-    d_k = q.size(-1)
+    scale = 1.0 / math.sqrt(q.size(-1)) if scale is None else scale
     # 1. match: every query against every key at once — a matrix of dot products, scaled
     #    by 1/√d_k (the std of a dot product of unit-variance entries). Scaling q instead of
     #    the scores is the same product on a tensor Lk/d_k times smaller (torch does it too).
-    scores = (q / math.sqrt(d_k)) @ k.transpose(-2, -1)  # (..., Lq, Lk)
+    scores = (q * scale if scale != 1.0 else q) @ k.transpose(-2, -1)  # (..., Lq, Lk)
     # Without autograd the stages below reuse the scores' memory (the only big tensor):
     # same numbers, no second (..., Lq, Lk) buffer to allocate and page in.
     inplace = not (torch.is_grad_enabled() and scores.requires_grad)
@@ -94,15 +96,17 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(dim, dim, bias=bias)
 
     def _packed_qkv(self) -> tuple[Tensor, Tensor | None]:
-        """W_q, W_k, W_v stacked into one (3D, D) matrix (and the biases into one 3D vector),
-        cached until any of them changes (an optimiser step or a load bumps their version)."""
+        """W_q/√hd, W_k, W_v stacked into one (3D, D) matrix (and the biases into one 3D
+        vector): one matmul gives Q already scaled, K and V. Cached until any of them changes
+        (an optimiser step or a load bumps their version)."""
         params = [self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]
         biases = [self.q_proj.bias, self.k_proj.bias, self.v_proj.bias]
         key = tuple((p.data_ptr(), p._version) for p in params + [b for b in biases if b is not None])
         if getattr(self, "_qkv_key", None) != key:
+            s = 1.0 / math.sqrt(self.head_dim)
             with torch.no_grad():
-                bias = torch.cat(biases) if biases[0] is not None else None
-                self._qkv = (torch.cat(params), bias)
+                bias = torch.cat([biases[0] * s, *biases[1:]]) if biases[0] is not None else None
+                self._qkv = (torch.cat([params[0] * s, *params[1:]]), bias)
             self._qkv_key = key
         return self._qkv
 
@@ -131,20 +135,22 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(
                 f"expected x and context of shape (B, L, {self.dim}), got {tuple(x.shape)} and {tuple(context.shape)}"
             )
+        scale = None  # 1/√hd, applied by the attention
         if context is x and not torch.is_grad_enabled():  # self-attention, inference: one matmul for Q, K and V
             B, L, _ = x.shape
             qkv = F.linear(x, *self._packed_qkv()).view(B, L, 3, self.num_heads, self.head_dim)  # (B, L, 3, H, hd)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)  # 3 x (B, H, L, hd), one copy for all three
+            scale = 1.0  # the packed weights already scaled Q
         else:
             q = self.split_heads(self.q_proj(x))  # (B, H, Lq, hd)
             k = self.split_heads(self.k_proj(context))  # (B, H, Lk, hd)
             v = self.split_heads(self.v_proj(context))  # (B, H, Lk, hd)
         p = self.dropout if self.training else 0.0
         if need_weights:
-            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
+            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p, scale=scale)
         else:
             weights = None
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=scale)
             empty = _empty_rows(mask)
             if empty is not None:  # the fused kernel may give NaN on fully masked rows; make them 0
                 out = out.masked_fill(empty, 0.0)

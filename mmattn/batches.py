@@ -34,8 +34,10 @@ def _attribute_present(word: str, objects) -> bool:
 RELATION_NEGATIVES = 0.5  #: share of relational captions trained against their relation swap
 
 
-def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator) -> dict:
-    """Collate samples (all of one image size, a multiple of ``patch_size``) into tensors."""
+def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator, relation_negatives: float = RELATION_NEGATIVES) -> dict:
+    """Collate samples (all of one image size, a multiple of ``patch_size``) into tensors;
+    ``relation_negatives`` is the share of relational captions whose counterfactual is their
+    relation swap (the others draw one of their counterfactuals at random)."""
     W, H = samples[0].image.size
     if any(s.image.size != (W, H) for s in samples):
         raise ValueError("all images of a batch must have the same size")
@@ -46,7 +48,7 @@ def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator) -
         # the relation swap is the hardest counterfactual (every word still names a real
         # object) and one of up to four: draw it half of the time when there is one
         rel = [n for n in s.negatives if n.neg_kind == "relation"]
-        if rel and rng.random() < RELATION_NEGATIVES:
+        if rel and rng.random() < relation_negatives:
             negs.append(rel[0])
         else:
             negs.append(s.negatives[rng.integers(len(s.negatives))] if s.negatives else None)

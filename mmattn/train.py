@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
-from .batches import build_batch
+from .batches import RELATION_NEGATIVES, build_batch
 from .data import TRAIN, caption_corpus, make_sample
 from .model import PATCH_CLASSES, GroundingConfig, GroundingModel
 from .tokenizer import build_tokenizer, load_tokenizer
@@ -66,6 +66,7 @@ class TrainConfig:
     resume: bool = False
     sizes: tuple = TRAIN_SIZES  # (width, height) of training images, cycled by step
     model: dict = field(default_factory=dict)  # GroundingConfig overrides
+    relation_negatives: float = RELATION_NEGATIVES  # share of relational captions trained against their relation swap
 
 
 class BatchStream(IterableDataset):
@@ -80,7 +81,7 @@ class BatchStream(IterableDataset):
         base = ((self.cfg.seed * 1_000_003 + j) * self.world + self.rank) * self.cfg.batch_size
         w, h = self.cfg.sizes[j % len(self.cfg.sizes)]
         samples = [make_sample(base + k, w, h, TRAIN) for k in range(self.cfg.batch_size)]
-        return build_batch(samples, self.tokenizer, self.patch_size, np.random.default_rng(base))
+        return build_batch(samples, self.tokenizer, self.patch_size, np.random.default_rng(base), self.cfg.relation_negatives)
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -289,7 +290,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last if it exists")
     p.add_argument("--sizes", type=_sizes, default=d.sizes, help="training image sizes, e.g. 96x96,96x72")
     p.add_argument("--model", type=json.loads, default={}, help='GroundingConfig overrides as JSON, e.g. \'{"dim": 96}\'')
+    p.add_argument("--relation-negatives", type=_share, default=d.relation_negatives,
+                   help="share of relational captions trained against their relation swap (0..1)")  # fmt: skip
     return p
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1 (got {text!r})")
+    return value
 
 
 def _sizes(text: str) -> tuple:

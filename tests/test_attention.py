@@ -255,3 +255,16 @@ def test_packed_qkv_inference_path_follows_weight_changes(bias):
     mha.load_state_dict(MultiHeadAttention(16, 4, bias=bias).state_dict())  # new weights, copied in place
     with torch.no_grad():  # packed (context is x) against separate projections (context is a copy)
         torch.testing.assert_close(mha(x)[0], mha(x, x.clone())[0], rtol=0, atol=1e-5)
+
+
+def test_scale_argument_is_the_one_of_torch():
+    """``scale`` replaces 1/√d_k, as in F.scaled_dot_product_attention; pre-scaled queries with
+    scale=1 give the default result."""
+    g = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(2, 3, 4, 8, generator=g) for _ in range(3))
+    out, w = scaled_dot_product_attention(q, k, v)
+    out1, w1 = scaled_dot_product_attention(q / math.sqrt(8), k, v, scale=1.0)
+    torch.testing.assert_close(out1, out)
+    torch.testing.assert_close(w1, w)
+    out2, _ = scaled_dot_product_attention(q, k, v, scale=0.3)
+    torch.testing.assert_close(out2, F.scaled_dot_product_attention(q, k, v, scale=0.3))
