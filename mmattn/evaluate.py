@@ -3,7 +3,7 @@
 Metrics (content words = colour, shape and size words that refer to an object):
 - pointing: the peak of a content word's map lies inside its object's mask; broken down by
   word kind, by ambiguity (another object shares the colour or the shape), by language;
-- box IoU: the box of the map (region >= half its peak, around the peak) against the
+- box IoU: the box of the map (region >= BOX_FRACTION of its peak, around the peak) against the
   object's box;
 - image->text: at the centre of each mentioned object, the content word the patch attends to
   most is one of that object's words;

@@ -12,6 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+#: A word's box is the region around its map's peak where the map is at least this fraction
+#: of the peak. Calibrated on held-out scenes that `mmattn eval` does not use (seed 555, 300
+#: scenes): mean IoU with the objects 0.69 at 0.5, 0.76 at 0.4, 0.74 at 0.3 (shapes-world model).
+BOX_FRACTION = 0.4
+
 
 def reduce_heads(weights: Tensor, heads: str | int = "mean") -> Tensor:
     """(..., H, Lq, Lk) -> (..., Lq, Lk): the mean or max over heads, or one head."""
@@ -47,13 +52,13 @@ def upsample(maps: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> Tens
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
-def box_from_map(m: np.ndarray, frac: float = 0.5) -> tuple[int, int, int, int] | None:
+def box_from_map(m: np.ndarray, frac: float = BOX_FRACTION) -> tuple[int, int, int, int] | None:
     """Bounding box (x0, y0, x1, y1), x1/y1 exclusive, of the region where ``m`` is at least
     ``frac`` of its peak and that contains the peak (4-connected). None for an empty map."""
     return boxes_from_fine(np.asarray(m)[None], frac)[0]
 
 
-def boxes_from_fine(maps: np.ndarray, frac: float = 0.5) -> list[tuple[int, int, int, int] | None]:
+def boxes_from_fine(maps: np.ndarray, frac: float = BOX_FRACTION) -> list[tuple[int, int, int, int] | None]:
     """:func:`box_from_map` for a stack of (N, h, w) maps at once."""
     N, h, w = maps.shape
     if N == 0 or h == 0 or w == 0:
@@ -115,7 +120,7 @@ def patch_coverage(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     )
 
 
-def boxes_from_maps(maps: Tensor, grid: tuple[int, int], size, frac: float = 0.5, factor: int = 4) -> list:
+def boxes_from_maps(maps: Tensor, grid: tuple[int, int], size, frac: float = BOX_FRACTION, factor: int = 4) -> list:
     """Boxes in image pixels for (N, P) patch maps: each map is upsampled to ``factor`` times
     the grid, the region >= ``frac`` of its peak around the peak is boxed, and the box is
     scaled to ``size`` = (height, width), or to ``size[n]`` for map n when ``size`` is a list
