@@ -63,3 +63,15 @@ def test_torchrun_two_cpu_processes(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     assert os.path.isfile(tmp_path / "last" / "model.safetensors")
+
+
+def test_cli_options_reach_the_config_and_bad_values_are_refused(capsys):
+    from mmattn.train import parser
+
+    args = parser().parse_args(["--relation-negatives", "0.25", "--sizes", "128x96,64x128", "--model", '{"image_size": 128}'])
+    assert (args.relation_negatives, args.sizes, args.model) == (0.25, ((128, 96), (64, 128)), {"image_size": 128})
+    for bad, message in ((["--relation-negatives", "1.5"], "between 0 and 1"), (["--relation-negatives", "half"], "between 0 and 1"),
+                         (["--sizes", "96by96"], "sizes look like")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            parser().parse_args(bad)
+        assert message in capsys.readouterr().err
