@@ -144,31 +144,28 @@ def _annotated_postprocess(self: gr.AnnotatedImage, value):
 
 
 def _glibc():
+    """glibc, to tune its allocator; None off glibc (macOS, musl) or with MMATTN_MALLOC_TUNING=0."""
+    if os.environ.get("MMATTN_MALLOC_TUNING", "1") != "1":
+        return None
     try:
         return ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (macOS, musl): nothing to tune
+    except OSError:
         return None
 
 
 LIBC = _glibc()
-
-
-def _tame_malloc() -> None:
-    """Cap glibc's per-thread malloc arenas at 2: with one arena per worker thread, freed
-    request buffers stay mapped in many half-empty arenas and the server's resident memory
-    creeps up under concurrent users."""
-    if LIBC is not None and os.environ.get("MMATTN_MALLOC_TUNING", "1") == "1":
-        LIBC.mallopt(-8, 2)  # M_ARENA_MAX
+if LIBC is not None:
+    # Cap the per-thread malloc arenas at 2: with one arena per worker thread, freed request
+    # buffers stay mapped in many half-empty arenas and resident memory creeps up under
+    # concurrent users.
+    LIBC.mallopt(-8, 2)  # M_ARENA_MAX
 
 
 def _give_back_memory() -> None:
     """Return the previous requests' freed buffers (maps, masks, pictures: megabytes each) to
     the system, so that resident memory tracks what is in use rather than the worst burst."""
-    if LIBC is not None and os.environ.get("MMATTN_MALLOC_TUNING", "1") == "1":
+    if LIBC is not None:
         LIBC.malloc_trim(0)
-
-
-_tame_malloc()
 
 
 # ---- inputs ----------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator, r
     negs = []
     for s in samples:
         # the relation swap is the hardest counterfactual (every word still names a real
-        # object) and one of up to four: draw it half of the time when there is one
+        # object) and one of up to four: draw it for a share ``relation_negatives`` of them
         rel = [n for n in s.negatives if n.neg_kind == "relation"]
         if rel and rng.random() < relation_negatives:
             negs.append(rel[0])
