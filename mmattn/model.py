@@ -8,7 +8,9 @@ Index letters: B batch, T text tokens, P patches (= gh * gw), D width, H heads, 
                                                    └─► match logit (B,), grounded logits (B, T)
 
 The match head reads the fused text together with *where each word looks* (the centroid
-of its last-layer map), so that "left of" can compare the positions of two words' objects.
+of its last-layer map); with ``relation_heads`` a :class:`RelationProbe` adds a dot product
+between the direction a relation word names and the positions of the two objects' words,
+so that "left of" is checked against the image.
 """
 
 from __future__ import annotations
@@ -50,12 +52,15 @@ class GroundingConfig:
     dropout: float = 0.0
     match_layers: int = 1  # self-attention blocks over the located words in the match head
     match_spread: bool = False  # also tell the match head how spread out each word's map is
+    relation_heads: int = 0  # geometric probes in the match head: (object - subject location) . direction
 
     def __post_init__(self):
         if self.dim % self.num_heads:
             raise ValueError(f"dim must be divisible by num_heads (got dim={self.dim}, num_heads={self.num_heads})")
         if self.match_layers < 1:
             raise ValueError(f"the match head needs at least one block (got match_layers={self.match_layers})")
+        if self.relation_heads < 0:
+            raise ValueError(f"relation_heads must be >= 0 (got {self.relation_heads})")
         if self.fusion_layers < 1:
             raise ValueError(f"need at least one fusion layer (got fusion_layers={self.fusion_layers})")
 
@@ -78,6 +83,38 @@ class GroundingOutput:
     text_self_attentions: tuple[Tensor, ...] = ()  #: per text layer, (B, H, T, T)
     image_self_attentions: tuple[Tensor, ...] = ()  #: per image layer, (B, H, P, P)
     centroids: Tensor = field(default=None)  #: (B, T, 2) where each token looks, (x, y) in [-1, 1]
+
+
+class RelationProbe(nn.Module):
+    """Does "A left of B" hold? A dot product between where the caption says B is from A and
+    where the maps say it is.
+
+    Each of K probes pools, with a softmax over the caption's tokens, a subject location
+    ``a`` and an object location ``b`` from the tokens' map centroids, and reads an expected
+    direction ``u`` from the relation words ("left" -> +x: the object is to the right of
+    the subject). It adds ``(b - a) . u`` to the match logit. Comparing two positions with a
+    relation word is a product that a transformer's MLP finds hard to learn (the match head
+    alone accepted swapped relations at chance); here the product is given, and what is
+    learned is only which tokens play which role. (B, T, D) text, (B, T, 2) centroids,
+    (B, T) mask -> (B,) logit.
+    """
+
+    def __init__(self, dim: int, num_probes: int):
+        super().__init__()
+        self.k = num_probes
+        self.norm = nn.LayerNorm(dim)
+        self.roles = nn.Linear(dim, 3 * num_probes)  # token scores: subject, object, relation word
+        self.direction = nn.Linear(dim, 2 * num_probes)  # each token's expected direction (x, y)
+
+    def forward(self, text: Tensor, centroids: Tensor, mask: Tensor) -> Tensor:
+        B, T, _ = text.shape
+        x = self.norm(text)
+        scores = self.roles(x).masked_fill(~mask[..., None], -1e9)  # (B, T, 3K)
+        roles = scores.view(B, T, 3, self.k).softmax(dim=1)  # (B, T, 3, K): each role's weights sum to 1 over T
+        subject = torch.einsum("btk,btx->bkx", roles[:, :, 0], centroids)  # (B, K, 2)
+        obj = torch.einsum("btk,btx->bkx", roles[:, :, 1], centroids)  # (B, K, 2)
+        u = torch.einsum("btk,btkx->bkx", roles[:, :, 2], self.direction(x).view(B, T, self.k, 2))  # (B, K, 2)
+        return ((obj - subject) * u).sum((-1, -2))  # (B,)
 
 
 class CheckpointError(ValueError):
@@ -114,6 +151,7 @@ class GroundingModel(
         self.match_norm = nn.LayerNorm(c.dim)
         self.match_head = nn.Linear(c.dim, 1)
         self.grounded_head = nn.Linear(c.dim, 1)
+        self.relation = RelationProbe(c.dim, c.relation_heads) if c.relation_heads else None
 
     def encode_image(self, pixels: Tensor, need_weights: bool = False):
         """pixels (B, 3, h, w) -> patches (B, P, D), grid, self-attention weights."""
@@ -171,10 +209,13 @@ class GroundingModel(
         for block in self.match_blocks:
             h, _ = block(h, key_mask)
         h = self.match_norm(h)  # (B, T, D)
+        match_logits = self.match_head(h[:, 0]).squeeze(-1)  # from [CLS]
+        if self.relation is not None:
+            match_logits = match_logits + self.relation(t, centroids, attention_mask)
         return GroundingOutput(
             text_features=t,
             image_features=i,
-            match_logits=self.match_head(h[:, 0]).squeeze(-1),  # from [CLS]
+            match_logits=match_logits,
             grounded_logits=self.grounded_head(h).squeeze(-1),
             patch_logits=patch_logits,
             text_embeds=text_embeds,

@@ -30,7 +30,7 @@ def scenes():
 def test_shipped_model_points_at_objects(g):
     """Known answer on 50 fresh scenes (English and Chinese, seven image sizes).
 
-    The shipped model scores 0.97 here (0.989 on 1,000 scenes; the goal of issue #3 is 0.99,
+    The shipped model scores 0.95 here (0.984 on 1,000 scenes; the goal of issue #3 is 0.99,
     see the README's figures): this bound guards against regressions of what exists."""
     m = evaluate(g.model, g.tokenizer, held_out_samples(50, seed=FRESH + 1000), progress=False)
     assert m["pointing"]["all"] >= 0.93, m["pointing"]
@@ -63,6 +63,26 @@ def test_words_at_object_centre_favours_its_words(g, scenes):
         best = max((i for i, w in enumerate(s.caption.words) if w.ref is not None), key=weights.get)
         good += s.caption.words[best].ref == k
     assert good / len(scenes) >= 0.9
+
+
+def test_match_score_checks_the_relation_against_the_image(g):
+    """ "A left of B" scores above "A right of B" when A is left of B (and so on for above /
+    below), in English and Chinese: the match head compares the relation word with where
+    the two objects' words look (the relation probe)."""
+    scenes = []
+    seed = FRESH + 2000
+    while len(scenes) < 30:
+        s = make_sample(seed, *((160, 120), (120, 160))[seed % 2], TRAIN)
+        seed += 1
+        if s.caption.relation:
+            scenes.append(s)
+    swaps = [next(n for n in s.negatives if n.neg_kind == "relation") for s in scenes]
+    true = g.ground_batch([s.image for s in scenes], [s.caption.text for s in scenes])
+    swapped = g.ground_batch([s.image for s in scenes], [n.text for n in swaps])
+    assert {s.caption.lang for s in scenes} == {"en", "zh"}
+    wins = [t.match_score > f.match_score for t, f in zip(true, swapped)]
+    assert sum(wins) / len(wins) >= 0.9, [s.caption.text for s, w in zip(scenes, wins) if not w]
+    assert np.mean([f.match_score < 0.5 for f in swapped]) >= 0.8
 
 
 def test_function_words_and_absent_things_are_not_grounded(g):

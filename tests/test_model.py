@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from mmattn.encoders import ImageEncoder
 from mmattn.image import load_image, target_size, to_tensor
-from mmattn.model import CheckpointError, GroundingConfig, GroundingModel, GroundingOutput
+from mmattn.model import CheckpointError, GroundingConfig, GroundingModel, GroundingOutput, RelationProbe
 
 VOCAB, PAD, CLS, SEP = 60, 0, 2, 3
 CONFIG = GroundingConfig(vocab_size=VOCAB, dim=32, num_heads=4, text_layers=1, image_layers=1, fusion_layers=2)
@@ -149,12 +149,66 @@ def test_config_rejects_dim_not_divisible_by_heads_and_zero_fusion_layers():
         GroundingConfig(fusion_layers=0)
     with pytest.raises(ValueError, match="match_layers=0"):
         GroundingConfig(match_layers=0)
+    with pytest.raises(ValueError, match="relation_heads.*-1"):
+        GroundingConfig(relation_heads=-1)
 
 
-def test_deeper_match_head_with_map_spread_runs_and_round_trips(batch, tmp_path):
-    config = dataclasses.replace(CONFIG, match_layers=2, match_spread=True)
+@pytest.fixture(scope="module")
+def probe_input():
+    g = torch.Generator().manual_seed(7)
+    text = torch.randn(3, 9, 32, generator=g)  # (B, T, D)
+    centroids = torch.rand(3, 9, 2, generator=g) * 2 - 1  # (B, T, 2)
+    mask = torch.ones(3, 9, dtype=torch.bool)
+    mask[1, 6:] = False
+    return text, centroids, mask
+
+
+def test_relation_probe_depends_only_on_where_objects_are_relative_to_each_other(probe_input):
+    """(b - a) . u: moving every word's map by the same offset changes nothing, scaling the
+    scene scales the answer, and padded tokens have no say."""
+    torch.manual_seed(0)
+    probe = RelationProbe(32, 3)
+    text, c, mask = probe_input
+    out = probe(text, c, mask)
+    assert out.shape == (3,) and out.abs().min() > 0
+    torch.testing.assert_close(probe(text, c + torch.tensor([0.3, -0.2]), mask), out)
+    torch.testing.assert_close(probe(text, 2 * c, mask), 2 * out)
+    junk = text.clone()
+    junk[1, 6:] = 100.0
+    moved = c.clone()
+    moved[1, 6:] = 5.0
+    torch.testing.assert_close(probe(junk, moved, mask), out)
+
+
+def test_relation_probe_knows_left_from_right():
+    """A hand-set probe: token 1 is the subject, token 3 the object, token 2 the relation
+    word whose direction is +x ("left of": the object lies to the right). Its output is the
+    object's x minus the subject's x, so it flips sign when the two swap places."""
+    probe = RelationProbe(4, 1)
+    with torch.no_grad():
+        probe.norm.weight.fill_(1.0)
+        probe.norm.bias.zero_()
+        probe.roles.weight.zero_()
+        probe.roles.bias.zero_()
+        probe.roles.weight[0, 0] = probe.roles.weight[1, 1] = probe.roles.weight[2, 2] = 50.0  # role r <- feature r
+        probe.direction.weight.zero_()
+        probe.direction.bias.zero_()
+        probe.direction.weight[0, 2] = 1.0  # the relation word points along +x
+    text = torch.full((1, 4, 4), -1.0)
+    for t, feature in ((1, 0), (3, 1), (2, 2)):
+        text[0, t, feature] = 3.0
+    u = probe.direction(probe.norm(text))[0, 2, 0]
+    left = torch.tensor([[[0.0, 0.0], [-0.5, 0.1], [0.0, 0.0], [0.6, 0.2]]])  # subject left of object
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    torch.testing.assert_close(probe(text, left, mask), (0.6 - -0.5) * u.reshape(1), atol=1e-4, rtol=1e-4)
+    right = left[:, [0, 3, 2, 1]]
+    assert probe(text, left, mask) > 0 > probe(text, right, mask)
+
+
+def test_deeper_match_head_with_map_spread_and_relation_probe_runs_and_round_trips(batch, tmp_path):
+    config = dataclasses.replace(CONFIG, match_layers=2, match_spread=True, relation_heads=2)
     model = GroundingModel(config).eval()
-    assert len(model.match_blocks) == 1 and model.where.in_features == 4
+    assert len(model.match_blocks) == 1 and model.where.in_features == 4 and model.relation.k == 2
     ids, mask, pixels = batch
     model.save_pretrained(tmp_path)
     loaded = GroundingModel.load(tmp_path)
