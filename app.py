@@ -64,7 +64,8 @@ PNG_LEVEL = 1  #: zlib level of the mask PNGs: level 1 is twice as fast as gradi
 JPEG_QUALITY = 90  #: the picture under the maps is a JPEG (WebP, gradio's default, takes 30x longer to encode)
 
 # ---- the model, once ------------------------------------------------------------------
-GROUNDER = Grounder.from_pretrained()  # MMATTN_MODEL selects another checkpoint folder
+# MMATTN_MODEL selects another checkpoint folder, MMATTN_PRECISION=bfloat16 the faster arithmetic
+GROUNDER = Grounder.from_pretrained(precision=os.getenv("MMATTN_PRECISION", "float32"))
 CFG = GROUNDER.model.config
 L, H = GROUNDER.num_layers, GROUNDER.num_heads
 LAYER0 = DEFAULT_LAYER % L

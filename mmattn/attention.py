@@ -101,8 +101,10 @@ class MultiHeadAttention(nn.Module):
         (an optimiser step or a load bumps their version)."""
         params = [self.q_proj.weight, self.k_proj.weight, self.v_proj.weight]
         biases = [self.q_proj.bias, self.k_proj.bias, self.v_proj.bias]
-        key = tuple((p.data_ptr(), p._version) for p in params + [b for b in biases if b is not None])
-        if getattr(self, "_qkv_key", None) != key:
+        tensors = params + [b for b in biases if b is not None]
+        # weights made under torch.inference_mode() have no version counter: never cached
+        key = None if any(p.is_inference() for p in tensors) else tuple((p.data_ptr(), p._version) for p in tensors)
+        if key is None or getattr(self, "_qkv_key", None) != key:
             s = 1.0 / math.sqrt(self.head_dim)
             with torch.no_grad():
                 bias = torch.cat([biases[0] * s, *biases[1:]]) if biases[0] is not None else None

@@ -124,8 +124,8 @@ class ClipGrounder(Grounder):
     """A :class:`~mmattn.grounding.Grounder` on a :class:`~mmattn.clip.ClipGroundingModel`."""
 
     def __init__(self, model: ClipGroundingModel, tokenizer, image_processor, *, name: str = "clip", device: str | torch.device = "cpu",
-                 trained: bool = False):  # fmt: skip
-        super().__init__(model, tokenizer, name=name, device=device)
+                 trained: bool = False, precision: str = "float32"):  # fmt: skip
+        super().__init__(model, tokenizer, name=name, device=device, precision=precision)
         self._known = _EveryWord()
         self.image_processor = image_processor
         self.trained = trained
@@ -137,7 +137,7 @@ class ClipGrounder(Grounder):
         self._resample = Image.Resampling(int(p.resample)) if p.resample is not None else Image.Resampling.BICUBIC
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, *, device: str = "cpu", **overrides) -> ClipGrounder:
+    def from_pretrained(cls, path: str | os.PathLike, *, device: str = "cpu", precision: str = "float32", **overrides) -> ClipGrounder:
         """Load a CLIP checkpoint folder or hub id (plus trained fusion weights, if the folder has them).
 
         ``overrides`` change :class:`~mmattn.clip.ClipGroundingConfig` fields, e.g.
@@ -172,7 +172,7 @@ class ClipGrounder(Grounder):
             weights = os.path.join(path, FUSION_WEIGHTS) if local else _hub_file(path, FUSION_WEIGHTS)
             _load_fusion(model, weights)
         name = Path(path).name if local else path
-        return cls(model, tokenizer, processor, name=name, device=device, trained=saved is not None)
+        return cls(model, tokenizer, processor, name=name, device=device, trained=saved is not None, precision=precision)
 
     # ---- preprocessing ---------------------------------------------------------------
     def _pixels(self, images: list) -> torch.Tensor:

@@ -17,6 +17,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="attention", choices=("attention", "rollout", "gradcam"))
     p.add_argument("--layer", type=int, default=None, help="fusion layer (default: the documented default)")
     p.add_argument("--heads", default="mean", help="'mean', 'max' or a head index")
+    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                   help="the model's arithmetic: bfloat16 is about 2x faster on CPUs with bfloat16 instructions")
     return p
 
 
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
 
     heads = int(args.heads) if args.heads.lstrip("-").isdigit() else args.heads
     try:
-        g = Grounder.from_pretrained(args.model)
+        g = Grounder.from_pretrained(args.model, precision=args.precision)
         r = g.ground(args.image, args.caption, method=args.method, layer=args.layer, heads=heads)
     except (ValueError, TypeError, FileNotFoundError) as e:
         sys.stderr.write(f"mmattn ground: {e}\n")

@@ -10,6 +10,7 @@ confident).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import defaultdict
@@ -35,6 +36,10 @@ DEFAULT_LAYER = -1  #: fusion layer whose maps are shown by default (chosen by m
 METHODS = ("attention", "rollout", "gradcam")
 GROUNDED_THRESHOLD = 0.5
 DECODE_THREADS = 2  #: threads decoding the images of ground_batch
+#: arithmetic of the model's matrix products: float32 (default) or bfloat16 (autocast; about
+#: 2x faster on CPUs with bfloat16 instructions, the same eval figures on the shipped model;
+#: Grad-CAM stays float32)
+PRECISIONS = ("float32", "bfloat16")
 
 
 def resolve_checkpoint(path: str | os.PathLike | None) -> str:
@@ -58,7 +63,11 @@ class Grounder:
 
     backend = "mmattn"  #: which kind of model grounds (shown by the demo)
 
-    def __init__(self, model: GroundingModel, tokenizer, *, name: str = "mmattn", device: str | torch.device = "cpu"):
+    def __init__(self, model: GroundingModel, tokenizer, *, name: str = "mmattn", device: str | torch.device = "cpu",
+                 precision: str = "float32"):  # fmt: skip
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+        self.precision = precision
         self.model = model.eval().to(device)
         self.tokenizer = tokenizer
         self.device = torch.device(device)
@@ -69,18 +78,20 @@ class Grounder:
         self._known = {w for w in vocab if not w.startswith("##") and not w.startswith("[")}
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike | None = None, *, device: str = "cpu") -> Grounder:
+    def from_pretrained(cls, path: str | os.PathLike | None = None, *, device: str = "cpu", precision: str = "float32") -> Grounder:
         """Load an mmattn checkpoint folder (or hub id); ``None`` loads the shipped model
         (or the one named by the ``MMATTN_MODEL`` environment variable). A CLIP checkpoint
         (``config.json`` with ``model_type: clip``, e.g. ``openai/clip-vit-base-patch16``)
-        gives the CLIP backend, :class:`mmattn.clip_grounding.ClipGrounder`."""
+        gives the CLIP backend, :class:`mmattn.clip_grounding.ClipGrounder`.
+        ``precision="bfloat16"`` runs the model under bfloat16 autocast (see ``PRECISIONS``)."""
         path = resolve_checkpoint(path)
         from .clip_grounding import ClipGrounder, is_clip_checkpoint  # late: the CLIP backend imports grounding
 
         if is_clip_checkpoint(path):
-            return ClipGrounder.from_pretrained(path, device=device)
+            return ClipGrounder.from_pretrained(path, device=device, precision=precision)
         model = GroundingModel.load(path)
-        return cls(model, load_tokenizer(path), name=Path(path).name if Path(path).is_dir() else path, device=device)
+        name = Path(path).name if Path(path).is_dir() else path
+        return cls(model, load_tokenizer(path), name=name, device=device, precision=precision)
 
     # ---- public API ----------------------------------------------------------------
     def ground(self, image, caption: str, *, layer: int | None = None, heads: str | int = "mean",
@@ -153,17 +164,27 @@ class Grounder:
         return encode(self.tokenizer, captions)
 
     # ---- the work ------------------------------------------------------------------
+    def _autocast(self, method: str):
+        """The model's arithmetic: bfloat16 autocast, or nothing to change for float32.
+        Grad-CAM always runs in float32: the gradient of a confident (saturated) match logit
+        is tiny, and bfloat16's 8 bits of mantissa turned some of its maps upside down."""
+        if self.precision == "bfloat16" and method != "gradcam":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def _run(self, images, captions, layer, heads, method, raw) -> list[Grounding]:
         px = self._pixels(images).to(self.device)
         enc = self._encode(list(captions))
         ids, mask = enc.ids.to(self.device), enc.attention_mask.to(self.device)
         with torch.set_grad_enabled(method == "gradcam"), torch.inference_mode(method != "gradcam"):
-            out = self.model(ids, px, mask, output_fusion_attentions=True)
+            with self._autocast(method):
+                out = self.model(ids, px, mask, output_fusion_attentions=True)
             grad = None
             if method == "gradcam":  # d(match logit)/d(attention), without touching parameter grads
                 (grad,) = torch.autograd.grad(out.match_logits.sum(), [out.text_to_image[layer]])
-        t2i = [w.detach() for w in out.text_to_image]  # L x (B, H, T, P)
-        i2t = [w.detach() for w in out.image_to_text]  # L x (B, H, P, T)
+                grad = grad.float()
+        t2i = [w.detach().float() for w in out.text_to_image]  # L x (B, H, T, P)
+        i2t = [w.detach().float() for w in out.image_to_text]  # L x (B, H, P, T)
         if method == "attention":
             token_maps = reduce_heads(t2i[layer], heads)  # (B, T, P)
         elif method == "rollout":
@@ -171,8 +192,8 @@ class Grounder:
         else:  # Grad-CAM on the cross-attention (ALBEF): attention x positive gradient of the match logit
             token_maps = reduce_heads(t2i[layer] * grad.clamp(min=0), heads)
         patch_i2t = reduce_heads(i2t[layer], heads)  # (B, P, T)
-        grounded_p = torch.sigmoid(out.grounded_logits.detach()).float().cpu()  # (B, T)
-        match_p = torch.sigmoid(out.match_logits.detach()).cpu()
+        grounded_p = torch.sigmoid(out.grounded_logits.detach().float()).cpu()  # (B, T)
+        match_p = torch.sigmoid(out.match_logits.detach().float()).cpu()
         token_maps, patch_i2t = token_maps.float().cpu(), patch_i2t.float().cpu()
 
         # tokens -> words for the whole batch at once: M[b] is item b's (W, T) averaging

@@ -83,18 +83,35 @@ def boxes_from_fine(maps: np.ndarray, frac: float = BOX_FRACTION) -> list[tuple[
 
 def _components(masks: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """The 4-connected components of boolean (N, h, w) ``masks`` that contain the True
-    cells of ``seeds``: a flood fill for all N maps at once, one ring of neighbours per step."""
+    cells of ``seeds``, for all N maps at once.
+
+    A flood fill by runs: a run of True cells along a row (or a column) joins the region
+    as a whole as soon as one of its cells is in it. Sweeping rows, then columns, and so on
+    until nothing changes takes as many sweeps as the region has turns (two or three for
+    a blob), where growing one ring of neighbours per step takes as many as its diameter.
+    (``scipy.ndimage.label`` does the same, but importing it costs 0.2 s of start-up.)"""
     region = seeds & masks
-    while True:
-        grown = region.copy()
-        grown[:, 1:] |= region[:, :-1]
-        grown[:, :-1] |= region[:, 1:]
-        grown[:, :, 1:] |= region[:, :, :-1]
-        grown[:, :, :-1] |= region[:, :, 1:]
-        grown &= masks
-        if np.array_equal(grown, region):
-            return region
-        region = grown
+    axis, still = 2, 0
+    while still < 2:  # one sweep along each axis without change: done
+        grown = _spread_along_runs(region, masks, axis)
+        still = still + 1 if np.array_equal(grown, region) else 0
+        region, axis = grown, 3 - axis
+    return region
+
+
+def _spread_along_runs(region: np.ndarray, masks: np.ndarray, axis: int) -> np.ndarray:
+    """Every run of ``masks`` along ``axis`` (1 = columns, 2 = rows) that touches ``region``,
+    as a boolean (N, h, w) array."""
+    m, r = (masks, region) if axis == 2 else (masks.transpose(0, 2, 1), region.transpose(0, 2, 1))
+    m, r = m.reshape(-1, m.shape[-1]), r.reshape(-1, r.shape[-1])  # (lines, length)
+    starts = m.copy()
+    starts[:, 1:] &= ~m[:, :-1]  # first cell of each run
+    run = np.cumsum(starts, axis=None).reshape(m.shape) * m  # run number of every cell, 0 outside the mask
+    hit = np.zeros(int(run.max()) + 1, bool)
+    hit[run[r]] = True
+    hit[0] = False
+    out = hit[run]
+    return out.reshape(masks.shape) if axis == 2 else out.reshape(masks.shape[0], masks.shape[2], masks.shape[1]).transpose(0, 2, 1)
 
 
 def box_iou(a, b) -> float:

@@ -268,3 +268,20 @@ def test_scale_argument_is_the_one_of_torch():
     torch.testing.assert_close(w1, w)
     out2, _ = scaled_dot_product_attention(q, k, v, scale=0.3)
     torch.testing.assert_close(out2, F.scaled_dot_product_attention(q, k, v, scale=0.3))
+
+
+def test_module_built_under_inference_mode_runs_and_follows_weight_changes():
+    """Weights created inside torch.inference_mode() have no version counter to key the
+    packed-QKV cache on: such a module still runs, and never serves stale packed weights."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 16)
+    with torch.inference_mode():
+        mha = MultiHeadAttention(16, 4)
+        before, _ = mha(x)
+        mha.q_proj.weight.mul_(2.0)
+        after, _ = mha(x)
+        q = mha.split_heads(mha.q_proj(x))
+        k, v = mha.split_heads(mha.k_proj(x)), mha.split_heads(mha.v_proj(x))
+        reference = mha.out_proj(mha.merge_heads(F.scaled_dot_product_attention(q, k, v)))
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, reference, rtol=0, atol=1e-5)

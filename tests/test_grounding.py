@@ -85,6 +85,24 @@ def test_match_score_checks_the_relation_against_the_image(g):
     assert np.mean([f.match_score < 0.5 for f in swapped]) >= 0.8
 
 
+def test_bfloat16_precision_gives_the_same_answers(g, scenes):
+    """precision="bfloat16" (autocast) keeps the contract (float32 maps at the image's size)
+    and the answers: the same flags and near-identical maps, boxes and scores. Grad-CAM
+    stays float32, so its maps are the float32 ones."""
+    gb = mmattn.Grounder(g.model, g.tokenizer, precision="bfloat16")
+    imgs, caps = [s.image for s in scenes[:6]], [s.caption.text for s in scenes[:6]]
+    for method in ("attention", "rollout", "gradcam"):
+        for a, b in zip(g.ground_batch(imgs, caps, method=method), gb.ground_batch(imgs, caps, method=method), strict=True):
+            assert b.word_maps.dtype == np.float32 and b.word_maps.shape == a.word_maps.shape
+            assert b.words == a.words and b.grounded == a.grounded
+            np.testing.assert_allclose(b.word_maps, a.word_maps, atol=1e-5 if method == "gradcam" else 0.05)
+            assert abs(b.match_score - a.match_score) < 0.05
+            for ba, bb in zip(a.boxes, b.boxes):
+                assert (ba is None) == (bb is None) and (ba is None or box_iou(ba, bb) > 0.8)
+    with pytest.raises(ValueError, match="precision.*float16"):
+        mmattn.Grounder(g.model, g.tokenizer, precision="float16")
+
+
 def test_function_words_and_absent_things_are_not_grounded(g):
     s = make_sample(FRESH + 500, 160, 120, TRAIN, lang="en")
     r = g.ground(s.image, s.caption.text)
@@ -209,5 +227,9 @@ def test_cli_ground(tmp_path):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["words"] == [w.text for w in s.caption.words]
     assert (tmp_path / "o" / "grounding.json").exists()
+    fast = subprocess.run([sys.executable, "-m", "mmattn.cli", "ground", str(path), s.caption.text, "--json", "--precision", "bfloat16"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert fast.returncode == 0, fast.stderr
+    assert json.loads(fast.stdout)["grounded"] == json.loads(out.stdout)["grounded"]
     bad = subprocess.run([sys.executable, "-m", "mmattn.cli", "ground", str(path), "  "], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "caption is empty" in bad.stderr
