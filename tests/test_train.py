@@ -59,7 +59,8 @@ def test_checkpoint_is_safetensors_and_atomic(tmp_path):
 def test_torchrun_two_cpu_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
            "-m", "mmattn.train", "--out", str(tmp_path), "--steps", "3", "--batch-size", "4", "--eval-every", "0",
-           "--workers", "0", "--sizes", "48x48", "--model", '{"dim": 32, "num_heads": 4, "text_layers": 1, "image_layers": 1}']  # fmt: skip
+           "--workers", "0", "--sizes", "48x48", "--model",
+           '{"dim": 32, "num_heads": 4, "text_layers": 1, "image_layers": 1, "match_layers": 2, "match_spread": true, "relation_heads": 2}']  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     assert os.path.isfile(tmp_path / "last" / "model.safetensors")
