@@ -62,6 +62,7 @@ MASK_ALPHA = 0.6  #: opacity of a map at 1.0 on the shared scale (the strongest 
 MASK_FLOOR = 0.05  #: values below this (on the shared scale) are not drawn
 PNG_LEVEL = 1  #: zlib level of the mask PNGs: level 1 is twice as fast as gradio's default and barely larger
 JPEG_QUALITY = 90  #: the picture under the maps is a JPEG (WebP, gradio's default, takes 30x longer to encode)
+RELATION_SHOWN = 1.0  #: relation probe scores this far from 0 are explained in the notice (one-object captions stay near 0)
 
 # ---- the model, once ------------------------------------------------------------------
 # MMATTN_MODEL selects another checkpoint folder, MMATTN_PRECISION=bfloat16 the faster arithmetic
@@ -317,6 +318,10 @@ def _notice(r) -> str:
     parts = []
     if r.notice:
         parts.append(r.notice[0].upper() + r.notice[1:] + ".")
+    if abs(r.relation_score) >= RELATION_SHOWN:  # the relation probes' dot product, (object - subject) . direction
+        verdict = "agree with" if r.relation_score > 0 else "contradict"
+        parts.append(f"Relation check: where the words' maps put the two objects, they {verdict} the relation word "
+                     f"((object − subject) · direction adds {r.relation_score:+.1f} to the match logit).")
     if r.unknown_words:
         parts.append("Not in the model's vocabulary (never marked grounded): " + ", ".join(dict.fromkeys(r.unknown_words)) + ".")
     return " ".join(parts) or "OK: every word is in the model's vocabulary."

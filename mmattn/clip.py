@@ -350,4 +350,5 @@ class ClipGroundingModel(nn.Module):
             text_self_attentions=text.attentions,
             image_self_attentions=tuple(image_w),
             centroids=t2i[-1].mean(1) @ coords,  # (B, T, 2)
+            relation_logits=torch.zeros_like(match),  # no relation probes on CLIP
         )

@@ -194,6 +194,7 @@ class Grounder:
         patch_i2t = reduce_heads(i2t[layer], heads)  # (B, P, T)
         grounded_p = torch.sigmoid(out.grounded_logits.detach().float()).cpu()  # (B, T)
         match_p = torch.sigmoid(out.match_logits.detach().float()).cpu()
+        relation = out.relation_logits.detach().float().cpu()  # (B,)
         token_maps, patch_i2t = token_maps.float().cpu(), patch_i2t.float().cpu()
 
         # tokens -> words for the whole batch at once: M[b] is item b's (W, T) averaging
@@ -246,7 +247,7 @@ class Grounder:
                 image_to_text=word_i2t[b, :, :W].numpy(),
                 grounded=grounded[b], grounded_scores=scores[b, :W].tolist(),
                 boxes=boxes[b],
-                match_score=float(match_p[b]), unknown_words=unknown[b], truncated=enc.truncated[b], notice=notice,
+                match_score=float(match_p[b]), relation_score=float(relation[b]), unknown_words=unknown[b], truncated=enc.truncated[b], notice=notice,
                 method=method, layer=layer, heads=heads, model_name=self.name,
                 raw=RawAttention(
                     tokens=self.tokenizer.convert_ids_to_tokens(enc.ids[b][enc.attention_mask[b]].tolist()),

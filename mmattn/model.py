@@ -83,6 +83,7 @@ class GroundingOutput:
     text_self_attentions: tuple[Tensor, ...] = ()  #: per text layer, (B, H, T, T)
     image_self_attentions: tuple[Tensor, ...] = ()  #: per image layer, (B, H, P, P)
     centroids: Tensor = field(default=None)  #: (B, T, 2) where each token looks, (x, y) in [-1, 1]
+    relation_logits: Tensor = field(default=None)  #: (B,) the relation probes' part of match_logits (zeros without probes)
 
 
 class RelationProbe(nn.Module):
@@ -210,8 +211,8 @@ class GroundingModel(
             h, _ = block(h, key_mask)
         h = self.match_norm(h)  # (B, T, D)
         match_logits = self.match_head(h[:, 0]).squeeze(-1)  # from [CLS]
-        if self.relation is not None:
-            match_logits = match_logits + self.relation(t, centroids, attention_mask)
+        relation = self.relation(t, centroids, attention_mask) if self.relation is not None else torch.zeros_like(match_logits)
+        match_logits = match_logits + relation
         return GroundingOutput(
             text_features=t,
             image_features=i,
@@ -226,6 +227,7 @@ class GroundingModel(
             text_self_attentions=tuple(text_w),
             image_self_attentions=tuple(image_w),
             centroids=centroids,
+            relation_logits=relation,
         )
 
     # ---- loading: strict, safetensors only -------------------------------------------

@@ -45,6 +45,9 @@ class Grounding:
     boxes: list[tuple[int, int, int, int] | None]  #: (x0, y0, x1, y1), x1/y1 exclusive
     match_score: float  #: probability that the caption describes the image
     grounded_scores: list[float] = field(default_factory=list)  #: probability behind each grounded flag
+    #: the relation probes' part of the match logit: > 0 where the maps put the objects as the
+    #: caption's relation word says, < 0 where they contradict it, about 0 without a relation
+    relation_score: float = 0.0
     patch_maps: np.ndarray | None = None  #: (W, P) the maps on the patch grid, same scale
     image_to_text: np.ndarray | None = None  #: (P, W) each patch's attention over the words
     grid: tuple[int, int] = (0, 0)  #: (gh, gw); patch (r, c) is index r * gw + c
@@ -109,6 +112,7 @@ class Grounding:
             "boxes": [list(b) if b else None for b in self.boxes],
             "peaks": [round(float(m.max()), 6) if m.size else 0.0 for m in self.patch_maps] if self.patch_maps is not None else [],
             "match_score": round(self.match_score, 6),
+            "relation_score": round(self.relation_score, 6),
             "image_size": [width, height],
             "grid": list(self.grid),
             "unknown_words": self.unknown_words,
@@ -134,7 +138,7 @@ class Grounding:
         return cls(
             caption=d["caption"], words=d["words"], word_maps=maps, grounded=d["grounded"],
             boxes=[tuple(b) if b else None for b in d["boxes"]], match_score=d["match_score"],
-            grounded_scores=d.get("grounded_scores", []), patch_maps=patch,
+            relation_score=d.get("relation_score", 0.0), grounded_scores=d.get("grounded_scores", []), patch_maps=patch,
             image_to_text=np.asarray(d.get("image_to_text", []), np.float32), grid=grid,
             unknown_words=d.get("unknown_words", []), truncated=d.get("truncated", False), notice=d.get("notice"),
             method=d.get("method", "attention"), layer=d.get("layer", -1), heads=d.get("heads", "mean"),

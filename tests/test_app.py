@@ -88,6 +88,25 @@ def test_ground(app, client, image):
     json.dumps(data)
 
 
+def test_notice_explains_the_relation_check(client, tmp_path):
+    """A relational caption gets the relation probes' verdict in the notice: "agree" for the
+    true relation, "contradict" for its swap; a one-object caption gets none."""
+    from mmattn.data import TRAIN, make_sample
+
+    seed = 91_000
+    while not (s := make_sample(seed, 160, 120, TRAIN, lang="en")).caption.relation:
+        seed += 1
+    path = tmp_path / "relation.png"
+    s.image.save(path)
+    swap = next(n for n in s.negatives if n.neg_kind == "relation")
+    *_, notice, data = client.predict(handle_file(str(path)), s.caption.text, api_name="/ground")
+    assert "Relation check" in notice and "agree with" in notice and data["relation_score"] > 1, notice
+    *_, notice, data = client.predict(handle_file(str(path)), swap.text, api_name="/ground")
+    assert "contradict" in notice and data["relation_score"] < -1, notice
+    *_, notice, _ = client.predict(handle_file(str(path)), "a red circle", api_name="/ground")
+    assert "Relation check" not in notice
+
+
 def test_mask_files_are_the_ones_gradio_would_make(app):
     """The app's uint8 AnnotatedImage.postprocess writes what gradio's own would: same alpha
     (the map), same colour wherever the mask shows."""

@@ -83,6 +83,11 @@ def test_match_score_checks_the_relation_against_the_image(g):
     wins = [t.match_score > f.match_score for t, f in zip(true, swapped)]
     assert sum(wins) / len(wins) >= 0.9, [s.caption.text for s, w in zip(scenes, wins) if not w]
     assert np.mean([f.match_score < 0.5 for f in swapped]) >= 0.8
+    # the probes' own part of the score says why: it agrees with the true relation, not its swap
+    assert np.mean([t.relation_score > 1 > -1 > f.relation_score for t, f in zip(true, swapped)]) >= 0.9
+    assert true[0].to_json()["relation_score"] == round(true[0].relation_score, 6)
+    one = g.ground(scenes[0].image, "a red circle")
+    assert abs(one.relation_score) < 1  # no relation word: the probes stay out of it
 
 
 def test_bfloat16_precision_gives_the_same_answers(g, scenes):
