@@ -181,8 +181,7 @@ class Grounder:
                 out = self.model(ids, px, mask, output_fusion_attentions=True)
             grad = None
             if method == "gradcam":  # d(match logit)/d(attention), without touching parameter grads
-                (grad,) = torch.autograd.grad(out.match_logits.sum(), [out.text_to_image[layer]])
-                grad = grad.float()
+                (grad,) = torch.autograd.grad(out.match_logits.sum(), [out.text_to_image[layer]])  # float32: no autocast
         t2i = [w.detach().float() for w in out.text_to_image]  # L x (B, H, T, P)
         i2t = [w.detach().float() for w in out.image_to_text]  # L x (B, H, P, T)
         if method == "attention":
@@ -252,8 +251,8 @@ class Grounder:
                 raw=RawAttention(
                     tokens=self.tokenizer.convert_ids_to_tokens(enc.ids[b][enc.attention_mask[b]].tolist()),
                     word_ids=[w for w, m in zip(enc.word_ids[b], enc.attention_mask[b].tolist()) if m],
-                    text_to_image=[a[b, :, :n_tokens].float().cpu().numpy() for a in t2i],
-                    image_to_text=[a[b, :, :, :n_tokens].float().cpu().numpy() for a in i2t],
+                    text_to_image=[a[b, :, :n_tokens].cpu().numpy() for a in t2i],  # t2i, i2t are float32 already
+                    image_to_text=[a[b, :, :, :n_tokens].cpu().numpy() for a in i2t],
                 ) if raw else None,
             ))  # fmt: skip
         return results

@@ -110,8 +110,9 @@ class RelationProbe(nn.Module):
     def forward(self, text: Tensor, centroids: Tensor, mask: Tensor) -> Tensor:
         B, T, _ = text.shape
         x = self.norm(text)
-        scores = self.roles(x).masked_fill(~mask[..., None], -1e9)  # (B, T, 3K)
+        scores = self.roles(x).masked_fill(~mask[..., None], float("-inf"))  # (B, T, 3K)
         roles = scores.view(B, T, 3, self.k).softmax(dim=1)  # (B, T, 3, K): each role's weights sum to 1 over T
+        roles = roles.masked_fill(~mask[:, :, None, None], 0.0)  # padding gets 0 (and an all-padding row 0, not NaN)
         subject = torch.einsum("btk,btx->bkx", roles[:, :, 0], centroids)  # (B, K, 2)
         obj = torch.einsum("btk,btx->bkx", roles[:, :, 1], centroids)  # (B, K, 2)
         u = torch.einsum("btk,btkx->bkx", roles[:, :, 2], self.direction(x).view(B, T, self.k, 2))  # (B, K, 2)

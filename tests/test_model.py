@@ -178,6 +178,8 @@ def test_relation_probe_depends_only_on_where_objects_are_relative_to_each_other
     moved = c.clone()
     moved[1, 6:] = 5.0
     torch.testing.assert_close(probe(junk, moved, mask), out)
+    nothing = torch.zeros_like(mask)  # no token at all: zero, never NaN
+    assert torch.equal(probe(text, c, nothing), torch.zeros(3))
 
 
 def test_relation_probe_knows_left_from_right():
