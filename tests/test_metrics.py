@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from mmattn.evaluate import markdown
-from mmattn.maps import box_from_map, box_iou, boxes_from_fine, boxes_from_maps, patch_coverage, reduce_heads, upsample, word_matrix
+from mmattn.maps import _components, box_from_map, box_iou, boxes_from_fine, boxes_from_maps, patch_coverage, reduce_heads, upsample, word_matrix
 
 
 def test_box_iou_known_values():
@@ -34,6 +34,34 @@ def test_stacked_flood_fill_follows_winding_regions_and_matches_one_at_a_time():
     stacked = boxes_from_fine(maps, 0.5)
     assert stacked[3] is None
     assert stacked == [box_from_map(x, 0.5) for x in maps]
+
+
+def _bfs_region(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
+    """The 4-connected component of ``mask`` holding ``seed``, one cell at a time."""
+    out = np.zeros_like(mask)
+    todo = [seed] if mask[seed] else []
+    while todo:
+        y, x = todo.pop()
+        if out[y, x]:
+            continue
+        out[y, x] = True
+        for v, u in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+            if 0 <= v < mask.shape[0] and 0 <= u < mask.shape[1] and mask[v, u] and not out[v, u]:
+                todo.append((v, u))
+    return out
+
+
+def test_flood_fill_by_runs_equals_a_cell_by_cell_search():
+    rng = np.random.default_rng(1)
+    for density in (0.3, 0.55, 0.7, 0.9):  # from scattered cells to one winding region
+        masks = rng.random((30, 13, 21)) < density
+        seeds = np.zeros_like(masks)
+        at = [(int(rng.integers(13)), int(rng.integers(21))) for _ in range(30)]
+        for n, (y, x) in enumerate(at):
+            seeds[n, y, x] = True
+        region = _components(masks, seeds)
+        for n, (y, x) in enumerate(at):
+            np.testing.assert_array_equal(region[n], _bfs_region(masks[n], (y, x)))
 
 
 def test_upsample_keeps_geometry_on_a_non_square_grid():
