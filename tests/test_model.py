@@ -265,6 +265,17 @@ def test_to_tensor_resizes_by_the_policy_and_normalises():
     torch.testing.assert_close(t[:, 0, 0], (torch.tensor([128.0, 0.0, 255.0]) / 255 - 0.5) / 0.25)
 
 
+def test_to_tensor_resizes_like_pillow_bilinear():
+    """The resize (torch's antialiased bilinear on 8-bit pixels) is Pillow's BILINEAR filter,
+    to within one grey level, down and up."""
+    rng = np.random.default_rng(0)
+    for size in [(320, 240), (60, 40), (129, 77)]:
+        im = Image.fromarray(rng.integers(0, 256, (*size[::-1], 3), dtype=np.uint8))
+        ref = np.asarray(im.resize(target_size(*size), Image.BILINEAR), np.float32)
+        ours = ((to_tensor(im) * 0.25 + 0.5) * 255).permute(1, 2, 0).numpy()
+        assert np.abs(ours - ref).max() <= 1.0 + 1e-3
+
+
 # ---- load_image ---------------------------------------------------------------------------
 
 
