@@ -5,7 +5,7 @@ with ``model_type: clip``, ``model.safetensors``, the tokenizer files and
 ``preprocessor_config.json``. A checkpoint trained with ``mmattn train --clip`` adds
 ``mmattn_clip.json`` (the fusion config) and ``mmattn_fusion.safetensors`` (its weights).
 
-What differs from the shipped model is only the preprocessing (:meth:`ClipGrounder._pixels`,
+What differs from the shipped model is only the preprocessing (:meth:`ClipGrounder._pixel`,
 :meth:`ClipGrounder._encode`); the model (:class:`mmattn.clip.ClipGroundingModel`) returns
 the same outputs, so grounding, maps, flags, boxes and export are the shared code's.
 
@@ -175,17 +175,14 @@ class ClipGrounder(Grounder):
         return cls(model, tokenizer, processor, name=name, device=device, trained=saved is not None, precision=precision)
 
     # ---- preprocessing ---------------------------------------------------------------
-    def _pixels(self, images: list) -> torch.Tensor:
-        """PIL images of one model input size -> CLIP-normalised pixels (B, 3, h, w), aspect ratio kept."""
+    def _pixel(self, image) -> torch.Tensor:
+        """A PIL RGB image -> CLIP-normalised pixels (3, h, w), aspect ratio kept."""
         cfg = self.model.config
-        out = []
-        for im in images:
-            size = target_size(im.width, im.height, cfg.image_size, cfg.patch_size)
-            if im.size != size:
-                im = im.resize(size, self._resample)
-            a = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).float()  # (3, h, w)
-            out.append((a * self._scale - self._mean) / self._std)
-        return torch.stack(out)
+        size = target_size(image.width, image.height, cfg.image_size, cfg.patch_size)
+        if image.size != size:
+            image = image.resize(size, self._resample)
+        a = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float()  # (3, h, w)
+        return (a * self._scale - self._mean) / self._std
 
     def _encode(self, captions: list[str]) -> Encoded:
         """Captions -> CLIP token ids with the word of every token (see the module doc)."""

@@ -14,16 +14,16 @@ import contextlib
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from string import punctuation
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .image import load_image, target_size, to_tensor
-from .maps import boxes_from_maps, reduce_heads, render_map_sets, word_matrix
+from .image import load_image, to_tensor
+from .maps import boxes_from_maps, reduce_heads, word_matrix
 from .model import GroundingModel
 from .result import Grounding, RawAttention
 from .tokenizer import MAX_TOKENS, Encoded, encode, load_tokenizer
@@ -102,6 +102,13 @@ class Grounder:
     def ground_batch(self, images, captions, *, batch_size: int = 32, layer: int | None = None, heads: str | int = "mean",
                      method: str = "attention", raw: bool = False, progress: bool | None = None) -> list[Grounding]:  # fmt: skip
         """``ground`` for many pairs, batched by model input size; a progress bar on long runs."""
+        return list(self.iter_batch(images, captions, batch_size=batch_size, layer=layer, heads=heads, method=method, raw=raw, progress=progress))
+
+    def iter_batch(self, images, captions, *, batch_size: int = 32, layer: int | None = None, heads: str | int = "mean",
+                   method: str = "attention", raw: bool = False, progress: bool | None = None) -> Iterator[Grounding]:  # fmt: skip
+        """:meth:`ground_batch` as a stream: the results in input order, a few batches at a
+        time, so that a folder of any size is grounded in bounded memory. Bad arguments raise
+        here, at the call; a bad image raises when the stream reaches it."""
         if isinstance(captions, str) or not isinstance(captions, (list, tuple)):
             raise TypeError("captions must be a list of strings (one per image)")
         if len(images) != len(captions):
@@ -112,28 +119,38 @@ class Grounder:
         for c in captions:
             self._check_caption(c)
         if len(images) == 1:  # ground(): no threads
-            return self._run([load_image(images[0])], list(captions), layer, heads, method, raw)
-        cfg = self.model.config
-        results: list[Grounding | None] = [None] * len(images)
+            im = load_image(images[0])
+            return iter(self._run([im], self._pixel(im)[None], list(captions), layer, heads, method, raw))
+        return self._stream(images, list(captions), batch_size, layer, heads, method, raw, progress)
+
+    def _stream(self, images, captions, batch_size, layer, heads, method, raw, progress) -> Iterator[Grounding]:
         show = progress if progress is not None else len(images) > 4 * batch_size
         chunk = 4 * batch_size  # images decoded at a time: memory stays bounded on long runs
+
+        def prepare(image):  # decoded and resized on the pool's threads (Pillow releases the GIL)
+            im = load_image(image)
+            return im, self._pixel(im)
+
         with tqdm(total=len(images), desc="grounding", unit="pair", disable=not show) as bar, \
                 ThreadPoolExecutor(DECODE_THREADS) as pool:  # fmt: skip
             for start in range(0, len(images), chunk):
-                # Pillow decodes without the GIL: a chunk decodes on all threads, then the model
-                # has the cores to itself (decoding the next chunk meanwhile measured slower)
-                pil = _decoded(pool.map(load_image, images[start : start + chunk]), start)
+                # a chunk decodes on all threads, then the model has the cores to itself
+                # (decoding the next chunk meanwhile measured slower)
+                ready = _decoded(pool.map(prepare, images[start : start + chunk]), start)
                 groups = defaultdict(list)  # batched by model input size
-                for i, im in enumerate(pil, start):
-                    groups[target_size(im.width, im.height, cfg.image_size, cfg.patch_size)].append(i)
+                for i, (_, px) in enumerate(ready):
+                    groups[tuple(px.shape)].append(i)
+                results: list[Grounding | None] = [None] * len(ready)
                 for idx in groups.values():
                     for s in range(0, len(idx), batch_size):
                         part = idx[s : s + batch_size]
-                        done = self._run([pil[i - start] for i in part], [captions[i] for i in part], layer, heads, method, raw)
+                        pixels = torch.stack([ready[i][1] for i in part])
+                        done = self._run([ready[i][0] for i in part], pixels, [captions[start + i] for i in part], layer, heads, method, raw)
                         for i, g in zip(part, done):
                             results[i] = g
                         bar.update(len(part))
-        return results  # type: ignore[return-value]
+                del ready
+                yield from results  # type: ignore[misc]
 
     # ---- checks --------------------------------------------------------------------
     def _check(self, layer, heads, method) -> int:
@@ -153,11 +170,15 @@ class Grounder:
         if not caption.strip() or not any(ch.isalnum() for ch in caption):
             raise ValueError("the caption is empty: type a few words that describe the image, e.g. 'a red circle'")
 
-    # ---- preprocessing (a backend with other pixels or tokens overrides these two) -----
-    def _pixels(self, images: list) -> torch.Tensor:
-        """PIL images of one model input size -> pixels (B, 3, h, w), by :mod:`mmattn.image`'s policy."""
+    # ---- preprocessing (a backend with other pixels or tokens overrides _pixel and _encode) --
+    def _pixel(self, image) -> torch.Tensor:
+        """A PIL RGB image -> the model's pixels (3, h, w), by :mod:`mmattn.image`'s policy."""
         cfg = self.model.config
-        return torch.stack([to_tensor(im, cfg.image_size, cfg.patch_size) for im in images])
+        return to_tensor(image, cfg.image_size, cfg.patch_size)
+
+    def _pixels(self, images: list) -> torch.Tensor:
+        """PIL images of one model input size -> pixels (B, 3, h, w)."""
+        return torch.stack([self._pixel(im) for im in images])
 
     def _encode(self, captions: list[str]) -> Encoded:
         """Captions -> a padded batch of token ids with the word of every token."""
@@ -172,8 +193,9 @@ class Grounder:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _run(self, images, captions, layer, heads, method, raw) -> list[Grounding]:
-        px = self._pixels(images).to(self.device)
+    def _run(self, images, pixels, captions, layer, heads, method, raw) -> list[Grounding]:
+        """Ground a batch: PIL ``images``, their ``pixels`` (B, 3, h, w) of one size, captions."""
+        px = pixels.to(self.device)
         enc = self._encode(list(captions))
         ids, mask = enc.ids.to(self.device), enc.attention_mask.to(self.device)
         with torch.set_grad_enabled(method == "gradcam"), torch.inference_mode(method != "gradcam"):
@@ -212,15 +234,7 @@ class Grounder:
         scores = (M @ grounded_p[:, :, None])[:, :, 0]  # (B, W)
         word_i2t = patch_i2t @ (M > 0).float().transpose(1, 2)  # (B, P, T) @ (B, T, W) -> (B, P, W)
 
-        # maps at each image's own size, rendered together for images of the same size
         sizes = [(im.height, im.width) for im in images]
-        word_maps: list[np.ndarray | None] = [None] * B
-        for size in dict.fromkeys(sizes):
-            same = [b for b in range(B) if sizes[b] == size]
-            rendered = render_map_sets(maps[same], out.grid, size).numpy()  # (n, W, height, width)
-            for j, b in enumerate(same):
-                word_maps[b] = rendered[j, : len(words[b])]
-
         unknown = [[w for w in ws if w not in self._known] for ws in words]
         grounded = [[s > GROUNDED_THRESHOLD and w not in unk for s, w in zip(scores[b].tolist(), words[b])]
                     for b, unk in enumerate(unknown)]  # fmt: skip
@@ -240,9 +254,8 @@ class Grounder:
                 notice = f"the caption was cut to its first {W} words (at most {MAX_TOKENS - 2} tokens)"
             n_tokens = int(enc.attention_mask[b].sum())
             results.append(Grounding(
-                caption=captions[b], words=words[b], image=image, grid=tuple(out.grid),
-                patch_maps=maps[b, :W].numpy(),
-                word_maps=word_maps[b],
+                caption=captions[b], words=words[b], image=image, grid=tuple(out.grid), size=image.size,
+                patch_maps=maps[b, :W].numpy(),  # word_maps are rendered from these when read
                 image_to_text=word_i2t[b, :, :W].numpy(),
                 grounded=grounded[b], grounded_scores=scores[b, :W].tolist(),
                 boxes=boxes[b],

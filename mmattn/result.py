@@ -5,6 +5,7 @@ Index letters: W words, P patches (= gh * gw), H heads, T tokens.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -36,11 +37,17 @@ class Grounding:
     by all words (1.0 = the strongest value of any word); ``grounded[i]`` says whether the
     word is confidently located in the image (never for function words, for things absent
     from the image, or for unknown words); ``boxes[i]`` is its box in image pixels or None.
+
+    ``word_maps`` is rendered from ``patch_maps`` when first read, then kept: a result holds
+    W x P numbers until then, not W x height x width (8 words on a 1024x768 photo are 25 MB),
+    so grounding thousands of images never holds thousands of full-size maps at once.
     """
 
     caption: str
     words: list[str]  #: the caption's words (subword pieces merged, punctuation dropped)
-    word_maps: np.ndarray  #: (W, height, width) float32 in [0, 1]
+    size: tuple[int, int]  #: (width, height) of the image
+    patch_maps: np.ndarray  #: (W, P) the maps on the patch grid, on the shared scale
+    grid: tuple[int, int]  #: (gh, gw); patch (r, c) is index r * gw + c
     grounded: list[bool]
     boxes: list[tuple[int, int, int, int] | None]  #: (x0, y0, x1, y1), x1/y1 exclusive
     match_score: float  #: probability that the caption describes the image
@@ -48,9 +55,7 @@ class Grounding:
     #: the relation probes' part of the match logit: > 0 where the maps put the objects as the
     #: caption's relation word says, < 0 where they contradict it, about 0 without a relation
     relation_score: float = 0.0
-    patch_maps: np.ndarray | None = None  #: (W, P) the maps on the patch grid, same scale
     image_to_text: np.ndarray | None = None  #: (P, W) each patch's attention over the words
-    grid: tuple[int, int] = (0, 0)  #: (gh, gw); patch (r, c) is index r * gw + c
     unknown_words: list[str] = field(default_factory=list)  #: words the model's vocabulary lacks
     truncated: bool = False
     notice: str | None = None  #: a message for the user (e.g. the caption was truncated)
@@ -61,10 +66,13 @@ class Grounding:
     image: Image.Image | None = field(default=None, repr=False)
     raw: RawAttention | None = field(default=None, repr=False)
 
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height) of the image."""
-        return int(self.word_maps.shape[2]), int(self.word_maps.shape[1])
+    @functools.cached_property
+    def word_maps(self) -> np.ndarray:
+        """(W, height, width) float32 in [0, 1]: where each word looks, at the image's own size
+        (:func:`mmattn.maps.render_maps` of ``patch_maps``; rendered on first use)."""
+        width, height = self.size
+        patch = torch.from_numpy(np.ascontiguousarray(self.patch_maps, dtype=np.float32))
+        return render_maps(patch.reshape(-1, self.grid[0] * self.grid[1]), self.grid, (height, width)).numpy()
 
     def patch_at(self, x: float, y: float) -> int:
         """Index of the patch under pixel (x, y) of the image."""
@@ -86,7 +94,7 @@ class Grounding:
         """(height, width): the mean map of the grounded words (zeros if none is grounded)."""
         idx = [i for i, g in enumerate(self.grounded) if g]
         if not idx:
-            return np.zeros(self.word_maps.shape[1:], np.float32)
+            return np.zeros(self.size[::-1], np.float32)
         return self.word_maps[idx].mean(0)
 
     def overlay(self, i: int | str, alpha: float = 0.6) -> Image.Image:
@@ -110,7 +118,7 @@ class Grounding:
             "grounded": self.grounded,
             "grounded_scores": [round(s, 6) for s in self.grounded_scores],
             "boxes": [list(b) if b else None for b in self.boxes],
-            "peaks": [round(float(m.max()), 6) if m.size else 0.0 for m in self.patch_maps] if self.patch_maps is not None else [],
+            "peaks": [round(float(m.max()), 6) if m.size else 0.0 for m in self.patch_maps],
             "match_score": round(self.match_score, 6),
             "relation_score": round(self.relation_score, 6),
             "image_size": [width, height],
@@ -134,11 +142,10 @@ class Grounding:
         width, height = d["image_size"]
         grid = tuple(d["grid"])
         patch = np.asarray(d.get("patch_maps", np.zeros((len(d["words"]), grid[0] * grid[1]))), np.float32)
-        maps = render_maps(torch.from_numpy(patch), grid, (height, width)).numpy() if patch.size else np.zeros((0, height, width), np.float32)
         return cls(
-            caption=d["caption"], words=d["words"], word_maps=maps, grounded=d["grounded"],
+            caption=d["caption"], words=d["words"], size=(width, height), patch_maps=patch.reshape(len(d["words"]), -1), grounded=d["grounded"],
             boxes=[tuple(b) if b else None for b in d["boxes"]], match_score=d["match_score"],
-            relation_score=d.get("relation_score", 0.0), grounded_scores=d.get("grounded_scores", []), patch_maps=patch,
+            relation_score=d.get("relation_score", 0.0), grounded_scores=d.get("grounded_scores", []),
             image_to_text=np.asarray(d.get("image_to_text", []), np.float32), grid=grid,
             unknown_words=d.get("unknown_words", []), truncated=d.get("truncated", False), notice=d.get("notice"),
             method=d.get("method", "attention"), layer=d.get("layer", -1), heads=d.get("heads", "mean"),

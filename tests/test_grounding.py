@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import mmattn
+from mmattn import explain
 from mmattn.data import TRAIN, make_sample
 from mmattn.evaluate import evaluate, held_out_samples
 from mmattn.maps import box_iou
@@ -133,6 +134,36 @@ def test_batch_equals_single(g, scenes):
         np.testing.assert_allclose(b.image_to_text, one.image_to_text, atol=1e-5)
         np.testing.assert_allclose(b.grounded_scores, one.grounded_scores, atol=1e-5)
         assert abs(b.match_score - one.match_score) < 1e-4
+
+
+def test_word_maps_are_rendered_when_first_read(g, scenes):
+    """A result holds W x P numbers until its full-size maps are read: thousands of results
+    never hold thousands of full-size maps unless asked."""
+    s = scenes[0]
+    r = g.ground(s.image, s.caption.text)
+    assert "word_maps" not in vars(r)  # not rendered yet
+    m = r.word_maps
+    assert "word_maps" in vars(r) and r.word_maps is m  # rendered once, then kept
+    np.testing.assert_allclose(m, explain.maps_at_size(r.patch_maps, r.grid, (s.image.height, s.image.width)), atol=1e-6)
+    assert m.max() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_iter_batch_streams_the_results_of_ground_batch(g, scenes):
+    imgs, caps = [s.image for s in scenes[:10]], [s.caption.text for s in scenes[:10]]
+    streamed = g.iter_batch(imgs, caps, batch_size=2)
+    assert not isinstance(streamed, list)
+    for a, b in zip(streamed, g.ground_batch(imgs, caps, batch_size=3), strict=True):
+        assert a.words == b.words and a.boxes == b.boxes and a.grounded == b.grounded
+        np.testing.assert_allclose(a.patch_maps, b.patch_maps, atol=1e-5)
+    with pytest.raises(ValueError, match="caption"):  # bad arguments raise at the call, not when iterated
+        g.iter_batch(imgs[:2], ["a red circle", " "])
+    # a broken image stops the stream where it is, after the results before its chunk
+    broken = [s.image for s in scenes[:12]]
+    broken[9] = b"not an image"
+    it = g.iter_batch(broken, ["a red circle"] * 12, batch_size=2)  # chunks of 8 images
+    assert len([next(it) for _ in range(8)]) == 8
+    with pytest.raises(ValueError, match="image 9"):
+        next(it)
 
 
 def test_json_round_trip_and_save(g, scenes, tmp_path):
