@@ -90,6 +90,12 @@ PALETTE: dict[str, dict[str, tuple[tuple[int, int, int], ...]]] = {
 
 Intervals = tuple[tuple[float, float], ...]
 
+#: Training rotations (degrees) all around the circle, with 8 bands left out: within 15
+#: degrees of a multiple of 45, so a shape is seen at every orientation class but never
+#: at, e.g., 17-28 degrees (those make the held-out bands of SHIFTED).
+ROTATIONS: Intervals = tuple((k * 45.0 - 15.0, k * 45.0 + 15.0) for k in range(8))
+HELD_OUT_ROTATIONS: Intervals = tuple((k * 45.0 + 17.0, k * 45.0 + 28.0) for k in range(8))
+
 
 @dataclass(frozen=True)
 class RenderConfig:
@@ -124,7 +130,7 @@ class RenderConfig:
 
     name: str = "train"
     shades: str = "train"
-    rotation: Intervals = ((-20.0, 20.0),)
+    rotation: Intervals = ROTATIONS
     backgrounds: tuple[str, ...] = BACKGROUNDS
     gray: Intervals = ((70.0, 190.0),)
     tint: float = 6.0
@@ -176,13 +182,14 @@ class RenderConfig:
 #: Training distribution.
 TRAIN = RenderConfig()
 
+
 #: Rendered differently from TRAIN but just as unambiguous: held-out shades,
-#: rotations beyond the training range, darker / lighter backgrounds with other
+#: rotations in the bands training leaves out, darker / lighter backgrounds with other
 #: texture periods and more noise, sizes near the edges of each size class.
 SHIFTED = RenderConfig(
     name="shifted",
     shades="heldout",
-    rotation=((-35.0, -22.0), (22.0, 35.0)),
+    rotation=HELD_OUT_ROTATIONS,
     gray=((35.0, 62.0), (198.0, 222.0)),
     tint=10.0,
     bg_contrast=((25.0, 45.0),),
