@@ -2,8 +2,11 @@
 
 Measures, in one run on the shipped model, for a 320x240 PNG and an 8-word caption:
 - ``ground()`` latency (p50, p95), everything included: decoding the PNG bytes, resizing,
-  tokenising, the model, maps and boxes at the image's own size;
-- ``ground_batch`` throughput (pairs/s) at batch 32;
+  tokenising, the model, boxes, and reading ``word_maps`` (rendered at the image's own size
+  when first read);
+- batch throughput (pairs/s) at batch 32, every result's ``word_maps`` read: streamed with
+  ``iter_batch`` (each result dropped once read, as a batch job over a folder does), and
+  with ``ground_batch``'s list (all the maps held at once, 2.4 MB per pair here);
 - the three methods (attention, rollout, gradcam) as ratios to raw attention;
 - the first two in float32 (the default) and in bfloat16 (``precision="bfloat16"``).
 Goals (issue #4): p50 <= 15 ms, >= 250 pairs/s, gradcam <= 3x attention.
@@ -57,33 +60,43 @@ def main() -> None:
     pil = [mmattn.image.load_image(im) for im in batch_imgs[:32]]
     px, enc = g._pixels(pil), g._encode([caption] * 32)
 
-    speed = {}  # precision -> (p50, p95, pairs/s, forward pairs/s)
+    def read_maps(results) -> None:
+        for r in results:
+            r.word_maps  # noqa: B018 -- rendered at the image's size on first read
+
+    speed = {}  # precision -> (p50, p95, streamed pairs/s, list pairs/s, forward pairs/s)
     for precision in mmattn.grounding.PRECISIONS:
         gp = mmattn.Grounder(g.model, g.tokenizer, precision=precision)
         for im in images[:4]:  # warm-up
             gp.ground(im, caption)
-        lat = timed(lambda it=iter(images * 1000), gp=gp: gp.ground(next(it), caption), args.repeats)
-        gp.ground_batch(batch_imgs[:32], [caption] * 32, batch_size=32)
-        t = time.perf_counter()
-        gp.ground_batch(batch_imgs, [caption] * len(batch_imgs), batch_size=32, progress=False)
-        throughput = len(batch_imgs) / (time.perf_counter() - t)
+        lat = timed(lambda it=iter(images * 1000), gp=gp: gp.ground(next(it), caption).word_maps, args.repeats)
+        read_maps(gp.ground_batch(batch_imgs[:64], [caption] * 64, batch_size=32))
+        streamed, listed = [], []
+        for _ in range(3):  # alternate the two, keep the best of three
+            t = time.perf_counter()
+            read_maps(gp.iter_batch(batch_imgs, [caption] * len(batch_imgs), batch_size=32, progress=False))
+            streamed.append(len(batch_imgs) / (time.perf_counter() - t))
+            t = time.perf_counter()
+            read_maps(gp.ground_batch(batch_imgs, [caption] * len(batch_imgs), batch_size=32, progress=False))
+            listed.append(len(batch_imgs) / (time.perf_counter() - t))
         # for scale: the model's forward pass alone on the same pairs (already decoded and tokenised)
         with torch.inference_mode(), gp._autocast("attention"):
             fwd = min(timed(lambda: g.model(enc.ids, px, enc.attention_mask, output_fusion_attentions=True), 10))
-        speed[precision] = (statistics.median(lat), sorted(lat)[int(0.95 * len(lat))], throughput, 32 / fwd)
+        speed[precision] = (statistics.median(lat), sorted(lat)[int(0.95 * len(lat))], max(streamed), max(listed), 32 / fwd)
 
     methods = {}
     for _ in range(2):  # interleave the methods, keep the faster round
         for m in ("attention", "rollout", "gradcam"):
-            ts = timed(lambda it=iter(images * 1000), m=m: g.ground(next(it), caption, method=m), args.repeats // 4)
+            ts = timed(lambda it=iter(images * 1000), m=m: g.ground(next(it), caption, method=m).word_maps, args.repeats // 4)
             methods[m] = min(methods.get(m, 1e9), statistics.median(ts))
 
     rows = []
-    for precision, (p50, p95, throughput, fwd) in speed.items():
+    for precision, (p50, p95, streamed, listed, fwd) in speed.items():
         rows += [
             (f"`ground()` p50 latency, {precision}", f"{p50 * 1e3:.1f} ms", "≤ 15 ms"),
             (f"`ground()` p95 latency, {precision}", f"{p95 * 1e3:.1f} ms", ""),
-            (f"`ground_batch` throughput (batch 32), {precision}", f"{throughput:.0f} pairs/s", "≥ 250 pairs/s"),
+            (f"`ground_batch` throughput (batch 32, every map read and held), {precision}", f"{listed:.0f} pairs/s", "≥ 250 pairs/s"),
+            (f"`iter_batch` throughput (the same, streamed), {precision}", f"{streamed:.0f} pairs/s", ""),
             (f"model forward alone (batch 32, for scale), {precision}", f"{fwd:.0f} pairs/s", ""),
         ]
     rows += [
