@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .data import COLOURS, SHAPES, ZH_COLOURS, ZH_SHAPES
-from .image import to_tensor
+from .image import target_size, to_tensor
 from .maps import patch_coverage
 from .tokenizer import encode
 
@@ -34,14 +34,19 @@ def _attribute_present(word: str, objects) -> bool:
 RELATION_NEGATIVES = 0.5  #: share of relational captions trained against their relation swap
 
 
-def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator, relation_negatives: float = RELATION_NEGATIVES) -> dict:
-    """Collate samples (all of one image size, a multiple of ``patch_size``) into tensors;
-    ``relation_negatives`` is the share of relational captions whose counterfactual is their
-    relation swap (the others draw one of their counterfactuals at random)."""
+def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator, relation_negatives: float = RELATION_NEGATIVES,
+                image_size: int | None = None) -> dict:  # fmt: skip
+    """Collate samples (all of one image size) into tensors; ``relation_negatives`` is the
+    share of relational captions whose counterfactual is their relation swap (the others
+    draw one of their counterfactuals at random). The images are resized to ``image_size``
+    by :mod:`mmattn.image`'s policy (default: their own longer side, which must then be a
+    multiple of ``patch_size``), masks to the same patch grid."""
     W, H = samples[0].image.size
     if any(s.image.size != (W, H) for s in samples):
         raise ValueError("all images of a batch must have the same size")
-    gh, gw = H // patch_size, W // patch_size
+    image_size = max(W, H) if image_size is None else image_size
+    tw, th = target_size(W, H, image_size, patch_size)
+    gh, gw = th // patch_size, tw // patch_size
     P, B = gh * gw, len(samples)
     negs = []
     for s in samples:
@@ -104,7 +109,7 @@ def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator, r
                     i2t[b][:, toks] += (cov_t[k] / len(toks))[:, None]
                     rest -= cov_t[k]
                 i2t[b, :, 0] += rest.clamp(min=0)
-    pixels = torch.stack([to_tensor(s.image, max(W, H), patch_size) for s in samples])
+    pixels = torch.stack([to_tensor(s.image, image_size, patch_size) for s in samples])
     return {
         "pixels": pixels,
         "ids": enc.ids,

@@ -65,6 +65,9 @@ class TrainConfig:
     minutes: float | None = None  # stop (and save) after this much training time
     resume: bool = False
     sizes: tuple = TRAIN_SIZES  # (width, height) of training images, cycled by step
+    #: scenes are drawn this many times the training size, then resized to it by the model's
+    #: resize policy, as a user's bigger (or smaller) image is; cycled per round of ``sizes``
+    render_scales: tuple = (1.0,)
     model: dict = field(default_factory=dict)  # GroundingConfig overrides
     relation_negatives: float = RELATION_NEGATIVES  # share of relational captions trained against their relation swap
 
@@ -79,9 +82,13 @@ class BatchStream(IterableDataset):
 
     def batch(self, j: int) -> dict:
         base = ((self.cfg.seed * 1_000_003 + j) * self.world + self.rank) * self.cfg.batch_size
-        w, h = self.cfg.sizes[j % len(self.cfg.sizes)]
-        samples = [make_sample(base + k, w, h, TRAIN) for k in range(self.cfg.batch_size)]
-        return build_batch(samples, self.tokenizer, self.patch_size, np.random.default_rng(base), self.cfg.relation_negatives)
+        n = len(self.cfg.sizes)
+        w, h = self.cfg.sizes[j % n]
+        scale = self.cfg.render_scales[(j // n) % len(self.cfg.render_scales)]
+        rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
+        samples = [make_sample(base + k, rw, rh, TRAIN) for k in range(self.cfg.batch_size)]
+        rng = np.random.default_rng(base)
+        return build_batch(samples, self.tokenizer, self.patch_size, rng, self.cfg.relation_negatives, image_size=max(w, h))
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -290,6 +297,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last if it exists")
     p.add_argument("--sizes", type=_sizes, default=d.sizes, help="training image sizes, e.g. 96x96,96x72")
     p.add_argument("--model", type=json.loads, default={}, help='GroundingConfig overrides as JSON, e.g. \'{"dim": 96}\'')
+    p.add_argument("--render-scales", type=_scales, default=d.render_scales,
+                   help="draw scenes this many times the training size, then resize them (e.g. 0.75,1,2,2.5)")  # fmt: skip
     p.add_argument("--relation-negatives", type=_share, default=d.relation_negatives,
                    help="share of relational captions trained against their relation swap (0..1)")  # fmt: skip
     return p
@@ -303,6 +312,16 @@ def _share(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a share between 0 and 1 (got {text!r})")
     return value
+
+
+def _scales(text: str) -> tuple:
+    try:
+        scales = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        scales = ()
+    if not scales or not all(0.25 <= v <= 8 for v in scales):
+        raise argparse.ArgumentTypeError(f"render scales look like 0.75,1,2 (each 0.25..8; got {text!r})")
+    return scales
 
 
 def _sizes(text: str) -> tuple:

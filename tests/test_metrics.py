@@ -4,7 +4,17 @@ import numpy as np
 import torch
 
 from mmattn.evaluate import markdown
-from mmattn.maps import _components, box_from_map, box_iou, boxes_from_fine, boxes_from_maps, patch_coverage, reduce_heads, upsample, word_matrix
+from mmattn.maps import (
+    _components,
+    box_from_map,
+    box_iou,
+    boxes_from_fine,
+    boxes_from_maps,
+    patch_coverage,
+    reduce_heads,
+    upsample,
+    word_matrix,
+)
 
 
 def test_box_iou_known_values():

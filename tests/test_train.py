@@ -69,10 +69,38 @@ def test_torchrun_two_cpu_processes(tmp_path):
 def test_cli_options_reach_the_config_and_bad_values_are_refused(capsys):
     from mmattn.train import parser
 
-    args = parser().parse_args(["--relation-negatives", "0.25", "--sizes", "128x96,64x128", "--model", '{"image_size": 128}'])
+    args = parser().parse_args(["--relation-negatives", "0.25", "--sizes", "128x96,64x128", "--model", '{"image_size": 128}',
+                                "--render-scales", "0.75,1,2"])  # fmt: skip
     assert (args.relation_negatives, args.sizes, args.model) == (0.25, ((128, 96), (64, 128)), {"image_size": 128})
+    assert args.render_scales == (0.75, 1.0, 2.0)
     for bad, message in ((["--relation-negatives", "1.5"], "between 0 and 1"), (["--relation-negatives", "half"], "between 0 and 1"),
-                         (["--sizes", "96by96"], "sizes look like")):  # fmt: skip
+                         (["--sizes", "96by96"], "sizes look like"), (["--render-scales", "0,1"], "render scales"),
+                         (["--render-scales", "big"], "render scales")):  # fmt: skip
         with pytest.raises(SystemExit):
             parser().parse_args(bad)
         assert message in capsys.readouterr().err
+
+
+def test_scenes_drawn_bigger_or_smaller_are_resized_to_the_training_size():
+    """--render-scales: a scene drawn at 2x (or 0.75x) the training size reaches the model at
+    the training size, its supervision on the same patch grid, peaking on each object."""
+    import numpy as np
+
+    from mmattn.batches import build_batch
+    from mmattn.data import TRAIN, make_sample
+    from mmattn.grounding import DEFAULT_MODEL
+    from mmattn.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(DEFAULT_MODEL)
+    for rw, rh in ((256, 192), (96, 72)):
+        samples = [make_sample(i, rw, rh, TRAIN, lang="en") for i in range(6)]
+        b = build_batch(samples, tok, 8, np.random.default_rng(0), image_size=128)
+        assert b["pixels"].shape == (6, 3, 96, 128) and b["t2i"].shape[-1] == 16 * 12
+        for i, s in enumerate(samples):
+            rows = (b["t2i_w"][i] > 0).nonzero().flatten()
+            assert len(rows) > 0
+            torch.testing.assert_close(b["t2i"][i, rows].sum(-1), torch.ones(len(rows)))
+            for t in rows.tolist():  # the target's peak patch holds the centre of some object
+                r, c = divmod(int(b["t2i"][i, t].argmax()), 16)
+                near = [abs(o.center[0] * 16 / rw - (c + 0.5)) <= 1.5 and abs(o.center[1] * 12 / rh - (r + 0.5)) <= 1.5 for o in s.objects]
+                assert any(near), (s.caption.text, t, r, c)
