@@ -27,7 +27,7 @@ from PIL import Image
 
 from .grounding import Grounder, _is_punctuation
 from .image import load_image, target_size
-from .maps import render_maps
+from .maps import maps_at_size  # noqa: F401 -- re-exported for the displays
 from .positional import sinusoidal_1d, sinusoidal_2d
 
 DIRECTIONS = ("text_to_image", "image_to_text")
@@ -385,11 +385,3 @@ def grid_similarity(grid: tuple[int, int], row: int = 0, col: int = 0, dim: int 
     unit = enc / np.clip(np.linalg.norm(enc, axis=1, keepdims=True), 1e-12, None)
     sim = unit @ unit[row * gw + col]
     return GridSimilarity((gh, gw), (row, col), enc.shape[1], source, sim.reshape(gh, gw).astype(np.float32), enc.astype(np.float32))
-
-
-# ---- helpers for displays --------------------------------------------------------------
-def maps_at_size(patch_maps: np.ndarray, grid: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
-    """(N, P) or (N, gh, gw) patch maps -> (N, height, width) at ``size`` = (height, width), rendered
-    exactly as :meth:`Grounder.ground` renders ``word_maps`` (:func:`mmattn.maps.render_maps`)."""
-    a = torch.from_numpy(np.ascontiguousarray(patch_maps, dtype=np.float32)).reshape(-1, grid[0] * grid[1])
-    return render_maps(a, grid, size).numpy()

@@ -220,6 +220,14 @@ def render_map_sets(maps: Tensor, grid: tuple[int, int], size: tuple[int, int]) 
     return up
 
 
+def maps_at_size(patch_maps: np.ndarray, grid: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """(N, P) or (N, gh, gw) patch maps (numpy) -> (N, height, width) float32 at ``size`` =
+    (height, width), rendered by :func:`render_maps`: how ``Grounding.word_maps`` and the
+    demo's displays draw maps."""
+    a = torch.from_numpy(np.ascontiguousarray(patch_maps, dtype=np.float32)).reshape(-1, grid[0] * grid[1])
+    return render_maps(a, grid, size).numpy()
+
+
 @functools.lru_cache(maxsize=256)
 def _axis_operator(n_in: int, n_out: int) -> Tensor:
     """The (n_out, n_in) matrix of :func:`smooth_upsample` along one axis."""

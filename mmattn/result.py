@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from .maps import render_maps
+from .maps import maps_at_size
 from .viz import overlay_map
 
 
@@ -69,10 +68,9 @@ class Grounding:
     @functools.cached_property
     def word_maps(self) -> np.ndarray:
         """(W, height, width) float32 in [0, 1]: where each word looks, at the image's own size
-        (:func:`mmattn.maps.render_maps` of ``patch_maps``; rendered on first use)."""
+        (:func:`mmattn.maps.maps_at_size` of ``patch_maps``; rendered on first use)."""
         width, height = self.size
-        patch = torch.from_numpy(np.ascontiguousarray(self.patch_maps, dtype=np.float32))
-        return render_maps(patch.reshape(-1, self.grid[0] * self.grid[1]), self.grid, (height, width)).numpy()
+        return maps_at_size(self.patch_maps, self.grid, (height, width))
 
     def patch_at(self, x: float, y: float) -> int:
         """Index of the patch under pixel (x, y) of the image."""

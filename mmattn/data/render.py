@@ -182,7 +182,6 @@ class RenderConfig:
 #: Training distribution.
 TRAIN = RenderConfig()
 
-
 #: Rendered differently from TRAIN but just as unambiguous: held-out shades,
 #: rotations in the bands training leaves out, darker / lighter backgrounds with other
 #: texture periods and more noise, sizes near the edges of each size class.
