@@ -472,6 +472,9 @@ def steps_view(image, caption, word=None, layer=LAYER0, head=0, direction="text_
          f"{_shape(s.scaled)}", "same colours as S, so it looks fainter: keeps softmax out of saturation"),
         (viz.matrix_picture(s.weights), f"softmax {_shape(s.weights)}", "2. softmax, per row", f"{_shape(s.weights)}",
          f"each row sums to 1 (black 0 → yellow = the largest weight); max abs difference from the model's own weights: {s.max_weight_error:.1e}"),
+    ]  # fmt: skip
+    if s.reads_values:
+        rows += [
         (viz.matrix_picture(s.v, signed=True), f"V {_shape(s.v)}", "V = context·W_v", f"{_shape(s.v)}", "the content of each book"),
         (viz.matrix_picture(s.head_output, signed=True), f"Z = A·V {_shape(s.head_output)}", "3. read: Z = softmax(S/√d)·V",
          f"{_shape(s.weights)} · {_shape(s.v)} → {_shape(s.head_output)}", "each row is a weighted sum of the rows of V"),
@@ -479,7 +482,7 @@ def steps_view(image, caption, word=None, layer=LAYER0, head=0, direction="text_
          f"{s.num_heads} × ({Lq}×{hd}) → {_shape(s.concat)}", "each head's Z side by side (dark lines separate heads)"),
         (viz.matrix_picture(s.output, signed=True), f"out_proj {_shape(s.output)}", "mix: out_proj", f"{_shape(s.concat)} · {s.dim}×{s.dim} → {_shape(s.output)}",
          f"one linear layer combines the heads' evidence; max abs difference from the model's output: {s.max_output_error:.1e}"),
-    ]  # fmt: skip
+        ]  # fmt: skip
     pics = [(pic, cap) for pic, cap, *_ in rows]
     table = "| stage | shapes | what it is |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for _, _, a, b, c in rows)
     # the chosen word through the stages, on the image
@@ -497,6 +500,10 @@ def steps_view(image, caption, word=None, layer=LAYER0, head=0, direction="text_
         f"P = {s.grid[0]}×{s.grid[1]} = {s.grid[0] * s.grid[1]} patches. The last three pictures follow the word "
         f"**{_md(word_name)}** through the stages on the patch grid ({how}).\n\n{table}"
     )
+    if not s.reads_values:
+        md += ("\n\n*No stage 3 here:* in the last fusion layer nothing reads the image stream any more (the match "
+               "and grounded heads read the text), so this direction computes only where each patch looks: no V, no "
+               "output. Pick an earlier layer to see the weighted sum with V.")
     # one head against several (always text -> image: where the word looks)
     hm = explain.head_maps(GROUNDER, work, caption, w, layer)
     vmax = float(max(hm.heads.max(), hm.mean.max())) or 1.0

@@ -10,6 +10,8 @@ A query row whose keys are all masked gets zero weights and a zero output (never
 Attention always returns ``(output, weights)``. Asking for weights runs the eager,
 three-stage computation and the weights are never None; not asking takes PyTorch's fused
 ``F.scaled_dot_product_attention`` kernel and the weights are None.
+:class:`AttentionWeights` is the first two stages alone (Q, K, softmax: no V, no output),
+for a layer whose weights are read but whose output would feed nothing.
 """
 
 from __future__ import annotations
@@ -35,16 +37,11 @@ def _empty_rows(mask: Tensor | None) -> Tensor | None:
     return empty if empty.any() else None
 
 
-def scaled_dot_product_attention(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0, scale: float | None = None
-) -> tuple[Tensor, Tensor]:
-    """Softmax(Q Kᵀ / √d_k) V, in three visible stages.
+def attention_weights(q: Tensor, k: Tensor, mask: Tensor | None = None, scale: float | None = None) -> Tensor:
+    """Stages 1 and 2 of attention: softmax(Q Kᵀ / √d_k) per row.
 
-    Shapes: q (..., Lq, d_k), k (..., Lk, d_k), v (..., Lk, d_v), mask broadcastable to
-    (..., Lq, Lk) with True = may attend  ->  out (..., Lq, d_v), weights (..., Lq, Lk).
-    Each row of ``weights`` sums to 1, except fully masked rows, which are all zeros.
-    ``scale`` replaces 1/√d_k (as in ``F.scaled_dot_product_attention``); 1.0 for queries
-    that are already scaled.
+    Shapes: q (..., Lq, d_k), k (..., Lk, d_k), mask broadcastable to (..., Lq, Lk) with
+    True = may attend  ->  weights (..., Lq, Lk), rows summing to 1 (fully masked rows: 0).
     """
     _check_mask(mask)
     scale = 1.0 / math.sqrt(q.size(-1)) if scale is None else scale
@@ -63,13 +60,59 @@ def scaled_dot_product_attention(
     empty = _empty_rows(mask)
     if empty is not None:  # a row with no allowed key is all -inf -> NaN after softmax; it attends to nothing.
         weights = weights.masked_fill(empty, 0.0)
+    return weights
+
+
+def scaled_dot_product_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0, scale: float | None = None
+) -> tuple[Tensor, Tensor]:
+    """Softmax(Q Kᵀ / √d_k) V, in three visible stages.
+
+    Shapes: q (..., Lq, d_k), k (..., Lk, d_k), v (..., Lk, d_v), mask broadcastable to
+    (..., Lq, Lk) with True = may attend  ->  out (..., Lq, d_v), weights (..., Lq, Lk).
+    Each row of ``weights`` sums to 1, except fully masked rows, which are all zeros.
+    ``scale`` replaces 1/√d_k (as in ``F.scaled_dot_product_attention``); 1.0 for queries
+    that are already scaled.
+    """
+    _check_mask(mask)
+    weights = attention_weights(q, k, mask, scale)  # (..., Lq, Lk)
     attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
     # 3. read: each output row is the weighted sum of the value rows.
     out = attn @ v  # (..., Lq, d_v)
     return out, weights
 
 
-class MultiHeadAttention(nn.Module):
+class _Heads(nn.Module):
+    """What every attention here shares: H heads of width D/H, and the query and key
+    projections that decide where each query looks."""
+
+    def __init__(self, dim: int, num_heads: int, bias: bool):
+        super().__init__()
+        if dim <= 0 or num_heads <= 0:
+            raise ValueError(f"dim and num_heads must be positive (got dim={dim}, num_heads={num_heads})")
+        if dim % num_heads:
+            raise ValueError(f"dim must be divisible by num_heads (got dim={dim}, num_heads={num_heads})")
+        self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
+        self.q_proj = nn.Linear(dim, dim, bias=bias)
+        self.k_proj = nn.Linear(dim, dim, bias=bias)
+
+    def split_heads(self, x: Tensor) -> Tensor:
+        """(B, L, D) -> (B, H, L, hd): cut the feature axis into H heads."""
+        B, L, _ = x.shape
+        return x.view(B, L, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def _inputs(self, x: Tensor, context: Tensor | None, mask: Tensor | None) -> Tensor:
+        """Check the inputs; returns the context (x itself for self-attention)."""
+        _check_mask(mask)
+        context = x if context is None else context
+        if x.dim() != 3 or context.dim() != 3 or x.size(-1) != self.dim or context.size(-1) != self.dim:
+            raise ValueError(
+                f"expected x and context of shape (B, L, {self.dim}), got {tuple(x.shape)} and {tuple(context.shape)}"
+            )
+        return context
+
+
+class MultiHeadAttention(_Heads):
     """Multi-head attention: H heads of width D/H, each with its own softmax, mixed by out_proj.
 
     Self-attention when ``context`` is None (Q, K, V all from ``x``); cross-attention
@@ -83,15 +126,8 @@ class MultiHeadAttention(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, *, dropout: float = 0.0, bias: bool = True):
-        super().__init__()
-        if dim <= 0 or num_heads <= 0:
-            raise ValueError(f"dim and num_heads must be positive (got dim={dim}, num_heads={num_heads})")
-        if dim % num_heads:
-            raise ValueError(f"dim must be divisible by num_heads (got dim={dim}, num_heads={num_heads})")
-        self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
+        super().__init__(dim, num_heads, bias)
         self.dropout = dropout
-        self.q_proj = nn.Linear(dim, dim, bias=bias)
-        self.k_proj = nn.Linear(dim, dim, bias=bias)
         self.v_proj = nn.Linear(dim, dim, bias=bias)
         self.out_proj = nn.Linear(dim, dim, bias=bias)
 
@@ -112,11 +148,6 @@ class MultiHeadAttention(nn.Module):
             self._qkv_key = key
         return self._qkv
 
-    def split_heads(self, x: Tensor) -> Tensor:
-        """(B, L, D) -> (B, H, L, hd): cut the feature axis into H heads."""
-        B, L, _ = x.shape
-        return x.view(B, L, self.num_heads, self.head_dim).transpose(1, 2)
-
     def merge_heads(self, x: Tensor) -> Tensor:
         """(B, H, L, hd) -> (B, L, D): concatenate the heads again."""
         B, _, L, _ = x.shape
@@ -131,12 +162,7 @@ class MultiHeadAttention(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """x (B, Lq, D), context (B, Lk, D) or None, mask broadcastable to (B, H, Lq, Lk)
         -> out (B, Lq, D), weights (B, H, Lq, Lk) post-softmax if need_weights else None."""
-        _check_mask(mask)
-        context = x if context is None else context
-        if x.dim() != 3 or context.dim() != 3 or x.size(-1) != self.dim or context.size(-1) != self.dim:
-            raise ValueError(
-                f"expected x and context of shape (B, L, {self.dim}), got {tuple(x.shape)} and {tuple(context.shape)}"
-            )
+        context = self._inputs(x, context, mask)
         scale = None  # 1/√hd, applied by the attention
         if context is x and not torch.is_grad_enabled():  # self-attention, inference: one matmul for Q, K and V
             B, L, _ = x.shape
@@ -157,3 +183,24 @@ class MultiHeadAttention(nn.Module):
             if empty is not None:  # the fused kernel may give NaN on fully masked rows; make them 0
                 out = out.masked_fill(empty, 0.0)
         return self.out_proj(self.merge_heads(out)), weights  # (B, Lq, D)
+
+
+class AttentionWeights(_Heads):
+    """Where H heads look, without reading anything: Q and K projections and the row-wise
+    softmax of :class:`MultiHeadAttention`, but no V and no output.
+
+    For a layer whose attention weights are wanted (shown, supervised) but whose output would
+    feed nothing, such as the image stream of the last fusion layer: computing V, out_proj
+    and an MLP there would be work for a result no one reads.
+    """
+
+    def __init__(self, dim: int, num_heads: int, *, bias: bool = True):
+        super().__init__(dim, num_heads, bias)
+
+    def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """x (B, Lq, D), context (B, Lk, D) or None (self), mask broadcastable to (B, H, Lq, Lk)
+        -> weights (B, H, Lq, Lk) post-softmax."""
+        context = self._inputs(x, context, mask)
+        q = self.split_heads(self.q_proj(x))  # (B, H, Lq, hd)
+        k = self.split_heads(self.k_proj(context))  # (B, H, Lk, hd)
+        return attention_weights(q, k, mask)

@@ -105,7 +105,7 @@ def _run(grounder: Grounder, image, caption: str, hook_module=None):
             x=x.detach(),
             context=(x if context is None else context).detach(),
             mask=attn_mask,
-            output=output[0].detach(),
+            output=(output[0] if isinstance(output, tuple) else output).detach(),
         )
 
     handle = hook_module.register_forward_hook(hook, with_kwargs=True) if hook_module is not None else None
@@ -141,6 +141,10 @@ class AttentionSteps:
     For ``direction="text_to_image"`` the queries are the T tokens and the keys/values the P
     patches (each word looks for its region); for ``"image_to_text"`` it is the other way
     round. Below, Lq / Lk are the number of queries / keys.
+
+    A layer that computes only attention weights (image -> text in the last fusion layer,
+    whose output nothing reads: :class:`~mmattn.attention.AttentionWeights`) has no stage 3:
+    ``v``, ``head_output``, ``concat``, ``output`` and ``model_output`` are None there.
     """
 
     direction: str
@@ -155,15 +159,15 @@ class AttentionSteps:
     grid: tuple[int, int]  #: (gh, gw)
     q: np.ndarray  #: (Lq, hd) this head's queries
     k: np.ndarray  #: (Lk, hd) this head's keys
-    v: np.ndarray  #: (Lk, hd) this head's values
+    v: np.ndarray | None  #: (Lk, hd) this head's values
     scores: np.ndarray  #: (Lq, Lk) = q @ k.T: every query-key dot product at once
     scaled: np.ndarray  #: (Lq, Lk) = scores / sqrt(hd)
     weights: np.ndarray  #: (Lq, Lk) row-wise softmax of ``scaled``: each row sums to 1
     model_weights: np.ndarray  #: (Lq, Lk) the weights the model returned for this head
-    head_output: np.ndarray  #: (Lq, hd) = weights @ v: weighted sums of the value rows
-    concat: np.ndarray  #: (Lq, D) every head's output side by side
-    output: np.ndarray  #: (Lq, D) = out_proj(concat)
-    model_output: np.ndarray  #: (Lq, D) what the layer's attention module returned
+    head_output: np.ndarray | None  #: (Lq, hd) = weights @ v: weighted sums of the value rows
+    concat: np.ndarray | None  #: (Lq, D) every head's output side by side
+    output: np.ndarray | None  #: (Lq, D) = out_proj(concat)
+    model_output: np.ndarray | None  #: (Lq, D) what the layer's attention module returned
     all_weights: np.ndarray = field(repr=False, default=None)  #: (H, Lq, Lk) every head's weights
 
     @property
@@ -172,12 +176,18 @@ class AttentionSteps:
         return float(np.abs(self.weights - self.model_weights).max())
 
     @property
-    def max_output_error(self) -> float:
-        """Largest |our out_proj(concat) - the model's attention output|."""
-        return float(np.abs(self.output - self.model_output).max())
+    def reads_values(self) -> bool:
+        """Whether this attention has stage 3 (values and an output)."""
+        return self.v is not None
+
+    @property
+    def max_output_error(self) -> float | None:
+        """Largest |our out_proj(concat) - the model's attention output| (None without stage 3)."""
+        return float(np.abs(self.output - self.model_output).max()) if self.reads_values else None
 
     def shapes(self) -> dict[str, list[int]]:
-        return {n: list(getattr(self, n).shape) for n in ("q", "k", "v", "scores", "scaled", "weights", "head_output", "concat", "output")}
+        names = ("q", "k", "v", "scores", "scaled", "weights", "head_output", "concat", "output")
+        return {n: list(getattr(self, n).shape) for n in names if getattr(self, n) is not None}
 
     def word_row(self, name: str, word: int) -> np.ndarray:
         """Text -> image only: word ``word``'s row of ``scores``/``scaled``/``weights``
@@ -213,11 +223,12 @@ def attention_steps(grounder: Grounder, image, caption: str, layer: int | None =
     mha = getattr(grounder.model.fusion[layer], direction)
     _, out, seen = _run(grounder, image, caption, hook_module=mha)
     x, ctx = seen["x"], seen["context"]  # (1, Lq, D), (1, Lk, D)
+    values = hasattr(mha, "v_proj")  # AttentionWeights (weights only) has no stage 3
     with torch.inference_mode():
         q_all = mha.split_heads(mha.q_proj(x))[0]  # (H, Lq, hd)
         k_all = mha.split_heads(mha.k_proj(ctx))[0]  # (H, Lk, hd)
-        v_all = mha.split_heads(mha.v_proj(ctx))[0]
-    q_all, k_all, v_all = (a.double().cpu().numpy() for a in (q_all, k_all, v_all))
+        v_all = mha.split_heads(mha.v_proj(ctx))[0] if values else None
+    q_all, k_all = q_all.double().cpu().numpy(), k_all.double().cpu().numpy()
     hd = mha.head_dim
     key_ok = None
     if seen["mask"] is not None:  # (1, 1, 1, Lk) True = may attend
@@ -231,20 +242,23 @@ def attention_steps(grounder: Grounder, image, caption: str, layer: int | None =
 
     scores_all = q_all @ k_all.transpose(0, 2, 1)  # (H, Lq, Lk)
     weights_all = softmax_rows(scores_all / math.sqrt(hd))
-    heads_out = weights_all @ v_all  # (H, Lq, hd)
-    concat = heads_out.transpose(1, 0, 2).reshape(heads_out.shape[1], -1)  # (Lq, D): head h in columns h*hd..(h+1)*hd
-    W, b = mha.out_proj.weight.detach().double().cpu().numpy(), mha.out_proj.bias
-    output = concat @ W.T + (0 if b is None else b.detach().double().cpu().numpy())
     model_w = getattr(out, direction)[layer][0, head].float().cpu().numpy()
     f = np.float32
+    stage3 = dict(v=None, head_output=None, concat=None, output=None, model_output=None)
+    if values:
+        v_all = v_all.double().cpu().numpy()
+        heads_out = weights_all @ v_all  # (H, Lq, hd)
+        concat = heads_out.transpose(1, 0, 2).reshape(heads_out.shape[1], -1)  # (Lq, D): head h in columns h*hd..(h+1)*hd
+        W, b = mha.out_proj.weight.detach().double().cpu().numpy(), mha.out_proj.bias
+        output = concat @ W.T + (0 if b is None else b.detach().double().cpu().numpy())
+        stage3 = dict(v=v_all[head].astype(f), head_output=heads_out[head].astype(f), concat=concat.astype(f),
+                      output=output.astype(f), model_output=seen["output"][0].float().cpu().numpy())  # fmt: skip
     return AttentionSteps(
         direction=direction, layer=layer, head=head, num_heads=mha.num_heads, head_dim=hd, dim=mha.dim,
         tokens=cap.tokens, words=cap.words, word_tokens=cap.word_tokens, grid=tuple(out.grid),
-        q=q_all[head].astype(f), k=k_all[head].astype(f), v=v_all[head].astype(f),
+        q=q_all[head].astype(f), k=k_all[head].astype(f),
         scores=scores_all[head].astype(f), scaled=(scores_all[head] / math.sqrt(hd)).astype(f),
-        weights=weights_all[head].astype(f), model_weights=model_w,
-        head_output=heads_out[head].astype(f), concat=concat.astype(f), output=output.astype(f),
-        model_output=seen["output"][0].float().cpu().numpy(), all_weights=weights_all.astype(f),
+        weights=weights_all[head].astype(f), model_weights=model_w, all_weights=weights_all.astype(f), **stage3,
     )  # fmt: skip
 
 

@@ -53,6 +53,9 @@ class GroundingConfig:
     match_layers: int = 1  # self-attention blocks over the located words in the match head
     match_spread: bool = False  # also tell the match head how spread out each word's map is
     relation_heads: int = 0  # geometric probes in the match head: (object - subject location) . direction
+    #: the last fusion layer also updates the image stream, which no head reads (a wasted
+    #: V, out_proj and MLP over every patch); True in checkpoints saved before this option
+    update_image_last: bool = False
 
     def __post_init__(self):
         if self.dim % self.num_heads:
@@ -71,7 +74,7 @@ class GroundingOutput:
     attention tuples are empty unless ``output_attentions=True``."""
 
     text_features: Tensor  #: (B, T, D) text after fusion
-    image_features: Tensor  #: (B, P, D) patches after fusion
+    image_features: Tensor  #: (B, P, D) patches after the fusion layers that update them (see update_image_last)
     match_logits: Tensor  #: (B,) does the caption describe the image (logit)
     grounded_logits: Tensor  #: (B, T) is each token located in the image (logit)
     patch_logits: Tensor  #: (Bi, P, 21) auxiliary colour / shape / size class of each patch
@@ -143,7 +146,9 @@ class GroundingModel(
             patch_size=c.patch_size, stem=c.stem, positions=c.image_positions, mlp_ratio=c.mlp_ratio, dropout=c.dropout,
         )  # fmt: skip
         self.fusion = nn.ModuleList(
-            FusionLayer(c.dim, c.num_heads, mlp_ratio=c.mlp_ratio, dropout=c.dropout) for _ in range(c.fusion_layers)
+            FusionLayer(c.dim, c.num_heads, mlp_ratio=c.mlp_ratio, dropout=c.dropout,
+                        update_image=n < c.fusion_layers - 1 or c.update_image_last)  # fmt: skip
+            for n in range(c.fusion_layers)
         )
         self.patch_head = nn.Linear(c.dim, sum(PATCH_CLASSES))
         self.text_proj, self.image_proj = nn.Linear(c.dim, c.embed_dim), nn.Linear(c.dim, c.embed_dim)
@@ -246,6 +251,8 @@ class GroundingModel(
             )  # fmt: skip
         if not os.path.isfile(file):
             raise CheckpointError(f"no model.safetensors in {model_id}: is this an mmattn checkpoint folder?")
+        if isinstance(model_kwargs.get("config"), dict):
+            model_kwargs["config"] = _legacy(model_kwargs["config"])
         model = cls(**model_kwargs)
         try:
             state = load_file(file, device=str(map_location))
@@ -284,12 +291,18 @@ class GroundingModel(
             try:  # valid JSON but not a GroundingConfig: [1, 2], unknown keys, dim=30 with 4 heads, ...
                 if not isinstance(config, dict):
                     raise TypeError(f"expected a JSON object, got {type(config).__name__}")
-                GroundingConfig(**config)
+                GroundingConfig(**_legacy(config))
             except (TypeError, ValueError) as e:
                 raise CheckpointError(f"{cfg} is not a valid mmattn config ({e})") from e
         elif os.sep in path or path.startswith("."):
             raise CheckpointError(f"no checkpoint folder at {path!r}: check the path")
         return cls.from_pretrained(path, **kwargs)
+
+
+def _legacy(config: dict) -> dict:
+    """A saved config as this version reads it: options added since default to what the
+    checkpoint was built with."""
+    return {"update_image_last": True, **config}
 
 
 def _few(items: list[str], n: int = 5) -> str:

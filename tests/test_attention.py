@@ -285,3 +285,26 @@ def test_module_built_under_inference_mode_runs_and_follows_weight_changes():
         reference = mha.out_proj(mha.merge_heads(F.scaled_dot_product_attention(q, k, v)))
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, reference, rtol=0, atol=1e-5)
+
+
+def test_attention_weights_module_is_the_first_two_stages_of_multi_head_attention():
+    """AttentionWeights (Q, K, softmax; no V) gives the weights MultiHeadAttention gives with
+    the same query and key projections, masks included (fully masked rows: zeros)."""
+    from mmattn.attention import AttentionWeights
+
+    torch.manual_seed(0)
+    mha, aw = MultiHeadAttention(32, 4).eval(), AttentionWeights(32, 4)
+    aw.load_state_dict({k: v for k, v in mha.state_dict().items() if k.startswith(("q_proj", "k_proj"))})
+    x, ctx = torch.randn(2, 5, 32), torch.randn(2, 7, 32)
+    mask = torch.ones(2, 1, 5, 7, dtype=torch.bool)
+    mask[0, :, :, 4:] = False
+    mask[1, :, 2] = False  # query 2 of item 1 may attend to nothing
+    _, want = mha(x, context=ctx, mask=mask, need_weights=True)
+    got = aw(x, context=ctx, mask=mask)
+    torch.testing.assert_close(got, want)
+    assert got.shape == (2, 4, 5, 7) and torch.equal(got[1, :, 2], torch.zeros(4, 7))
+    assert torch.equal(got[0, ..., 4:], torch.zeros(4, 5, 3))
+    with pytest.raises(ValueError, match="divisible"):
+        AttentionWeights(30, 4)
+    with pytest.raises(ValueError, match="shape"):
+        aw(torch.randn(2, 5, 16))

@@ -60,16 +60,16 @@ def test_resolve_word():
 
 
 # ---- the three stages ----------------------------------------------------------------------
+@pytest.mark.parametrize("first", [True, False], ids=["first-layer", "last-layer"])
 @pytest.mark.parametrize("direction", explain.DIRECTIONS)
-def test_steps_agree_with_the_model(g, image, raw, direction):
-    layer, head = g.num_layers - 1, g.num_heads - 1
+def test_steps_agree_with_the_model(g, image, raw, direction, first):
+    layer, head = (0, 0) if first else (g.num_layers - 1, g.num_heads - 1)
     s = explain.attention_steps(g, image, CAPTION, layer, head, direction)
     T, P = len(raw.raw.tokens), raw.grid[0] * raw.grid[1]
     hd = g.model.config.dim // g.num_heads
     Lq, Lk = (T, P) if direction == "text_to_image" else (P, T)
-    assert s.q.shape == (Lq, hd) and s.k.shape == (Lk, hd) and s.v.shape == (Lk, hd)
+    assert s.q.shape == (Lq, hd) and s.k.shape == (Lk, hd)
     assert s.scores.shape == s.scaled.shape == s.weights.shape == (Lq, Lk)
-    assert s.head_output.shape == (Lq, hd) and s.concat.shape == s.output.shape == (Lq, g.model.config.dim)
     np.testing.assert_allclose(s.scores, s.q.astype(np.float64) @ s.k.T, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(s.scaled, s.scores / math.sqrt(hd), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(s.weights.sum(1), 1.0, atol=1e-5)  # softmax per row
@@ -77,11 +77,19 @@ def test_steps_agree_with_the_model(g, image, raw, direction):
     model = getattr(raw.raw, direction)[layer][head]
     np.testing.assert_allclose(s.weights, model, atol=1e-5)
     assert s.max_weight_error < 1e-5
+    summary = s.summary()
+    assert summary["shapes"]["weights"] == [Lq, Lk] and summary["head_dim"] == hd
+    # image -> text in the last layer computes weights only (nothing reads that layer's image output)
+    lean = direction == "image_to_text" and not first and not g.model.config.update_image_last
+    assert s.reads_values is not lean
+    if lean:
+        assert s.v is s.head_output is s.concat is s.output is s.model_output is s.max_output_error is None
+        assert "v" not in summary["shapes"]
+        return
+    assert s.v.shape == (Lk, hd) and s.head_output.shape == (Lq, hd) and s.concat.shape == s.output.shape == (Lq, g.model.config.dim)
     np.testing.assert_allclose(s.head_output, s.weights.astype(np.float64) @ s.v, atol=1e-4)
     np.testing.assert_allclose(s.concat[:, head * hd : (head + 1) * hd], s.head_output, atol=1e-6)
     np.testing.assert_allclose(s.output, s.model_output, atol=1e-4)  # concat -> out_proj = the module's output
-    summary = s.summary()
-    assert summary["shapes"]["weights"] == [Lq, Lk] and summary["head_dim"] == hd
 
 
 def test_steps_every_head_and_word_rows(g, image):

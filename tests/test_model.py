@@ -499,3 +499,46 @@ def test_missing_files_and_folders(ckpt, tmp_path):
     (ckpt / "config.json").unlink()
     with pytest.raises(CheckpointError, match="no config.json"):
         GroundingModel.load(ckpt)
+
+
+# ---- the last fusion layer: image -> text weights only --------------------------------------
+
+
+def test_last_fusion_layer_computes_what_is_read_and_nothing_else(batch):
+    """Nothing reads the image stream after the last fusion layer, so by default that layer
+    has no V, out_proj or MLP on the image side; every output that is read (match, grounded,
+    maps in both directions, centroids) is what the full layer gives with the same weights."""
+    torch.manual_seed(1)
+    full = GroundingModel(dataclasses.replace(CONFIG, update_image_last=True)).eval()
+    lean = GroundingModel(CONFIG).eval()
+    last = lean.fusion[-1]
+    assert not hasattr(last, "mlp_i") and not hasattr(last.image_to_text, "v_proj")
+    assert hasattr(lean.fusion[0], "mlp_i") and hasattr(full.fusion[-1], "mlp_i")
+    missing, unexpected = lean.load_state_dict(full.state_dict(), strict=False)
+    assert not missing and unexpected and all(k.startswith("fusion.1.") for k in unexpected)
+    ids, mask, pixels = batch
+    with torch.no_grad():
+        a, b = full(ids, pixels, mask, output_attentions=True), lean(ids, pixels, mask, output_attentions=True)
+    for name in ("match_logits", "grounded_logits", "text_features", "centroids"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name), msg=name)
+    for wa, wb in zip(a.text_to_image + a.image_to_text, b.text_to_image + b.image_to_text):
+        torch.testing.assert_close(wa, wb)
+    # without weights asked for, the lean layer still gives the text->image map the heads read
+    with torch.no_grad():
+        c = lean(ids, pixels, mask)
+    torch.testing.assert_close(c.match_logits, b.match_logits)
+
+
+def test_checkpoints_saved_before_the_option_load_as_built(batch, tmp_path):
+    """A config.json without update_image_last (all checkpoints before it) is a model whose
+    last layer updates the image: it loads strictly, with its weights."""
+    model = GroundingModel(dataclasses.replace(CONFIG, update_image_last=True)).eval()
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["update_image_last"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = GroundingModel.load(tmp_path)
+    assert loaded.config.update_image_last and hasattr(loaded.fusion[-1], "mlp_i")
+    ids, mask, pixels = batch
+    with torch.no_grad():
+        assert torch.equal(model(ids, pixels, mask).match_logits, loaded(ids, pixels, mask).match_logits)
