@@ -73,9 +73,12 @@ def test_cli_options_reach_the_config_and_bad_values_are_refused(capsys):
                                 "--render-scales", "0.75,1,2"])  # fmt: skip
     assert (args.relation_negatives, args.sizes, args.model) == (0.25, ((128, 96), (64, 128)), {"image_size": 128})
     assert args.render_scales == (0.75, 1.0, 2.0)
+    args = parser().parse_args(["--precision", "bfloat16", "--ema", "0.998", "--snapshots", "15,30"])
+    assert (args.precision, args.ema, args.snapshots) == ("bfloat16", 0.998, (15.0, 30.0))
     for bad, message in ((["--relation-negatives", "1.5"], "between 0 and 1"), (["--relation-negatives", "half"], "between 0 and 1"),
                          (["--sizes", "96by96"], "sizes look like"), (["--render-scales", "0,1"], "render scales"),
-                         (["--render-scales", "big"], "render scales")):  # fmt: skip
+                         (["--render-scales", "big"], "render scales"), (["--ema", "1"], "decay in [0, 1)"),
+                         (["--precision", "float16"], "invalid choice"), (["--snapshots", "0"], "minutes like")):  # fmt: skip
         with pytest.raises(SystemExit):
             parser().parse_args(bad)
         assert message in capsys.readouterr().err
@@ -104,3 +107,53 @@ def test_scenes_drawn_bigger_or_smaller_are_resized_to_the_training_size():
                 r, c = divmod(int(b["t2i"][i, t].argmax()), 16)
                 near = [abs(o.center[0] * 16 / rw - (c + 0.5)) <= 1.5 and abs(o.center[1] * 12 / rh - (r + 0.5)) <= 1.5 for o in s.objects]
                 assert any(near), (s.caption.text, t, r, c)
+
+
+def test_bfloat16_and_weight_average_resume_exactly(tmp_path):
+    """--precision bfloat16 --ema: the published (averaged) model and the training weights
+    both continue exactly after an interruption; the average is what is saved and returned."""
+    from safetensors.torch import load_file
+
+    kw = dict(precision="bfloat16", ema=0.9)
+    straight = train(tiny_cfg(tmp_path / "a", **kw))
+    train(tiny_cfg(tmp_path / "b", steps=3, **kw))
+    resumed = train(tiny_cfg(tmp_path / "b", resume=True, **kw))
+    for (n, p), (_, q) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=n)
+    last = tmp_path / "a" / "last"
+    saved, raw = load_file(last / "model.safetensors"), load_file(last / "raw.safetensors")
+    torch.testing.assert_close(saved, {k: v for k, v in straight.state_dict().items()})
+    assert any(not torch.equal(saved[k], raw[k]) for k in saved)  # the average is not the last weights
+    for k in saved:
+        assert torch.isfinite(saved[k]).all(), k
+
+
+def test_weight_average_follows_the_weights(tmp_path):
+    """The average's decay warms up (1 + n) / (10 + n), so after an update it sits between the
+    previous average and the weights, nearer the weights early on."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from mmattn.train import ema_average
+
+    net = torch.nn.Linear(3, 2)
+    avg = AveragedModel(net, multi_avg_fn=ema_average(0.99), use_buffers=True)
+    avg.update_parameters(net)  # the first update copies
+    torch.testing.assert_close(avg.module.weight, net.weight)
+    before = net.weight.detach().clone()
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    avg.update_parameters(net)  # n = 1: decay 2/11
+    torch.testing.assert_close(avg.module.weight, before + 9 / 11)
+
+
+def test_snapshots_keep_the_checkpoint_after_given_minutes(tmp_path):
+    """--snapshots 15: the step that crosses 15 minutes is checkpointed and kept as
+    OUT/at-15min (here a tiny fraction of a minute: step 1, between regular checkpoints)."""
+    cfg = tiny_cfg(tmp_path, steps=4, ckpt_every=2, snapshots=(1e-9,))
+    train(cfg)
+    snap = tmp_path / "at-1e-09min"
+    model = GroundingModel.load(snap)
+    assert load_train_state(str(snap), model, make_optimizer(model, cfg)) == 1
+    assert load_train_state(str(tmp_path / "last"), model, make_optimizer(model, cfg)) == 4
+    with pytest.raises(ValueError, match="precision"):
+        tiny_cfg(tmp_path, precision="float16")
