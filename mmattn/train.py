@@ -377,44 +377,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1 (got {text!r})")
-    return value
+def _float_arg(ok, message: str, many: bool = False):
+    """An argparse ``type``: a float (or with ``many``, comma-separated floats) for which
+    ``ok`` holds; anything else is refused with ``message``."""
+
+    def parse(text: str):
+        try:
+            values = tuple(float(v) for v in text.split(",")) if many else (float(text),)
+        except ValueError:
+            values = ()
+        if not values or not all(ok(v) for v in values):
+            raise argparse.ArgumentTypeError(f"{message} (got {text!r})")
+        return values if many else values[0]
+
+    return parse
 
 
-def _scales(text: str) -> tuple:
-    try:
-        scales = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        scales = ()
-    if not scales or not all(0.25 <= v <= 8 for v in scales):
-        raise argparse.ArgumentTypeError(f"render scales look like 0.75,1,2 (each 0.25..8; got {text!r})")
-    return scales
-
-
-def _decay(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"ema is a decay in [0, 1), e.g. 0.998 (got {text!r})")
-    return value
-
-
-def _minutes(text: str) -> tuple:
-    try:
-        minutes = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        minutes = ()
-    if not minutes or not all(v > 0 for v in minutes):
-        raise argparse.ArgumentTypeError(f"snapshots are minutes like 15,30 (got {text!r})")
-    return minutes
+_share = _float_arg(lambda v: 0.0 <= v <= 1.0, "expected a share between 0 and 1")
+_decay = _float_arg(lambda v: 0.0 <= v < 1.0, "ema is a decay in [0, 1), e.g. 0.998")
+_scales = _float_arg(lambda v: 0.25 <= v <= 8, "render scales look like 0.75,1,2 (each 0.25..8)", many=True)
+_minutes = _float_arg(lambda v: v > 0, "snapshots are minutes like 15,30", many=True)
 
 
 def _sizes(text: str) -> tuple:
