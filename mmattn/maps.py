@@ -197,26 +197,18 @@ def peak_points(maps: Tensor, grid: tuple[int, int], size: tuple[int, int], fact
 
 
 def render_maps(maps: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> Tensor:
-    """(N, P) maps on one scale -> (N, height, width) as shown to users: :func:`smooth_upsample`,
-    then divided by the largest value of any map (one scale for all of them, max 1).
+    """(N, P) non-negative maps on one scale -> (N, height, width) as shown to users:
+    :func:`smooth_upsample`, then divided by the largest value of any map (one scale for all
+    of them, max 1; all-zero maps stay zero).
 
     Every step of :func:`smooth_upsample` is linear and acts on rows and columns separately,
     so it is applied as two small cached matrices: maps = A_h @ M @ A_wᵀ."""
-    return render_map_sets(maps[None], grid, size)[0]
-
-
-def render_map_sets(maps: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> Tensor:
-    """:func:`render_maps` for B sets of non-negative maps at once: (B, N, P) -> (B, N,
-    height, width), each set divided by its own largest value (all-zero rows, e.g. padding,
-    change nothing)."""
     gh, gw = grid
-    B, N = maps.shape[:2]
     A_h, A_wT = _axis_operator(gh, size[0]), _axis_operator(gw, size[1]).T  # (height, gh), (gw, width)
-    up = A_h @ (maps.reshape(B * N, gh, gw).float() @ A_wT)  # (B*N, gh, width), then (B*N, height, width): the big one once
-    up = up.reshape(B, N, *size)
+    up = A_h @ (maps.reshape(-1, gh, gw).float() @ A_wT)  # (N, gh, width), then (N, height, width): the big one once
     if up.numel():
-        peak = up.amax(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
-        up.div_(torch.where(peak > 0, peak, torch.ones_like(peak)))
+        peak = up.amax()
+        up.div_(peak if peak > 0 else 1.0)
     return up
 
 
