@@ -74,8 +74,7 @@ def scaled_dot_product_attention(
     ``scale`` replaces 1/√d_k (as in ``F.scaled_dot_product_attention``); 1.0 for queries
     that are already scaled.
     """
-    _check_mask(mask)
-    weights = attention_weights(q, k, mask, scale)  # (..., Lq, Lk)
+    weights = attention_weights(q, k, mask, scale)  # (..., Lq, Lk); checks the mask
     attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
     # 3. read: each output row is the weighted sum of the value rows.
     out = attn @ v  # (..., Lq, d_v)
@@ -86,7 +85,7 @@ class _Heads(nn.Module):
     """What every attention here shares: H heads of width D/H, and the query and key
     projections that decide where each query looks."""
 
-    def __init__(self, dim: int, num_heads: int, bias: bool):
+    def __init__(self, dim: int, num_heads: int, *, bias: bool = True):
         super().__init__()
         if dim <= 0 or num_heads <= 0:
             raise ValueError(f"dim and num_heads must be positive (got dim={dim}, num_heads={num_heads})")
@@ -126,7 +125,7 @@ class MultiHeadAttention(_Heads):
     """
 
     def __init__(self, dim: int, num_heads: int, *, dropout: float = 0.0, bias: bool = True):
-        super().__init__(dim, num_heads, bias)
+        super().__init__(dim, num_heads, bias=bias)
         self.dropout = dropout
         self.v_proj = nn.Linear(dim, dim, bias=bias)
         self.out_proj = nn.Linear(dim, dim, bias=bias)
@@ -193,9 +192,6 @@ class AttentionWeights(_Heads):
     feed nothing, such as the image stream of the last fusion layer: computing V, out_proj
     and an MLP there would be work for a result no one reads.
     """
-
-    def __init__(self, dim: int, num_heads: int, *, bias: bool = True):
-        super().__init__(dim, num_heads, bias)
 
     def forward(self, x: Tensor, context: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         """x (B, Lq, D), context (B, Lk, D) or None (self), mask broadcastable to (B, H, Lq, Lk)
