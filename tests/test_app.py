@@ -5,13 +5,14 @@ input (a clear AppError, then the server still answers), and identical concurren
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from app_fixtures import free_port, load_app, scene, write_scene
+from app_fixtures import ROOT, free_port, load_app, model_dir, scene, shipped_model_ready, write_scene
 from PIL import Image
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -299,3 +300,28 @@ def test_app_module_settings(app):
     examples = app.load_examples()
     for path, caption in examples:
         assert Path(path).is_file() and caption.strip()
+
+
+def test_app_import_skips_gradio_stub_rewrite():
+    """Imported first thing in a fresh process (as `python app.py` does), the app turns off
+    gradio's per-import rewrite of its .pyi stubs (1 s of start-up), builds the whole demo
+    all the same, and writes nothing into gradio's package folder."""
+    import subprocess
+    import sys
+
+    import gradio
+
+    folder = Path(gradio.__file__).parent
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*.pyi")}
+    code = (
+        "import sys, app, gradio.component_meta as m, gradio.blocks_events as e\n"
+        "assert 'torch' in sys.modules and app.demo.fns, 'the demo was built'\n"
+        "print(m.create_or_modify_pyi(None, 'X', []), e.create_or_modify_pyi(None, 'X', []))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if not shipped_model_ready():
+        env.setdefault("MMATTN_MODEL", str(model_dir()))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("None None")  # both names are the no-op (the real one raises on None)
+    assert before and {p: p.stat().st_mtime_ns for p in folder.rglob("*.pyi")} == before
