@@ -157,13 +157,27 @@ def test_iter_batch_streams_the_results_of_ground_batch(g, scenes):
         np.testing.assert_allclose(a.patch_maps, b.patch_maps, atol=1e-5)
     with pytest.raises(ValueError, match="caption"):  # bad arguments raise at the call, not when iterated
         g.iter_batch(imgs[:2], ["a red circle", " "])
-    # a broken image stops the stream where it is, after the results before its chunk
+    # a broken image stops the stream where it is, after the results before its chunk (of batch_size)
     broken = [s.image for s in scenes[:12]]
     broken[9] = b"not an image"
-    it = g.iter_batch(broken, ["a red circle"] * 12, batch_size=2)  # chunks of 8 images
+    it = g.iter_batch(broken, ["a red circle"] * 12, batch_size=2)  # image 9 is in the chunk [8, 10)
     assert len([next(it) for _ in range(8)]) == 8
     with pytest.raises(ValueError, match="image 9"):
         next(it)
+
+
+def test_iter_batch_stopped_early_leaves_no_work_behind(g, scenes):
+    """Batches run on worker threads a few chunks ahead of the caller; a caller that stops
+    early (closes the stream) cancels what is queued and leaves no thread running."""
+    import threading
+
+    before = threading.active_count()
+    imgs, caps = [s.image for s in scenes[:12]], [s.caption.text for s in scenes[:12]]
+    it = g.iter_batch(imgs * 4, caps * 4, batch_size=2, progress=False)
+    first = next(it)
+    assert first.words == g.ground(imgs[0], caps[0]).words
+    it.close()
+    assert threading.active_count() == before
 
 
 def test_json_round_trip_and_save(g, scenes, tmp_path):
