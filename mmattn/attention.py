@@ -9,7 +9,9 @@ A query row whose keys are all masked gets zero weights and a zero output (never
 
 Attention always returns ``(output, weights)``. Asking for weights runs the eager,
 three-stage computation and the weights are never None; not asking takes PyTorch's fused
-``F.scaled_dot_product_attention`` kernel and the weights are None.
+``F.scaled_dot_product_attention`` kernel and the weights are None. (In inference, the
+eager stages run on transposed features, which splits and merges the heads without copies:
+see ``MultiHeadAttention._transposed``.)
 :class:`AttentionWeights` is the first two stages alone (Q, K, softmax: no V, no output),
 for a layer whose weights are read but whose output would feed nothing.
 """
@@ -162,6 +164,9 @@ class MultiHeadAttention(_Heads):
         """x (B, Lq, D), context (B, Lk, D) or None, mask broadcastable to (B, H, Lq, Lk)
         -> out (B, Lq, D), weights (B, H, Lq, Lk) post-softmax if need_weights else None."""
         context = self._inputs(x, context, mask)
+        p = self.dropout if self.training else 0.0
+        if need_weights and p == 0 and not torch.is_grad_enabled():  # the three stages on transposed features
+            return self._transposed(x, context, mask)
         scale = None  # 1/√hd, applied by the attention
         if context is x and not torch.is_grad_enabled():  # self-attention, inference: one matmul for Q, K and V
             B, L, _ = x.shape
@@ -172,7 +177,6 @@ class MultiHeadAttention(_Heads):
             q = self.split_heads(self.q_proj(x))  # (B, H, Lq, hd)
             k = self.split_heads(self.k_proj(context))  # (B, H, Lk, hd)
             v = self.split_heads(self.v_proj(context))  # (B, H, Lk, hd)
-        p = self.dropout if self.training else 0.0
         if need_weights:
             out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p, scale=scale)
         else:
@@ -182,6 +186,40 @@ class MultiHeadAttention(_Heads):
             if empty is not None:  # the fused kernel may give NaN on fully masked rows; make them 0
                 out = out.masked_fill(empty, 0.0)
         return self.out_proj(self.merge_heads(out)), weights  # (B, Lq, D)
+
+
+    def _transposed(self, x: Tensor, context: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The same attention with weights, for inference, on transposed features.
+
+        Projected as Qᵀ = W_q Xᵀ, (B, D, L), the features of each head are hd whole rows,
+        so (B, D, L) *is* (B, H, hd, L): the heads split with no copy, Qᵀ and Kᵀ feed
+        stage 1 as they are, stage 3 is computed transposed (Vᵀ Aᵀ = (A V)ᵀ, again
+        (B, D, Lq) with the heads already concatenated) and out_proj reads it transposed.
+        No head split or merge copies: 27% less fresh memory than the (B, L, D) layout,
+        which on this CPU made it 10-20% faster than torch's fused C++ path (bench/attention.py).
+        Same numbers as ``forward``'s general path (tested)."""
+        B, Lq, D = x.shape
+        Lk, H, hd = context.size(1), self.num_heads, self.head_dim
+        scale = 1.0 / math.sqrt(hd)
+        qT = _linear_t(self.q_proj, x, scale).view(B, H, hd, Lq)  # (B, D, Lq) -> heads, no copy
+        kT = _linear_t(self.k_proj, context).view(B, H, hd, Lk)
+        vT = _linear_t(self.v_proj, context).view(B, H, hd, Lk)
+        weights = attention_weights(qT.transpose(-2, -1), kT.transpose(-2, -1), mask, scale=1.0)  # (B, H, Lq, Lk)
+        outT = vT @ weights.transpose(-2, -1)  # 3. read, transposed: (B, H, hd, Lq) = (B, D, Lq)
+        W, b = self.out_proj.weight, self.out_proj.bias  # out = O W_oᵀ + b with O = (outT)ᵀ, a view
+        O, Wt = outT.view(B, D, Lq).transpose(1, 2), W.t().expand(B, D, D)
+        out = torch.bmm(O, Wt) if b is None else torch.baddbmm(b.expand(B, Lq, D), O, Wt)  # (B, Lq, D)
+        return out, weights
+
+
+def _linear_t(linear: nn.Linear, x: Tensor, scale: float = 1.0) -> Tensor:
+    """``scale * linear(x)``, transposed: x (B, L, D) -> (B, D_out, L), contiguous."""
+    B, L, _ = x.shape
+    W = linear.weight.expand(B, *linear.weight.shape)  # (B, D_out, D), no copy
+    if linear.bias is None:
+        return torch.bmm(W, x.transpose(1, 2)).mul_(scale) if scale != 1.0 else torch.bmm(W, x.transpose(1, 2))
+    b = linear.bias[:, None].expand(B, linear.weight.size(0), L)
+    return torch.baddbmm(b, W, x.transpose(1, 2), beta=scale, alpha=scale)
 
 
 class AttentionWeights(_Heads):

@@ -50,7 +50,10 @@ def key_padding(lengths: list[int], lk: int) -> torch.Tensor:
     ids=["self", "self-padded", "cross", "cross-padded"],
 )
 @pytest.mark.parametrize("need_weights", [True, False], ids=["eager", "fused"])
-def test_matches_torch_multihead_attention(lq, lk, lengths, need_weights):
+@pytest.mark.parametrize("autograd", [True, False], ids=["autograd", "inference"])
+def test_matches_torch_multihead_attention(lq, lk, lengths, need_weights, autograd):
+    """Every path: with autograd the three projections; in inference the transposed one
+    with weights, the packed Q/K/V one (self-attention) or the plain one without."""
     ours = MultiHeadAttention(D, H).eval()
     ref = twin_torch_mha(ours)
     B = 3
@@ -60,7 +63,8 @@ def test_matches_torch_multihead_attention(lq, lk, lengths, need_weights):
     valid = None if lengths is None else key_padding(lengths, kv.size(1))  # True = may attend
     mask = None if valid is None else valid[:, None, None, :]  # (B, 1, 1, Lk)
 
-    out, weights = ours(x, context, mask=mask, need_weights=need_weights)
+    with torch.inference_mode(not autograd):
+        out, weights = ours(x, context, mask=mask, need_weights=need_weights)
     ref_out, ref_weights = ref(
         x, kv, kv,
         key_padding_mask=None if valid is None else ~valid,  # torch: True = ignore
@@ -255,6 +259,27 @@ def test_packed_qkv_inference_path_follows_weight_changes(bias):
     mha.load_state_dict(MultiHeadAttention(16, 4, bias=bias).state_dict())  # new weights, copied in place
     with torch.no_grad():  # packed (context is x) against separate projections (context is a copy)
         torch.testing.assert_close(mha(x)[0], mha(x, x.clone())[0], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_transposed_inference_path_gives_the_numbers_of_the_general_one(bias):
+    """With weights and without autograd, attention runs on transposed features (Qᵀ = W_q Xᵀ:
+    no head split or merge copies). Same outputs and weights as the general path, for self-
+    and cross-attention, per-query masks with a fully masked row, and without biases."""
+    torch.manual_seed(1)
+    mha = MultiHeadAttention(16, 4, bias=bias).eval()
+    x, context = torch.randn(2, 5, 16), torch.randn(2, 7, 16)
+    mask = torch.ones(2, 1, 5, 7, dtype=torch.bool)
+    mask[0, :, :, 4:] = False
+    mask[1, :, 3, :] = False  # query 3 of item 1 may attend to nothing
+    for ctx, m in ((None, None), (None, mask[..., :5]), (context, None), (context, mask)):
+        reference, ref_w = mha(x, ctx, mask=m, need_weights=True)  # autograd on: the general path
+        with torch.inference_mode():
+            out, w = mha(x, ctx, mask=m, need_weights=True)
+        torch.testing.assert_close(out, reference.detach(), rtol=0, atol=1e-5)
+        torch.testing.assert_close(w, ref_w.detach(), rtol=0, atol=1e-6)
+        assert w.shape == (2, 4, 5, 5 if ctx is None else 7) and torch.isfinite(out).all()
+    assert w[1, :, 3].abs().sum() == 0
 
 
 def test_scale_argument_is_the_one_of_torch():
