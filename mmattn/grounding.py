@@ -111,8 +111,10 @@ class Grounder:
     def iter_batch(self, images, captions, *, batch_size: int = 32, layer: int | None = None, heads: str | int = "mean",
                    method: str = "attention", raw: bool = False, progress: bool | None = None) -> Iterator[Grounding]:  # fmt: skip
         """:meth:`ground_batch` as a stream: the results in input order, a few batches at a
-        time, so that a folder of any size is grounded in bounded memory. Bad arguments raise
-        here, at the call; a bad image raises when the stream reaches it."""
+        time, so that a folder of any size is grounded in bounded memory. Each chunk of
+        ``batch_size`` pairs is decoded, batched by model input size and grounded on one of
+        ``WORKERS`` threads. Bad arguments raise here, at the call; a bad image raises when
+        the stream reaches it."""
         if isinstance(captions, str) or not isinstance(captions, (list, tuple)):
             raise TypeError("captions must be a list of strings (one per image)")
         if len(images) != len(captions):
