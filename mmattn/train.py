@@ -226,11 +226,15 @@ def save_checkpoint(path: str, model: GroundingModel, tokenizer, optimizer, step
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_train_state(path: str, model: GroundingModel, optimizer, ema: AveragedModel | None = None) -> int:
+def checkpoint_dir(path: str) -> str:
+    """``path``, or ``path.old`` if a crash came between the two renames of save_checkpoint."""
+    return path + ".old" if not os.path.isdir(path) and os.path.isdir(path + ".old") else path
+
+
+def load_train_state(path: str, model: GroundingModel, optimizer, ema: AveragedModel | None = None) -> dict:
     """Restore the training weights, the optimizer state and (given ``ema``) the averaged
-    weights from a checkpoint; returns the step."""
-    if not os.path.isdir(path) and os.path.isdir(path + ".old"):
-        path = path + ".old"  # a crash between the two renames of save_checkpoint
+    weights from a checkpoint; returns its ``train_state.json`` (``step``, ``minutes``, ...)."""
+    path = checkpoint_dir(path)
     loaded = GroundingModel.load(path)
     with open(os.path.join(path, "train_state.json")) as f:
         state = json.load(f)
@@ -248,7 +252,7 @@ def load_train_state(path: str, model: GroundingModel, optimizer, ema: AveragedM
         i, k = key.split(".", 1)
         opt_state.setdefault(int(i), {})[k] = v
     optimizer.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
-    return int(state["step"])
+    return state
 
 
 def make_optimizer(model: GroundingModel, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -278,12 +282,10 @@ def train(cfg: TrainConfig) -> GroundingModel:
     published = ema.module if ema is not None else model
     last = os.path.join(cfg.out, "last")
     start, minutes_before = 0, 0.0
-    if cfg.resume and (os.path.isdir(last) or os.path.isdir(last + ".old")):
-        found = last if os.path.isdir(last) else last + ".old"
-        start = load_train_state(last, model, optimizer, ema)
-        tokenizer = load_tokenizer(found)
-        with open(os.path.join(found, "train_state.json")) as f:
-            minutes_before = float(json.load(f).get("minutes", 0.0))  # the clock goes on where it stopped
+    if cfg.resume and os.path.isdir(checkpoint_dir(last)):
+        state = load_train_state(last, model, optimizer, ema)
+        start, minutes_before = int(state["step"]), float(state.get("minutes", 0.0))  # the clock goes on where it stopped
+        tokenizer = load_tokenizer(checkpoint_dir(last))
         if main_proc:
             log.info("resumed from %s at step %d (%.1f min)", last, start, minutes_before)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if distributed else model

@@ -52,7 +52,7 @@ def test_checkpoint_is_safetensors_and_atomic(tmp_path):
     assert not any(f.endswith((".bin", ".pt", ".pth", ".pkl")) for f in files)
     assert not os.path.exists(last + ".tmp") and not os.path.exists(last + ".old")
     opt = make_optimizer(model, cfg)
-    assert load_train_state(last, GroundingModel(model.config), opt) == 3
+    assert load_train_state(last, GroundingModel(model.config), opt)["step"] == 3
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo over localhost")
@@ -153,7 +153,7 @@ def test_snapshots_keep_the_checkpoint_after_given_minutes(tmp_path):
     train(cfg)
     snap = tmp_path / "at-1e-09min"
     model = GroundingModel.load(snap)
-    assert load_train_state(str(snap), model, make_optimizer(model, cfg)) == 1
-    assert load_train_state(str(tmp_path / "last"), model, make_optimizer(model, cfg)) == 4
+    assert load_train_state(str(snap), model, make_optimizer(model, cfg))["step"] == 1
+    assert load_train_state(str(tmp_path / "last"), model, make_optimizer(model, cfg))["step"] == 4
     with pytest.raises(ValueError, match="precision"):
         tiny_cfg(tmp_path, precision="float16")
