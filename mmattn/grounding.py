@@ -156,8 +156,9 @@ class Grounder:
             with tqdm(total=len(images), desc="grounding", unit="pair", disable=not show) as bar:
                 while pending:
                     results = pending.popleft().result()
-                    for s in itertools.islice(starts, 1):
-                        pending.append(pool.submit(run_chunk, s))
+                    nxt = next(starts, None)
+                    if nxt is not None:
+                        pending.append(pool.submit(run_chunk, nxt))
                     bar.update(len(results))
                     yield from results
         finally:  # also when the caller stops early or an image is bad: drop what is queued
