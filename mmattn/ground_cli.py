@@ -11,7 +11,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmattn ground", description="Ground the words of a caption in an image.")
     p.add_argument("image", help="image file (PNG, JPEG, ...)")
     p.add_argument("caption", help='the caption, e.g. "a red circle left of the blue square"')
-    p.add_argument("--out", default=None, help="folder for the overlays (one PNG per word), maps.npy and grounding.json")
+    p.add_argument("--out", default=None, help="folder for the result: grounding.json, maps.npy (the patch-grid maps) and one overlay PNG per word; "
+                   "it is replaced as a whole, and a folder holding other files is refused")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.add_argument("--model", default=None, help="checkpoint folder or hub id (default: the shipped model)")
     p.add_argument("--method", default="attention", choices=("attention", "rollout", "gradcam"))
@@ -34,7 +35,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"mmattn ground: {e}\n")
         raise SystemExit(2) from None
     if args.out:
-        r.save(args.out)
+        try:
+            r.save(args.out)
+        except OSError as e:  # a full disk, no permission, a file in the way: the folder is as it was
+            sys.stderr.write(f"mmattn ground: could not write the result to {args.out}: {e.strerror or e}\n")
+            raise SystemExit(2) from None
+        except ValueError as e:  # a folder holding other files
+            sys.stderr.write(f"mmattn ground: {e}\n")
+            raise SystemExit(2) from None
     if args.json:
         sys.stdout.write(json.dumps(r.to_json(), ensure_ascii=False, indent=1) + "\n")
     else:

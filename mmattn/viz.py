@@ -20,10 +20,10 @@ def colorize(values: np.ndarray, vmin: float = 0.0, vmax: float = 1.0) -> np.nda
 def overlay_map(image: Image.Image, m: np.ndarray, box=None, alpha: float = 0.6) -> Image.Image:
     """Blend a (H, W) map in [0, 1] over ``image`` (same size): strong values are opaque,
     weak ones let the image through; draw ``box`` (x0, y0, x1, y1) if given."""
-    base = np.asarray(image.convert("RGB"), np.float32)
-    m = np.clip(m, 0, 1)[..., None]
-    heat = colorize(m[..., 0]).astype(np.float32)
-    out = base * (1 - alpha * m) + heat * (alpha * m)
+    base = np.asarray(image.convert("RGB"))  # (H, W, 3) uint8
+    m = np.clip(np.asarray(m, np.float32), 0, 1)
+    heat = RAMP[(m * 255).astype(np.uint8)]  # colorize(m), without its float64 copy
+    out = base + (alpha * m)[..., None] * (heat.astype(np.float32) - base)  # base * (1 - a m) + heat * a m
     im = Image.fromarray(out.clip(0, 255).astype(np.uint8))
     if box is not None:
         ImageDraw.Draw(im).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(0, 255, 255), width=max(1, min(im.size) // 100))

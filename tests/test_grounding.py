@@ -12,7 +12,7 @@ import mmattn
 from mmattn import explain
 from mmattn.data import TRAIN, make_sample
 from mmattn.evaluate import evaluate, held_out_samples
-from mmattn.maps import box_iou
+from mmattn.maps import box_iou, maps_at_size
 
 FRESH = 77_000_000  # seeds used by neither training nor `mmattn eval`
 
@@ -189,8 +189,13 @@ def test_json_round_trip_and_save(g, scenes, tmp_path):
     assert [w for w, _ in back.words_at(10, 10)] == r.words
     np.testing.assert_allclose([v for _, v in back.words_at(10, 10)], [v for _, v in r.words_at(10, 10)], atol=1e-5)
     folder = r.save(tmp_path / "out")
-    assert (folder / "grounding.json").exists() and np.load(folder / "maps.npy").shape == r.word_maps.shape
+    maps = np.load(folder / "maps.npy")  # (W, gh, gw): the patch-grid maps, rendered at any size by maps_at_size
+    assert maps.shape == (len(r.words), *r.grid)
+    np.testing.assert_allclose(maps_at_size(maps, r.grid, r.size[::-1]), r.word_maps, atol=1e-6)
     assert len(list(folder.glob("*.png"))) == len(r.words)
+    loaded = mmattn.Grounding.load(folder)
+    assert loaded.words == r.words and loaded.boxes == r.boxes
+    np.testing.assert_allclose(loaded.word_maps, r.word_maps, atol=1e-4)
 
 
 def test_overlay_is_image_sized(g, scenes):
