@@ -5,8 +5,7 @@ with ``model_type: clip``, ``model.safetensors``, the tokenizer files and
 ``preprocessor_config.json``. A checkpoint trained with ``mmattn train --clip`` adds
 ``mmattn_clip.json`` (the fusion config) and ``mmattn_fusion.safetensors`` (its weights).
 
-What differs from the shipped model is only the preprocessing (:meth:`ClipGrounder._pixel`,
-:meth:`ClipGrounder._encode`); the model (:class:`mmattn.clip.ClipGroundingModel`) returns
+What differs from the shipped model is only the preprocessing (:class:`ClipProcessor`); the model (:class:`mmattn.clip.ClipGroundingModel`) returns
 the same outputs, so grounding, maps, flags, boxes and export are the shared code's.
 
 - **Pixels**: the image is resized with the usual policy (longer side ``image_size``, aspect
@@ -29,6 +28,8 @@ import logging
 import os
 import re
 import shutil
+import threading
+import time
 import unicodedata
 from pathlib import Path
 
@@ -39,8 +40,8 @@ from safetensors.torch import load_file, save_file
 
 from .clip import ClipGroundingConfig, ClipGroundingModel
 from .grounding import Grounder
-from .image import target_size
 from .model import CheckpointError
+from .processor import Processor
 from .tokenizer import MAX_TOKENS, Encoded
 
 log = logging.getLogger(__name__)
@@ -61,33 +62,89 @@ def _is_hub_id(name: str) -> bool:
     return not os.path.isdir(name) and os.sep not in name.replace("/", "", 1) and not name.startswith((".", "~", "/"))
 
 
+HUB_TIMEOUT = 2.0  #: seconds given to the hub to answer before it counts as unreachable (DNS included)
+_HUB_STATE: dict[str, tuple[float, bool]] = {}  #: endpoint -> (when checked, reachable), remembered a minute
+
+
+def _probe_hub(endpoint: str, timeout: float) -> bool:
+    """One HEAD request to the hub's front page, no retries: does it answer?"""
+    from huggingface_hub.utils import get_session
+
+    return get_session().head(endpoint, timeout=timeout).status_code < 400
+
+
+def hub_reachable(timeout: float = HUB_TIMEOUT) -> bool:
+    """Can the Hugging Face hub be reached? ``False`` at once under ``HF_HUB_OFFLINE=1``;
+    otherwise one request without retries that gets ``timeout`` seconds in all (on a daemon
+    thread, so that a hanging DNS lookup cannot hold the caller). Remembered for a minute."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = constants.ENDPOINT
+    checked = _HUB_STATE.get(endpoint)
+    if checked is not None and time.monotonic() - checked[0] < 60:
+        return checked[1]
+    answer: list[bool] = []
+
+    def probe():
+        try:
+            answer.append(_probe_hub(endpoint, timeout))
+        except Exception:  # no network, DNS failure, proxy refusal, timeout: unreachable
+            answer.append(False)
+
+    worker = threading.Thread(target=probe, name="mmattn-hub-probe", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    reachable = bool(answer and answer[0])
+    _HUB_STATE[endpoint] = (time.monotonic(), reachable)
+    if not reachable:
+        log.info("the Hugging Face hub at %s did not answer within %.1f s: using the local cache only", endpoint, timeout)
+    return reachable
+
+
+def _offline_error(name: str) -> CheckpointError:
+    return CheckpointError(
+        f"{name!r} is not a local folder, and it is not in the Hugging Face cache while the hub cannot be reached "
+        f"(no network, or HF_HUB_OFFLINE=1): run python -c \"import mmattn; mmattn.Grounder.from_pretrained('{name}')\" "
+        "once with network access to cache it, or pass the path of a local checkpoint folder "
+        "(config.json, model.safetensors, tokenizer and preprocessor files)"
+    )
+
+
 def _hub_file(name: str, filename: str, required: bool = True) -> str | None:
-    """Download (or find in the cache) one file of hub repo ``name``, with errors that say what to do."""
+    """One file of hub repo ``name``: from the local cache if it is there, else downloaded when
+    the hub answers (:func:`hub_reachable`); errors say what to do, in one line, without the
+    hub library's retries (about 30 s without a network) or chained tracebacks."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, RepositoryNotFoundError
 
     try:
-        return hf_hub_download(repo_id=name, filename=filename)
-    except LocalEntryNotFoundError as e:  # before EntryNotFoundError: it is a subclass
+        return hf_hub_download(repo_id=name, filename=filename, local_files_only=True)
+    except EntryNotFoundError:  # LocalEntryNotFoundError (not cached) is a subclass
+        pass
+    except HFValidationError:
+        raise CheckpointError(f"{name!r} is neither a local folder nor a hub id like 'openai/clip-vit-base-patch16': check the path") from None
+    if not hub_reachable():
         if not required:  # an optional file that is not cached: the repo was cached without it
             return None
-        raise CheckpointError(
-            f"{name!r} is not a local folder, and it is not in the Hugging Face cache while the hub cannot be reached "
-            "(no network, or HF_HUB_OFFLINE=1). Either run once on a machine with network access to cache it, e.g. "
-            f"python -c \"import mmattn; mmattn.Grounder.from_pretrained('{name}')\", and then run offline; or pass "
-            "the path of a local checkpoint folder (config.json, model.safetensors, tokenizer and preprocessor files)."
-        ) from e
-    except EntryNotFoundError as e:
+        raise _offline_error(name) from None
+    try:
+        return hf_hub_download(repo_id=name, filename=filename, etag_timeout=HUB_TIMEOUT)
+    except EntryNotFoundError:
         if not required:
             return None
-        raise CheckpointError(f"the hub repo {name!r} has no {filename}: is it a CLIP or mmattn checkpoint?") from e
-    except RepositoryNotFoundError as e:
+        raise CheckpointError(f"the hub repo {name!r} has no {filename}: is it a CLIP or mmattn checkpoint?") from None
+    except RepositoryNotFoundError:
         raise CheckpointError(
             f"no model {name!r} on the Hugging Face hub (or it is private: log in with `hf auth login`); "
             "for a local checkpoint, check the folder's path"
-        ) from e
-    except HFValidationError as e:
-        raise CheckpointError(f"{name!r} is neither a local folder nor a hub id like 'openai/clip-vit-base-patch16': check the path") from e
+        ) from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _read_json(file: str | os.PathLike) -> dict:
@@ -120,24 +177,48 @@ def is_clip_checkpoint(path: str | os.PathLike) -> bool:
     return _read_json(_hub_file(path, "config.json")).get("model_type") == "clip"
 
 
-class ClipGrounder(Grounder):
-    """A :class:`~mmattn.grounding.Grounder` on a :class:`~mmattn.clip.ClipGroundingModel`."""
+class ClipProcessor(Processor):
+    """The CLIP backend's processor: words by :func:`split_words` tokenised with CLIP's BPE
+    (:func:`encode_words`), and pixels resized by the usual policy with the checkpoint's
+    filter and normalised with its mean and std (``CLIPImageProcessor`` without its centre crop)."""
 
-    def __init__(self, model: ClipGroundingModel, tokenizer, image_processor, *, name: str = "clip", device: str | torch.device = "cpu",
-                 trained: bool = False, precision: str = "float32"):  # fmt: skip
-        super().__init__(model, tokenizer, name=name, device=device, precision=precision)
-        self._known = _EveryWord()
-        self.image_processor = image_processor
-        self.trained = trained
-        self.backend = f"CLIP backend, {'trained' if trained else 'zero-shot'} fusion"
-        p = image_processor
+    def __init__(self, tokenizer, image_processor, *, image_size: int, patch_size: int):
+        super().__init__(tokenizer, image_size=image_size, patch_size=patch_size)
+        self.image_processor = p = image_processor
         self._mean = torch.tensor(p.image_mean if p.do_normalize else [0.0] * 3, dtype=torch.float32).view(3, 1, 1)
         self._std = torch.tensor(p.image_std if p.do_normalize else [1.0] * 3, dtype=torch.float32).view(3, 1, 1)
         self._scale = float(p.rescale_factor) if p.do_rescale else 1.0
         self._resample = Image.Resampling(int(p.resample)) if p.resample is not None else Image.Resampling.BICUBIC
 
+    def encode(self, captions: list[str]) -> Encoded:
+        """Captions -> CLIP token ids with the word of every token (see the module doc)."""
+        return encode_words(self.tokenizer, captions, self.max_tokens)
+
+    def pixel(self, image) -> torch.Tensor:
+        """A PIL RGB image -> CLIP-normalised pixels (3, h, w), aspect ratio kept."""
+        size = self.model_size(image.width, image.height)
+        if image.size != size:
+            image = image.resize(size, self._resample)
+        a = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float()  # (3, h, w)
+        return (a * self._scale - self._mean) / self._std
+
+
+class ClipGrounder(Grounder):
+    """A :class:`~mmattn.grounding.Grounder` on a :class:`~mmattn.clip.ClipGroundingModel`
+    with a :class:`ClipProcessor`."""
+
+    def __init__(self, model: ClipGroundingModel, tokenizer, image_processor, *, name: str = "clip", device: str | torch.device = "cpu",
+                 trained: bool = False, precision: str = "auto"):  # fmt: skip
+        cfg = model.config
+        processor = ClipProcessor(tokenizer, image_processor, image_size=cfg.image_size, patch_size=cfg.patch_size)
+        super().__init__(model, processor, name=name, device=device, precision=precision)
+        self._known = _EveryWord()
+        self.image_processor = image_processor
+        self.trained = trained
+        self.backend = f"CLIP backend, {'trained' if trained else 'zero-shot'} fusion"
+
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, *, device: str = "cpu", precision: str = "float32", **overrides) -> ClipGrounder:
+    def from_pretrained(cls, path: str | os.PathLike, *, device: str = "cpu", precision: str = "auto", **overrides) -> ClipGrounder:
         """Load a CLIP checkpoint folder or hub id (plus trained fusion weights, if the folder has them).
 
         ``overrides`` change :class:`~mmattn.clip.ClipGroundingConfig` fields, e.g.
@@ -173,20 +254,6 @@ class ClipGrounder(Grounder):
             _load_fusion(model, weights)
         name = Path(path).name if local else path
         return cls(model, tokenizer, processor, name=name, device=device, trained=saved is not None, precision=precision)
-
-    # ---- preprocessing ---------------------------------------------------------------
-    def _pixel(self, image) -> torch.Tensor:
-        """A PIL RGB image -> CLIP-normalised pixels (3, h, w), aspect ratio kept."""
-        cfg = self.model.config
-        size = target_size(image.width, image.height, cfg.image_size, cfg.patch_size)
-        if image.size != size:
-            image = image.resize(size, self._resample)
-        a = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float()  # (3, h, w)
-        return (a * self._scale - self._mean) / self._std
-
-    def _encode(self, captions: list[str]) -> Encoded:
-        """Captions -> CLIP token ids with the word of every token (see the module doc)."""
-        return encode_words(self.tokenizer, captions)
 
 
 def split_words(caption: str) -> list[str]:

@@ -65,7 +65,7 @@ def shapes_batch(g: ClipGrounder, cfg: ClipTrainConfig, step: int) -> dict:
     base = (cfg.seed * 1_000_003 + step) * cfg.batch_size
     samples = [make_sample(base + k, w, h, TRAIN, lang="en") for k in range(cfg.batch_size)]
     batch = build_batch(samples, g.tokenizer, p, np.random.default_rng(base))
-    batch["pixels"] = g._pixels([smp.image for smp in samples])  # CLIP's normalisation
+    batch["pixels"] = g.processor.pixels([smp.image for smp in samples])  # CLIP's normalisation
     return batch
 
 
@@ -105,10 +105,10 @@ def jsonl_batch(g: ClipGrounder, pairs: list, cfg: ClipTrainConfig, step: int) -
     images = [_square(load_image(pairs[i][0]), side) for i in idx]
     true = [pairs[i][1] for i in idx]
     neg = true[1:] + true[:1]
-    enc = g._encode(true + neg)
+    enc = g.processor.encode(true + neg)
     B = len(idx)
     return {
-        "pixels": g._pixels(images),
+        "pixels": g.processor.pixels(images),
         "ids": enc.ids,
         "attention_mask": enc.attention_mask,
         "match": torch.tensor([1.0] * B + [0.0] * B),

@@ -28,9 +28,8 @@ from tqdm.auto import tqdm
 
 from .batches import CONTENT, _attribute_present
 from .data import SHIFTED, TRAIN, make_sample
-from .image import to_tensor
 from .maps import box_iou, boxes_from_maps, peak_points, reduce_heads, word_matrix
-from .tokenizer import encode
+from .processor import MmattnProcessor
 
 log = logging.getLogger(__name__)
 
@@ -43,30 +42,31 @@ def held_out_samples(n: int, seed: int = 10_000_019, config=TRAIN, sizes=EVAL_SI
     return [make_sample(seed + i, *sizes[i % len(sizes)], config) for i in range(n)]
 
 
-@torch.no_grad()
-def _forward(model, tokenizer, images, captions, layer: int, heads="mean"):
-    """One forward for a group of same-sized images (one caption each) -> per item dicts."""
-    px = torch.stack([to_tensor(im, model.config.image_size, model.config.patch_size) for im in images])
-    enc = encode(tokenizer, captions)
-    out = model(enc.ids, px, enc.attention_mask, output_fusion_attentions=True)
-    t2i = reduce_heads(out.text_to_image[layer], heads)  # (B, T, P)
-    i2t = reduce_heads(out.image_to_text[layer], heads)  # (B, P, T)
+def _readings(grounder, images, captions, layer: int, heads="mean") -> list[dict]:
+    """One forward pass per group of same-sized images (one caption each), read per item.
+
+    Every word the model read is kept (the metrics index the dataset's words), and maps are
+    not rescaled (boxes and peaks do not depend on a map's scale)."""
     items = []
-    for b in range(len(images)):
-        M = word_matrix(enc.word_ids[b], len(enc.words[b]), t2i.size(1))  # (W, T)
+    for t in grounder.iter_traces(images, captions, batch_size=len(images), progress=False):
+        cap = t.caption
+        M = word_matrix(cap.word_ids, len(cap.all_words), len(cap.tokens))  # (W, T)
         items.append({
-            "maps": M @ t2i[b],  # (W, P)
-            "i2t": i2t[b] @ M.T,  # (P, W)
-            "grounded": (M @ torch.sigmoid(out.grounded_logits[b])).numpy(),  # (W,)
-            "match": float(torch.sigmoid(out.match_logits[b])),
-            "grid": out.grid,
-        })
+            "maps": M @ t.token_maps("attention", layer, heads),  # (W, P)
+            "i2t": reduce_heads(torch.from_numpy(t.image_to_text[t.layer(layer)]), heads) @ M.T,  # (P, W)
+            "grounded": (M @ torch.sigmoid(torch.from_numpy(t.grounded_logits))).numpy(),  # (W,)
+            "match": t.match_score,
+            "grid": t.grid,
+        })  # fmt: skip
     return items
 
 
 def evaluate(model, tokenizer, samples, *, layer: int = -1, heads="mean", batch_size: int = 64, progress: bool = True) -> dict:
-    """All metrics on ``samples`` (from :func:`held_out_samples`) as a nested dict."""
-    model.eval()
+    """All metrics on ``samples`` (from :func:`held_out_samples`) as a nested dict, in float32."""
+    from .grounding import Grounder  # the grounding API imports this package's data modules
+
+    cfg = model.config
+    grounder = Grounder(model, MmattnProcessor(tokenizer, image_size=cfg.image_size, patch_size=cfg.patch_size), precision="float32")
     groups = defaultdict(list)
     for s in samples:
         groups[s.image.size].append(s)
@@ -75,7 +75,7 @@ def evaluate(model, tokenizer, samples, *, layer: int = -1, heads="mean", batch_
     bar = tqdm(total=len(samples), desc="eval", disable=not progress)
     for chunk in (g[i : i + batch_size] for g in groups.values() for i in range(0, len(g), batch_size)):
         imgs = [s.image for s in chunk]
-        pos = _forward(model, tokenizer, imgs, [s.caption.text for s in chunk], layer, heads)
+        pos = _readings(grounder, imgs, [s.caption.text for s in chunk], layer, heads)
         for s, r in zip(chunk, pos):
             W, H = s.image.size
             words = s.caption.words
@@ -103,7 +103,7 @@ def evaluate(model, tokenizer, samples, *, layer: int = -1, heads="mean", batch_
                 i2t_hits.append(words[best].ref == k)
         negs = [(s, n) for s in chunk for n in s.negatives]
         if negs:
-            neg_out = _forward(model, tokenizer, [s.image for s, _ in negs], [n.text for _, n in negs], layer, heads)
+            neg_out = _readings(grounder, [s.image for s, _ in negs], [n.text for _, n in negs], layer, heads)
             true_score = {id(s): r["match"] for s, r in zip(chunk, pos)}
             for (s, n), r in zip(negs, neg_out):
                 match[n.neg_kind].append(r["match"] < 0.5)

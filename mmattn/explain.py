@@ -1,8 +1,9 @@
 """The numbers behind the demo's "Step by step", "Heads & layers" and "Positions" views.
 
-Everything here recomputes, with the model's own weights, what one fusion layer does on the
-current input, and returns plain numpy arrays in dataclasses (no pictures; see
-:mod:`mmattn.viz` for those).
+Everything here reads a :class:`~mmattn.trace.Trace` (one forward pass, recorded) and, for
+the step-by-step view, recomputes with the model's own weights what one fusion attention did
+to the inputs the trace recorded. It returns plain numpy arrays in dataclasses (no pictures;
+see :mod:`mmattn.viz` for those). Nothing here runs the model.
 
 Index letters: T tokens (specials included), P patches (= gh * gw), W words, L fusion layers,
 H heads, hd head width (= D // H), D model width.
@@ -25,37 +26,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .grounding import Grounder, _is_punctuation
-from .image import load_image, target_size
+from .grounding import Grounder
+from .image import load_image
 from .maps import maps_at_size  # noqa: F401 -- re-exported for the displays
 from .positional import sinusoidal_1d, sinusoidal_2d
+from .processor import Caption
+from .trace import DIRECTIONS, Trace
 
-DIRECTIONS = ("text_to_image", "image_to_text")
+__all__ = ["DIRECTIONS", "Caption", "attention_steps", "grid_similarity", "head_maps", "layer_head_maps", "model_grid",
+           "positional_1d", "read_caption", "resolve_word"]  # fmt: skip
 
 
 # ---- words and tokens ---------------------------------------------------------------
-@dataclass
-class Caption:
-    """How the model reads a caption: its tokens, and which tokens make up each word.
-
-    ``words`` are the words :meth:`Grounder.ground` reports (punctuation dropped), and
-    ``word_tokens[i]`` the token positions (in ``tokens``) of word ``i``."""
-
-    tokens: list[str]
-    words: list[str]
-    word_tokens: list[list[int]]
-    truncated: bool
-
-
 def read_caption(grounder: Grounder, caption: str) -> Caption:
-    """Tokenise ``caption`` exactly as :meth:`Grounder.ground` does."""
-    grounder._check_caption(caption)
-    enc = grounder._encode([caption])
-    words_all, word_ids = enc.words[0], enc.word_ids[0]
-    keep = [w for w, word in enumerate(words_all) if not _is_punctuation(word)]
-    tokens = grounder.tokenizer.convert_ids_to_tokens(enc.ids[0].tolist())
-    word_tokens = [[t for t, wid in enumerate(word_ids) if wid == w] for w in keep]
-    return Caption(tokens, [words_all[w] for w in keep], word_tokens, bool(enc.truncated[0]))
+    """``caption`` as the grounder's processor reads it (the words ``ground`` reports)."""
+    return grounder.processor.caption(caption)
 
 
 def resolve_word(words: list[str], word: int | str | None) -> int:
@@ -81,56 +66,6 @@ def resolve_word(words: list[str], word: int | str | None) -> int:
             raise ValueError(f"word index {word} out of range: the caption has {len(words)} words (0..{len(words) - 1})")
         return int(word) % len(words)
     raise TypeError(f"word must be an index or a string, got {type(word).__name__}")
-
-
-# ---- running the model with a look inside --------------------------------------------
-def _inputs(grounder: Grounder, image, caption: str):
-    pil = load_image(image)
-    px = grounder._pixels([pil]).to(grounder.device)  # the grounder's own preprocessing (CLIP has its own)
-    enc = grounder._encode([caption])
-    return pil, px, enc.ids.to(grounder.device), enc.attention_mask.to(grounder.device)
-
-
-def _run(grounder: Grounder, image, caption: str, hook_module=None):
-    """Forward pass with fusion attentions; if ``hook_module`` is given, capture its
-    inputs (x, context, mask) and output."""
-    pil, px, ids, mask = _inputs(grounder, image, caption)
-    seen: dict = {}
-
-    def hook(module, args, kwargs, output):
-        x = args[0] if args else kwargs["x"]
-        context = args[1] if len(args) > 1 else kwargs.get("context")
-        attn_mask = args[2] if len(args) > 2 else kwargs.get("mask")
-        seen.update(
-            x=x.detach(),
-            context=(x if context is None else context).detach(),
-            mask=attn_mask,
-            output=(output[0] if isinstance(output, tuple) else output).detach(),
-        )
-
-    handle = hook_module.register_forward_hook(hook, with_kwargs=True) if hook_module is not None else None
-    try:
-        with torch.inference_mode():
-            out = grounder.model(ids, px, mask, output_fusion_attentions=True)
-    finally:
-        if handle is not None:
-            handle.remove()
-    return pil, out, seen
-
-
-def _layer(grounder: Grounder, layer: int | None) -> int:
-    L = grounder.num_layers
-    layer = -1 if layer is None else layer
-    if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) or not -L <= layer < L:
-        raise ValueError(f"layer {layer!r} does not exist: the model has {L} fusion layers (0..{L - 1})")
-    return int(layer) % L
-
-
-def _head(grounder: Grounder, head: int) -> int:
-    H = grounder.num_heads
-    if not isinstance(head, (int, np.integer)) or isinstance(head, bool) or not 0 <= head < H:
-        raise ValueError(f"head {head!r} does not exist: the model has {H} heads per layer (0..{H - 1})")
-    return int(head)
 
 
 # ---- 1. the three stages of one head -------------------------------------------------
@@ -208,31 +143,33 @@ class AttentionSteps:
         }  # fmt: skip
 
 
-def attention_steps(grounder: Grounder, image, caption: str, layer: int | None = -1, head: int = 0,
+def attention_steps(grounder: Grounder, trace: Trace, layer: int | None = -1, head: int = 0,
                     direction: str = "text_to_image") -> AttentionSteps:  # fmt: skip
     """Recompute one head of fusion layer ``layer``'s cross-attention from its inputs.
 
-    The inputs are captured with a forward hook on the layer's attention module; then Q, K, V
-    come from its own ``q_proj``/``k_proj``/``v_proj`` and the stages are spelled out in numpy.
-    ``weights`` must equal the attention the model returns (``model_weights``) and ``output``
+    ``trace`` comes from ``grounder.trace(image, caption, inputs=True)``, which recorded the
+    inputs of every fusion attention; Q, K, V come from the layer's own
+    ``q_proj``/``k_proj``/``v_proj`` and the stages are spelled out in numpy (float64).
+    ``weights`` must equal the attention the model returned (``model_weights``) and ``output``
     the module's output (see ``max_weight_error`` / ``max_output_error``)."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)} (got {direction!r})")
-    layer, head = _layer(grounder, layer), _head(grounder, head)
-    cap = read_caption(grounder, caption)
+    if trace.inputs is None:
+        raise ValueError("this trace has no attention inputs: trace it with grounder.trace(image, caption, inputs=True)")
+    layer, head = trace.layer(layer), trace.head(head)
     mha = getattr(grounder.model.fusion[layer], direction)
-    _, out, seen = _run(grounder, image, caption, hook_module=mha)
-    x, ctx = seen["x"], seen["context"]  # (1, Lq, D), (1, Lk, D)
+    seen = trace.inputs[layer, direction]
     values = hasattr(mha, "v_proj")  # AttentionWeights (weights only) has no stage 3
-    with torch.inference_mode():
-        q_all = mha.split_heads(mha.q_proj(x))[0]  # (H, Lq, hd)
-        k_all = mha.split_heads(mha.k_proj(ctx))[0]  # (H, Lk, hd)
-        v_all = mha.split_heads(mha.v_proj(ctx))[0] if values else None
-    q_all, k_all = q_all.double().cpu().numpy(), k_all.double().cpu().numpy()
+
+    def heads_of(proj, a: np.ndarray) -> np.ndarray:
+        """(L, D) -> this module's projection split into heads, (H, L, hd), float64."""
+        W, b = proj.weight.detach().double().cpu().numpy(), proj.bias
+        y = a.astype(np.float64) @ W.T + (0 if b is None else b.detach().double().cpu().numpy())
+        return y.reshape(len(a), mha.num_heads, mha.head_dim).transpose(1, 0, 2)
+
+    q_all, k_all = heads_of(mha.q_proj, seen.x), heads_of(mha.k_proj, seen.context)  # (H, Lq, hd), (H, Lk, hd)
     hd = mha.head_dim
-    key_ok = None
-    if seen["mask"] is not None:  # (1, 1, 1, Lk) True = may attend
-        key_ok = seen["mask"].reshape(-1).cpu().numpy().astype(bool)
+    key_ok = seen.key_mask
 
     def softmax_rows(s: np.ndarray) -> np.ndarray:
         if key_ok is not None:
@@ -242,20 +179,21 @@ def attention_steps(grounder: Grounder, image, caption: str, layer: int | None =
 
     scores_all = q_all @ k_all.transpose(0, 2, 1)  # (H, Lq, Lk)
     weights_all = softmax_rows(scores_all / math.sqrt(hd))
-    model_w = getattr(out, direction)[layer][0, head].float().cpu().numpy()
+    model_w = getattr(trace, direction)[layer][head]
     f = np.float32
     stage3 = dict(v=None, head_output=None, concat=None, output=None, model_output=None)
     if values:
-        v_all = v_all.double().cpu().numpy()
+        v_all = heads_of(mha.v_proj, seen.context)
         heads_out = weights_all @ v_all  # (H, Lq, hd)
         concat = heads_out.transpose(1, 0, 2).reshape(heads_out.shape[1], -1)  # (Lq, D): head h in columns h*hd..(h+1)*hd
         W, b = mha.out_proj.weight.detach().double().cpu().numpy(), mha.out_proj.bias
         output = concat @ W.T + (0 if b is None else b.detach().double().cpu().numpy())
         stage3 = dict(v=v_all[head].astype(f), head_output=heads_out[head].astype(f), concat=concat.astype(f),
-                      output=output.astype(f), model_output=seen["output"][0].float().cpu().numpy())  # fmt: skip
+                      output=output.astype(f), model_output=seen.output)  # fmt: skip
+    cap = trace.caption
     return AttentionSteps(
         direction=direction, layer=layer, head=head, num_heads=mha.num_heads, head_dim=hd, dim=mha.dim,
-        tokens=cap.tokens, words=cap.words, word_tokens=cap.word_tokens, grid=tuple(out.grid),
+        tokens=cap.tokens, words=cap.words, word_tokens=cap.word_tokens, grid=tuple(trace.grid),
         q=q_all[head].astype(f), k=k_all[head].astype(f),
         scores=scores_all[head].astype(f), scaled=(scores_all[head] / math.sqrt(hd)).astype(f),
         weights=weights_all[head].astype(f), model_weights=model_w, all_weights=weights_all.astype(f), **stage3,
@@ -280,17 +218,15 @@ class HeadMaps:
     entropy: list[float]  #: each head's entropy in bits (log2(P) = uniform)
 
 
-def head_maps(grounder: Grounder, image, caption: str, word: int | str | None = None, layer: int | None = -1) -> HeadMaps:
+def head_maps(trace: Trace, word: int | str | None = None, layer: int | None = -1) -> HeadMaps:
     """Text -> image maps of one word for every head of ``layer``, and their mean."""
-    layer = _layer(grounder, layer)
-    cap = read_caption(grounder, caption)
-    w = resolve_word(cap.words, word)
-    _, out, _ = _run(grounder, image, caption)
-    a = out.text_to_image[layer][0].float().cpu().numpy()  # (H, T, P)
-    maps = a[:, cap.word_tokens[w]].mean(1)  # (H, P)
-    gh, gw = out.grid
+    layer = trace.layer(layer)
+    w = resolve_word(trace.words, word)
+    a = trace.text_to_image[layer]  # (H, T, P)
+    maps = a[:, trace.caption.word_tokens[w]].mean(1)  # (H, P)
+    gh, gw = trace.grid
     ent = [float(-(m * np.log2(np.clip(m, 1e-12, None))).sum()) for m in maps]
-    return HeadMaps(cap.words[w], w, layer, (gh, gw), maps.reshape(-1, gh, gw), maps.mean(0).reshape(gh, gw),
+    return HeadMaps(trace.words[w], w, layer, (gh, gw), maps.reshape(-1, gh, gw), maps.mean(0).reshape(gh, gw),
                     [float(m.max()) for m in maps], ent)  # fmt: skip
 
 
@@ -311,16 +247,15 @@ class LayerHeadMaps:
     image_to_text: np.ndarray  #: (L, H, gh, gw)
 
 
-def layer_head_maps(grounder: Grounder, image, caption: str, word: int | str | None = None) -> LayerHeadMaps:
-    cap = read_caption(grounder, caption)
-    w = resolve_word(cap.words, word)
-    _, out, _ = _run(grounder, image, caption)
-    gh, gw = out.grid
-    toks = cap.word_tokens[w]
-    t2i = np.stack([a[0].float().cpu().numpy()[:, toks].mean(1) for a in out.text_to_image])  # (L, H, P)
-    i2t = np.stack([a[0].float().cpu().numpy()[:, :, toks].sum(2) for a in out.image_to_text])  # (L, H, P)
+def layer_head_maps(trace: Trace, word: int | str | None = None) -> LayerHeadMaps:
+    """One word in every (layer, head), both directions, on the patch grid."""
+    w = resolve_word(trace.words, word)
+    gh, gw = trace.grid
+    toks = trace.caption.word_tokens[w]
+    t2i = np.stack([a[:, toks].mean(1) for a in trace.text_to_image])  # (L, H, P)
+    i2t = np.stack([a[:, :, toks].sum(2) for a in trace.image_to_text])  # (L, H, P)
     L, H = t2i.shape[:2]
-    return LayerHeadMaps(cap.words[w], w, cap.words, (gh, gw), t2i.reshape(L, H, gh, gw), i2t.reshape(L, H, gh, gw))
+    return LayerHeadMaps(trace.words[w], w, list(trace.words), (gh, gw), t2i.reshape(L, H, gh, gw), i2t.reshape(L, H, gh, gw))
 
 
 # ---- 4. positions --------------------------------------------------------------------
@@ -356,14 +291,12 @@ def positional_1d(n: int = 32, dim: int = 64, positions: list[int] | None = None
 
 def model_grid(grounder: Grounder, image=None) -> tuple[int, int]:
     """The (gh, gw) patch grid the model uses for ``image`` (a square image if None)."""
-    cfg = grounder.model.config
     if image is None:
-        w = h = cfg.image_size
+        w = h = grounder.processor.image_size
     else:
         im = image if isinstance(image, Image.Image) else load_image(image)
         w, h = im.size
-    tw, th = target_size(w, h, cfg.image_size, cfg.patch_size)
-    return th // cfg.patch_size, tw // cfg.patch_size
+    return grounder.processor.grid(w, h)
 
 
 @dataclass

@@ -108,8 +108,8 @@ def test_clip_folder_without_weights_is_a_clear_error(clip_dir, tmp_path):
 
 # ---- the towers are CLIP's -------------------------------------------------------------------
 def test_caption_and_image_embeddings_are_clips(grounder, clip_model):
-    enc = grounder._encode(["a red dog on the grass", "a cat"])
-    px = grounder._pixels([photo(32, 32)])  # CLIP's own input size: no interpolation
+    enc = grounder.processor.encode(["a red dog on the grass", "a cat"])
+    px = grounder.processor.pixels([photo(32, 32)])  # CLIP's own input size: no interpolation
     with torch.no_grad():
         text = grounder.model.text_encoder(enc.ids, enc.attention_mask)
         _, grid, image, _ = grounder.model.image_encoder(px)
@@ -122,7 +122,7 @@ def test_caption_and_image_embeddings_are_clips(grounder, clip_model):
 
 def test_patches_are_the_last_block_with_each_token_attending_to_itself(grounder, clip_model):
     """MaskCLIP: the last block without query-key mixing = the block with identity attention."""
-    px = grounder._pixels([photo(32, 24)])  # non-square: interpolated positions
+    px = grounder.processor.pixels([photo(32, 24)])  # non-square: interpolated positions
     last = clip_model.vision_model.encoder.layers[-1].self_attn
     real = last.forward
     last.forward = lambda hidden_states, attention_mask=None, **kw: (last.out_proj(last.v_proj(hidden_states)), None)
@@ -140,8 +140,8 @@ def test_patches_are_the_last_block_with_each_token_attending_to_itself(grounder
 
 def test_zero_shot_attention_is_clip_similarity_both_ways(grounder):
     m = grounder.model
-    enc = grounder._encode(["a red dog", "the big blue circle left of a cat"])
-    px = grounder._pixels([photo(32, 32, 1), photo(32, 32, 2)])
+    enc = grounder.processor.encode(["a red dog", "the big blue circle left of a cat"])
+    px = grounder.processor.pixels([photo(32, 32, 1), photo(32, 32, 2)])
     with torch.no_grad():
         out = m(enc.ids, px, enc.attention_mask, output_fusion_attentions=True)
         text = m.text_encoder(enc.ids, enc.attention_mask)
@@ -162,8 +162,8 @@ def test_zero_shot_attention_is_clip_similarity_both_ways(grounder):
 
 
 def test_tower_self_attentions_when_asked(grounder):
-    enc = grounder._encode(["a red dog", "a cat"])
-    px = grounder._pixels([photo(32, 24, 1), photo(32, 24, 2)])
+    enc = grounder.processor.encode(["a red dog", "a cat"])
+    px = grounder.processor.pixels([photo(32, 24, 1), photo(32, 24, 2)])
     with torch.no_grad():
         out = grounder.model(enc.ids, px, enc.attention_mask, output_attentions=True)
         plain = grounder.model(enc.ids, px, enc.attention_mask)

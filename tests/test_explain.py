@@ -18,7 +18,7 @@ CAPTION = "a red circle, left of the blue square"
 
 @pytest.fixture(scope="module")
 def g() -> Grounder:
-    return Grounder.from_pretrained(model_dir())
+    return Grounder.from_pretrained(model_dir(), precision="float32")
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,12 @@ def image() -> Image.Image:
 @pytest.fixture(scope="module")
 def raw(g, image):
     return g.ground(image, CAPTION, raw=True)
+
+
+@pytest.fixture(scope="module")
+def trace(g, image):
+    """One traced forward pass with the fusion attentions' inputs: every view below reads it."""
+    return g.trace(image, CAPTION, inputs=True)
 
 
 # ---- words ------------------------------------------------------------------------------
@@ -62,9 +68,9 @@ def test_resolve_word():
 # ---- the three stages ----------------------------------------------------------------------
 @pytest.mark.parametrize("first", [True, False], ids=["first-layer", "last-layer"])
 @pytest.mark.parametrize("direction", explain.DIRECTIONS)
-def test_steps_agree_with_the_model(g, image, raw, direction, first):
+def test_steps_agree_with_the_model(g, trace, raw, direction, first):
     layer, head = (0, 0) if first else (g.num_layers - 1, g.num_heads - 1)
-    s = explain.attention_steps(g, image, CAPTION, layer, head, direction)
+    s = explain.attention_steps(g, trace, layer, head, direction)
     T, P = len(raw.raw.tokens), raw.grid[0] * raw.grid[1]
     hd = g.model.config.dim // g.num_heads
     Lq, Lk = (T, P) if direction == "text_to_image" else (P, T)
@@ -92,25 +98,27 @@ def test_steps_agree_with_the_model(g, image, raw, direction, first):
     np.testing.assert_allclose(s.output, s.model_output, atol=1e-4)  # concat -> out_proj = the module's output
 
 
-def test_steps_every_head_and_word_rows(g, image):
-    s = explain.attention_steps(g, image, CAPTION, 0, 0)
+def test_steps_every_head_and_word_rows(g, trace, image):
+    s = explain.attention_steps(g, trace, 0, 0)
     assert s.all_weights.shape[0] == g.num_heads
     np.testing.assert_allclose(s.all_weights[0], s.weights, atol=1e-7)
     m = s.word_row("weights", 1)
     assert m.shape == s.grid and abs(m.sum() - 1) < 1e-4
     with pytest.raises(ValueError, match="does not exist"):
-        explain.attention_steps(g, image, CAPTION, g.num_layers, 0)
+        explain.attention_steps(g, trace, g.num_layers, 0)
     with pytest.raises(ValueError, match="does not exist"):
-        explain.attention_steps(g, image, CAPTION, 0, g.num_heads)
+        explain.attention_steps(g, trace, 0, g.num_heads)
     with pytest.raises(ValueError, match="direction"):
-        explain.attention_steps(g, image, CAPTION, 0, 0, "sideways")
+        explain.attention_steps(g, trace, 0, 0, "sideways")
+    with pytest.raises(ValueError, match="no attention inputs"):
+        explain.attention_steps(g, g.trace(image, CAPTION), 0, 0)
     with pytest.raises(ValueError, match="empty"):
-        explain.attention_steps(g, image, "  ", 0, 0)
+        g.trace(image, "  ", inputs=True)
 
 
 # ---- one head against several; every layer and head ------------------------------------------
-def test_head_maps(g, image, raw):
-    hm = explain.head_maps(g, image, CAPTION, "circle", -1)
+def test_head_maps(g, trace, image, raw):
+    hm = explain.head_maps(trace, "circle", -1)
     w = raw.words.index("circle")
     assert hm.word == "circle" and hm.word_index == w and hm.heads.shape == (g.num_heads, *raw.grid)
     np.testing.assert_allclose(hm.mean, hm.heads.mean(0), atol=1e-7)
@@ -123,8 +131,8 @@ def test_head_maps(g, image, raw):
     assert all(0 <= e <= math.log2(hm.heads[0].size) + 1e-6 for e in hm.entropy)
 
 
-def test_layer_head_maps(g, image, raw):
-    lh = explain.layer_head_maps(g, image, CAPTION, "red")
+def test_layer_head_maps(g, trace, raw):
+    lh = explain.layer_head_maps(trace, "red")
     L, H = g.num_layers, g.num_heads
     assert lh.text_to_image.shape == lh.image_to_text.shape == (L, H, *raw.grid)
     np.testing.assert_allclose(lh.text_to_image.sum((2, 3)), 1.0, atol=1e-4)
