@@ -15,7 +15,7 @@ so that "left of" is checked against the image.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -25,12 +25,28 @@ from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from .checkpoint import CheckpointError, check_finite, check_tensors, check_tokenizer, read_json, tensor_shapes
 from .encoders import ImageEncoder, TextEncoder, patch_coordinates
 from .fusion import FusionLayer
 from .layers import Block
+from .tokenizer import MAX_TOKENS
 
 #: auxiliary per-patch classes: background + 8 colours, background + 8 shapes, background + 2 sizes
 PATCH_CLASSES = (9, 9, 3)
+
+
+#: the range of each number in a GroundingConfig, inclusive (mlp_ratio > 0, dropout < 1): far
+#: above any model this project trains, so that a tampered config.json is refused before a
+#: model is built from it
+CONFIG_BOUNDS = {
+    "vocab_size": (1, 1_000_000), "dim": (2, 8192), "num_heads": (1, 256),
+    "text_layers": (0, 128), "image_layers": (0, 128), "fusion_layers": (1, 128), "match_layers": (1, 128),
+    "mlp_ratio": (0.0, 16.0), "patch_size": (1, 256), "image_size": (1, 8192), "max_text_len": (1, 65536),
+    "embed_dim": (1, 8192), "dropout": (0.0, 1.0), "relation_heads": (0, 256),
+}  # fmt: skip
+POSITIONS = ("sinusoidal", "learned", "none")
+CONFIG_CHOICES = {"stem": ("conv", "linear"), "text_positions": POSITIONS, "image_positions": POSITIONS}
+LEARNED_GRID = 64  #: the learned image position table is LEARNED_GRID x LEARNED_GRID patches (ImageEncoder's max_grid)
 
 
 @dataclass
@@ -58,14 +74,43 @@ class GroundingConfig:
     update_image_last: bool = False
 
     def __post_init__(self):
+        for name, (lo, hi) in CONFIG_BOUNDS.items():
+            v = getattr(self, name)
+            kind = float if isinstance(lo, float) else int
+            ok = isinstance(v, (int, float) if kind is float else int) and not isinstance(v, bool) and lo <= v <= hi
+            if not ok or (name == "mlp_ratio" and v <= 0) or (name == "dropout" and v >= 1):
+                what = "a number" if kind is float else "an integer"
+                raise ValueError(f"{name}={v!r} is out of bounds: it must be {what} in {_range(name, lo, hi)}")
+        for name, options in CONFIG_CHOICES.items():
+            if getattr(self, name) not in options:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, options))} (got {getattr(self, name)!r})")
+        for name in ("match_spread", "update_image_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false (got {getattr(self, name)!r})")
         if self.dim % self.num_heads:
             raise ValueError(f"dim must be divisible by num_heads (got dim={self.dim}, num_heads={self.num_heads})")
-        if self.match_layers < 1:
-            raise ValueError(f"the match head needs at least one block (got match_layers={self.match_layers})")
-        if self.relation_heads < 0:
-            raise ValueError(f"relation_heads must be >= 0 (got {self.relation_heads})")
-        if self.fusion_layers < 1:
-            raise ValueError(f"need at least one fusion layer (got fusion_layers={self.fusion_layers})")
+        if self.dim % 2 or (self.image_positions == "sinusoidal" and self.dim % 4):
+            raise ValueError(f"dim must be even, and a multiple of 4 with sinusoidal image positions (got dim={self.dim})")
+        if self.stem == "conv" and (self.patch_size < 2 or self.patch_size & (self.patch_size - 1)):
+            raise ValueError(f"patch_size must be a power of two >= 2 for the conv stem (got patch_size={self.patch_size})")
+        if self.image_size < self.patch_size:
+            raise ValueError(f"image_size must be at least patch_size (got image_size={self.image_size}, patch_size={self.patch_size})")
+        if self.image_positions == "learned" and round(self.image_size / self.patch_size) > LEARNED_GRID:
+            raise ValueError(f"image_size / patch_size must be at most {LEARNED_GRID} with learned image positions "
+                             f"(got image_size={self.image_size}, patch_size={self.patch_size})")  # fmt: skip
+        if self.text_positions == "learned" and self.max_text_len < MAX_TOKENS:
+            raise ValueError(f"max_text_len must be at least {MAX_TOKENS} (the longest caption) with learned text positions "
+                             f"(got max_text_len={self.max_text_len})")  # fmt: skip
+        if int(self.dim * self.mlp_ratio) < 1:
+            raise ValueError(f"dim * mlp_ratio must be at least 1 (got dim={self.dim}, mlp_ratio={self.mlp_ratio})")
+
+
+def _range(name: str, lo, hi) -> str:
+    if name == "mlp_ratio":
+        return f"(0, {hi}]"
+    if name == "dropout":
+        return "[0, 1)"
+    return f"{lo:,}..{hi:,}"
 
 
 @dataclass
@@ -120,10 +165,6 @@ class RelationProbe(nn.Module):
         obj = torch.einsum("btk,btx->bkx", roles[:, :, 1], centroids)  # (B, K, 2)
         u = torch.einsum("btk,btkx->bkx", roles[:, :, 2], self.direction(x).view(B, T, self.k, 2))  # (B, K, 2)
         return ((obj - subject) * u).sum((-1, -2))  # (B,)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, corrupt, or does not fit the model."""
 
 
 class GroundingModel(
@@ -236,7 +277,7 @@ class GroundingModel(
             relation_logits=relation,
         )
 
-    # ---- loading: strict, safetensors only -------------------------------------------
+    # ---- loading: strict, safetensors only, every file checked before the model is built ----
     @classmethod
     def _from_pretrained(
         cls, *, model_id, revision, cache_dir, force_download, local_files_only, token,
@@ -251,59 +292,54 @@ class GroundingModel(
             )  # fmt: skip
         if not os.path.isfile(file):
             raise CheckpointError(f"no model.safetensors in {model_id}: is this an mmattn checkpoint folder?")
-        if isinstance(model_kwargs.get("config"), dict):
-            model_kwargs["config"] = _legacy(model_kwargs["config"])
-        model = cls(**model_kwargs)
+        config_file = os.path.join(os.path.dirname(file), "config.json")
+        config = model_kwargs.get("config")
+        config = dataclasses.asdict(config) if isinstance(config, GroundingConfig) else _legacy(config or {})
+        model_kwargs["config"] = checked_config(config, config_file)
+        # 1. the header's names and shapes against the model the config describes, built on
+        #    the meta device (no memory): a tampered size is refused before anything is allocated
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in cls(**model_kwargs).state_dict().items()}
+        check_tensors(file, tensor_shapes(file), expected, config, config_file)
+        tokenizer_file = os.path.join(os.path.dirname(file), "tokenizer.json")
+        if os.path.isfile(tokenizer_file):
+            check_tokenizer(tokenizer_file, model_kwargs["config"].vocab_size, config_file)
+        # 2. the weights, which must be finite
         try:
             state = load_file(file, device=str(map_location))
         except Exception as e:  # safetensors raises its own error types on corrupt files
             raise CheckpointError(f"{file} is not a readable safetensors file ({e}); re-save or re-download it") from e
-        mine = model.state_dict()
-        missing = sorted(set(mine) - set(state))
-        extra = sorted(set(state) - set(mine))
-        shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(mine[k].shape)}"
-                  for k in mine if k in state and state[k].shape != mine[k].shape]  # fmt: skip
-        if missing or extra or shapes:
-            problems = []
-            if missing:
-                problems.append(f"missing tensors {_few(missing)}")
-            if extra:
-                problems.append(f"unexpected tensors {_few(extra)}")
-            if shapes:
-                problems.append(f"wrong shapes {_few(shapes)}")
-            raise CheckpointError(f"{file} does not fit the model in its config.json: " + "; ".join(problems))
+        check_finite(file, state)
+        model = cls(**model_kwargs)
         model.load_state_dict(state, strict=True)
         return model.eval()
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kwargs) -> GroundingModel:
-        """``from_pretrained`` with clear errors for missing folders and corrupt configs."""
+        """``from_pretrained`` with clear errors (:class:`CheckpointError` naming the file) for
+        missing folders, corrupt or out-of-bounds configs, weights that do not fit them or are
+        not finite, and a tokenizer beside them that does not fit the vocabulary."""
         path = os.fspath(path)
         if os.path.isdir(path):
             cfg = os.path.join(path, "config.json")
             if not os.path.isfile(cfg):
                 raise CheckpointError(f"no config.json in {path}: is this an mmattn checkpoint folder?")
-            try:
-                with open(cfg, encoding="utf-8") as f:
-                    config = json.load(f)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise CheckpointError(f"{cfg} is not valid JSON ({e})") from e
-            try:  # valid JSON but not a GroundingConfig: [1, 2], unknown keys, dim=30 with 4 heads, ...
-                if not isinstance(config, dict):
-                    raise TypeError(f"expected a JSON object, got {type(config).__name__}")
-                GroundingConfig(**_legacy(config))
-            except (TypeError, ValueError) as e:
-                raise CheckpointError(f"{cfg} is not a valid mmattn config ({e})") from e
+            checked_config(_legacy(read_json(cfg)), cfg)
         elif os.sep in path or path.startswith("."):
             raise CheckpointError(f"no checkpoint folder at {path!r}: check the path")
         return cls.from_pretrained(path, **kwargs)
+
+
+def checked_config(config: dict, file: str) -> GroundingConfig:
+    """A GroundingConfig from a checkpoint's config dict, or a CheckpointError naming ``file``
+    and the field at fault (unknown keys, wrong types, values out of CONFIG_BOUNDS)."""
+    try:
+        return GroundingConfig(**config)
+    except (TypeError, ValueError) as e:  # unknown keys, dim=30 with 4 heads, num_heads=0, ...
+        raise CheckpointError(f"{file} is not a valid mmattn config ({e})") from e
 
 
 def _legacy(config: dict) -> dict:
     """A saved config as this version reads it: options added since default to what the
     checkpoint was built with."""
     return {"update_image_last": True, **config}
-
-
-def _few(items: list[str], n: int = 5) -> str:
-    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")

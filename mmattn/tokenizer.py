@@ -20,6 +20,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
+from .checkpoint import CheckpointError, tokenizer_ids
+
 MAX_TOKENS = 32  #: maximum caption length in tokens, [CLS] and [SEP] included
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PAD_ID, UNK_ID, CLS_ID, SEP_ID = 0, 1, 2, 3
@@ -56,11 +58,19 @@ def build_tokenizer(corpus: Iterable[str]) -> PreTrainedTokenizerFast:
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
-    """Load a tokenizer saved with ``save_pretrained`` (``tokenizer.json`` in ``path``)."""
+    """Load a tokenizer saved with ``save_pretrained`` (``tokenizer.json`` in ``path``).
+    A damaged file is a :class:`~mmattn.checkpoint.CheckpointError` that names it."""
     file = Path(path) / "tokenizer.json"
     if not file.is_file():
         raise FileNotFoundError(f"no tokenizer.json in {path}: pass the folder of an mmattn checkpoint")
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(file), model_max_length=1_000_000)
+    tokenizer_ids(str(file))  # a bounded JSON object with integer ids, or a CheckpointError
+    try:
+        tok = PreTrainedTokenizerFast(tokenizer_file=str(file), model_max_length=1_000_000)
+    except Exception as e:  # the tokenizers library raises a bare Exception that names no file
+        raise CheckpointError(f"{file} is not a valid tokenizer ({e}); re-save or re-download it") from e
+    missing = [t for t in SPECIALS if t not in tok.get_vocab()]
+    if missing:
+        raise CheckpointError(f"{file} is not an mmattn tokenizer: it lacks the special tokens {', '.join(missing)}")
     tok.add_special_tokens({k: v for k, v in zip(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"), SPECIALS)})
     return tok
 

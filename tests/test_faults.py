@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from PIL import Image
 
 from mmattn import fileio
 from mmattn.result import Grounding
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def result(words: list[str], size=(120, 90), grid=(6, 8), seed: int = 0) -> Grounding:
@@ -212,3 +215,140 @@ def test_cli_ends_write_failures_with_one_line_and_exit_code_2(tmp_path, monkeyp
             code, err = run(disk / "out")
             assert code == 2 and "No space left on device" in err and err.count("\n") == 1
             assert os.listdir(disk) == []
+
+
+# ---- checkpoints: checked before anything is built -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from app_fixtures import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+@pytest.fixture
+def ckpt(tiny_checkpoint, tmp_path) -> Path:
+    """A fresh copy of the tiny checkpoint that the test may damage."""
+    return Path(shutil.copytree(tiny_checkpoint, tmp_path / "model"))
+
+
+def tamper(folder: Path, **changes) -> None:
+    file = folder / "config.json"
+    file.write_text(json.dumps({**json.loads(file.read_text()), **changes}))
+
+
+TAMPERED = [
+    ("vocab_size", 3_000_000), ("vocab_size", 2_000_000_000), ("vocab_size", 900_000), ("vocab_size", 0), ("vocab_size", "168"),
+    ("dim", -128), ("dim", 0), ("dim", 64), ("dim", 30), ("dim", 10**9), ("dim", 32.0), ("dim", True),
+    ("num_heads", 0), ("num_heads", -4), ("num_heads", 3), ("num_heads", 10**6),
+    ("text_layers", -1), ("text_layers", 50), ("text_layers", 10**6), ("image_layers", 3), ("fusion_layers", 0),
+    ("fusion_layers", 7), ("match_layers", 0), ("match_layers", 1000), ("relation_heads", -1),
+    ("mlp_ratio", 0), ("mlp_ratio", -2.0), ("mlp_ratio", float("nan")), ("mlp_ratio", 1e9), ("mlp_ratio", 4.0),
+    ("patch_size", 0), ("patch_size", 6), ("patch_size", 10**6), ("image_size", 0), ("image_size", 4), ("image_size", 10**7),
+    ("max_text_len", 0), ("embed_dim", 0), ("embed_dim", 10**9), ("dropout", -0.5), ("dropout", 1.0),
+    ("stem", "resnet"), ("text_positions", None), ("image_positions", "rotary"), ("match_spread", "yes"), ("update_image_last", 1),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("field, value", TAMPERED, ids=[f"{f}={v!r}" for f, v in TAMPERED])
+def test_each_tampered_config_field_is_a_checkpoint_error_naming_the_field_and_the_file(ckpt, field, value, monkeypatch):
+    """No model is built at full size before the check: building any module outside the
+    meta device before the error fails the test."""
+    import torch
+
+    from mmattn.model import CheckpointError, GroundingModel
+
+    tamper(ckpt, **{field: value})
+    real_init = GroundingModel.__init__
+
+    def only_on_meta(self, *args, **kwargs):
+        assert torch.empty(0).device.type == "meta", "a model was built before the checkpoint was checked"
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(GroundingModel, "__init__", only_on_meta)
+    with pytest.raises(CheckpointError) as e:
+        GroundingModel.load(ckpt)
+    assert field in str(e.value) and str(ckpt / "config.json") in str(e.value), str(e.value)
+
+
+def test_a_tampered_vocabulary_costs_no_memory(ckpt):
+    """vocab_size 900,000 is within bounds (a 115 MB embedding at this width) but does not fit
+    the weights: it is refused from the safetensors header, before anything is allocated."""
+    shutil.copytree(ckpt, str(ckpt) + "-real")
+    tamper(ckpt, vocab_size=900_000)
+    code = f"""
+import resource
+from mmattn.model import CheckpointError, GroundingModel
+GroundingModel.load({str(ckpt)!r} + "-real")
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    GroundingModel.load({str(ckpt)!r})
+except CheckpointError as e:
+    assert "vocab_size=900000" in str(e), e
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) < 30, f"peak memory grew by {out.stdout.split()[-1]} MB"
+
+
+def test_a_tokenizer_with_ids_beyond_the_vocabulary_is_refused(ckpt):
+    from mmattn.model import CheckpointError, GroundingModel
+
+    tok = json.loads((ckpt / "tokenizer.json").read_text())
+    tok["model"]["vocab"]["zebra"] = 5000
+    (ckpt / "tokenizer.json").write_text(json.dumps(tok))
+    with pytest.raises(CheckpointError, match=r"config\.json: vocab_size=\d+ is too small for .*tokenizer\.json.*5000"):
+        GroundingModel.load(ckpt)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not-a-tokenizer", "list", "string-ids", "no-specials", "binary"])
+def test_a_corrupt_tokenizer_is_a_checkpoint_error_naming_the_file(ckpt, damage):
+    from mmattn import Grounder
+    from mmattn.model import CheckpointError
+    from mmattn.tokenizer import load_tokenizer
+
+    file = ckpt / "tokenizer.json"
+    text = file.read_text()
+    tok = json.loads(text)
+    if damage == "truncated":
+        file.write_text(text[: len(text) // 2])
+    elif damage == "not-a-tokenizer":
+        file.write_text(text.replace('"WordPiece"', '"NoSuchModel"'))
+    elif damage == "list":
+        file.write_text("[1, 2, 3]")
+    elif damage == "string-ids":
+        tok["model"]["vocab"] = {k: str(v) for k, v in tok["model"]["vocab"].items()}
+        file.write_text(json.dumps(tok))
+    elif damage == "no-specials":
+        tok["model"]["vocab"].pop("[CLS]")
+        tok["added_tokens"] = [t for t in tok["added_tokens"] if t["content"] != "[CLS]"]
+        tok["post_processor"] = None
+        file.write_text(json.dumps(tok))
+    else:
+        file.write_bytes(b"\xff\xfe\x00garbage")
+    for load in (load_tokenizer, Grounder.from_pretrained):
+        with pytest.raises(CheckpointError, match=str(file).replace(".", r"\.")):
+            load(ckpt)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_weights_are_refused_at_load(ckpt, bad):
+    from safetensors.torch import load_file, save_file
+
+    from mmattn.model import CheckpointError, GroundingModel
+
+    state = load_file(ckpt / "model.safetensors")
+    state["match_head.weight"][0, 3] = bad
+    save_file(state, ckpt / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=r"model\.safetensors holds NaN or infinite weights in match_head\.weight"):
+        GroundingModel.load(ckpt)
+
+
+def test_an_oversized_config_is_refused_unread(ckpt):
+    from mmattn.model import CheckpointError, GroundingModel
+
+    (ckpt / "config.json").write_text('{"dim": 32' + " " * 2_000_000 + "}")
+    with pytest.raises(CheckpointError, match=r"config\.json is 2,000,011 bytes"):
+        GroundingModel.load(ckpt)
