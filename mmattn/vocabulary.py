@@ -13,6 +13,7 @@ one edit, so "circel" -> "circle"), and :func:`unknown_word_message` says it in 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
@@ -35,6 +36,7 @@ class WorldWords:
     colours: tuple[str, ...]
     sizes: tuple[str, ...]
     relations: tuple[str, ...]  #: phrases, e.g. "left of" / "左边"
+    examples: tuple[str, ...]  #: captions written by the world's grammar from these words
 
 
 @dataclass(frozen=True)
@@ -42,18 +44,16 @@ class ModelWorld:
     """What a shapes-world model knows, from :func:`model_world`.
 
     Attributes:
-        en, zh: the English and Chinese words for shapes, colours, sizes and relations.
+        en, zh: the English and Chinese words for shapes, colours, sizes and relations,
+            and two example captions.
         known_words: every word of the world's captions that the tokenizer holds whole, in
             both languages (function words such as "the" and "的" included); what
             :func:`suggest` chooses from.
-        examples: two captions per language built by the world's own grammar from known
-            words, {"en": (...), "zh": (...)}.
     """
 
     en: WorldWords
     zh: WorldWords
     known_words: frozenset[str]
-    examples: dict[str, tuple[str, ...]]
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> ModelWorld:
@@ -61,6 +61,7 @@ class ModelWorld:
         return model_world(load_tokenizer(path))
 
     def words(self, lang: str = "en") -> WorldWords:
+        """The words of ``lang``, "en" or "zh"."""
         _check_lang(lang)
         return self.en if lang == "en" else self.zh
 
@@ -74,7 +75,7 @@ class ModelWorld:
 
         if lang == "en":
             backgrounds = ", ".join(BACKGROUNDS[:-1]) + f" or {BACKGROUNDS[-1]}"
-            examples = " or ".join(f'"{e}"' for e in self.examples["en"])
+            examples = " or ".join(f'"{e}"' for e in w.examples)
             return (
                 f"{b('This model knows only the shapes world')}: {TRAIN.min_objects}-{TRAIN.max_objects} flat coloured shapes "
                 f"on a {backgrounds} grey background. {b('Shapes:')} {', '.join(w.shapes)}. {b('Colours:')} {', '.join(w.colours)}. "
@@ -82,7 +83,7 @@ class ModelWorld:
                 f"Captions read like {examples}; other words are not in its vocabulary, and photographs are outside its world."
             )
         backgrounds = "、".join(ZH_BACKGROUNDS[k] for k in BACKGROUNDS)
-        examples = "或".join(f"“{e}”" for e in self.examples["zh"])
+        examples = "或".join(f"“{e}”" for e in w.examples)
         return (
             f"{b('本模型只认识形状世界')}：灰色背景（{backgrounds}）上的 {TRAIN.min_objects}–{TRAIN.max_objects} 个纯色图形。"
             f"{b('形状：')}{'、'.join(w.shapes)}。{b('颜色：')}{'、'.join(w.colours)}。"
@@ -117,21 +118,24 @@ def model_world(tokenizer: PreTrainedTokenizerFast) -> ModelWorld:
     def keep(terms, lang: str) -> tuple[str, ...]:
         return tuple(t for t in terms if known(t, lang))
 
+    corpus_words = {w for caption in caption_corpus() for w in split_words(tokenizer, caption)}
+    known_words = frozenset(w for w in corpus_words if w in vocab)
+    examples = _examples(tokenizer, known_words)
     en = WorldWords(
         shapes=keep(SHAPES, "en"),
         colours=keep(COLOURS, "en"),
         sizes=keep(_en_sizes(), "en"),
         relations=keep((" ".join(EN_RELATIONS[r]) for r in EN_RELATIONS), "en"),
+        examples=examples["en"],
     )
     zh = WorldWords(
         shapes=keep(ZH_SHAPES.values(), "zh"),
         colours=keep(ZH_COLOURS.values(), "zh"),
         sizes=keep(ZH_SIZES.values(), "zh"),
         relations=keep(ZH_RELATIONS.values(), "zh"),
+        examples=examples["zh"],
     )
-    corpus_words = {w for caption in caption_corpus() for w in split_words(tokenizer, caption)}
-    known_words = frozenset(w for w in corpus_words if w in vocab)
-    return ModelWorld(en, zh, known_words, _examples(tokenizer, known_words))
+    return ModelWorld(en, zh, known_words)
 
 
 def _examples(tokenizer: PreTrainedTokenizerFast, known: frozenset[str]) -> dict[str, tuple[str, ...]]:
@@ -166,7 +170,7 @@ def _allowed_edits(word: str) -> int:
     return 0 if len(word) < 3 else 1 if len(word) < 8 else 2
 
 
-def suggest(word: str, known_words) -> str | None:
+def suggest(word: str, known_words: Iterable[str]) -> str | None:
     """The known word closest to ``word`` when it is close enough to be a typo, else None
     (also None when ``word`` is known). Case-insensitive; ties go to the more similar
     spelling (difflib's ratio), then alphabetically.

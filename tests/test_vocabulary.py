@@ -60,13 +60,14 @@ def test_words_the_tokenizer_lacks_are_left_out():
 
 def test_from_pretrained_reads_the_checkpoint(world):
     assert ModelWorld.from_pretrained(MODEL) == world
+    assert hash(world) == hash(ModelWorld.from_pretrained(MODEL))  # frozen all the way down
 
 
 def test_examples_are_known_captions(world, tokenizer):
-    assert world.examples["en"] == ("a small red circle", "the blue square to the left of the green star")
-    assert len(world.examples["zh"]) == 2
-    for captions in world.examples.values():
-        for caption in captions:
+    assert world.en.examples == ("a small red circle", "the blue square to the left of the green star")
+    assert len(world.zh.examples) == 2
+    for w in (world.en, world.zh):
+        for caption in w.examples:
             assert set(split_words(tokenizer, caption)) <= world.known_words
 
 
@@ -74,7 +75,7 @@ def test_examples_are_known_captions(world, tokenizer):
 def test_describe_names_every_word(world, lang):
     w = world.words(lang)
     text = world.describe(lang)
-    for term in w.shapes + w.colours + w.sizes + w.relations + world.examples[lang]:
+    for term in w.shapes + w.colours + w.sizes + w.relations + w.examples:
         assert term in text
     assert "**" in text and "**" not in world.describe(lang, markdown=False)
     assert "\n" not in text and len(text) < 700
