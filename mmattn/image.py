@@ -69,17 +69,40 @@ def load_image(image) -> Image.Image:
 
 
 def _from_array(a: np.ndarray) -> Image.Image:
+    """An (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array of pixels -> a PIL image.
+
+    Accepted values: uint8 as they are; other integers in 0..255 (an array of only 0s and 1s
+    is black and white); floats in [0, 1] (times 255) or in [0, 255]; booleans. NaN,
+    infinity and values outside these ranges are refused with a ValueError that says how to
+    convert the array, never clipped into a picture that the caller did not mean."""
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
         raise ValueError(f"expected an array of shape (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
     if a.size == 0:
         raise ValueError(f"the image is empty (array of shape {a.shape}): pass an image with at least one pixel")
-    if a.dtype != np.uint8:
+    if a.shape[0] * a.shape[1] > MAX_PIXELS:
+        raise ValueError(f"the image is too large ({a.shape[1]}x{a.shape[0]} pixels, at most {MAX_PIXELS:,}): downscale it first")
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype.kind in "iu" and a.dtype != np.uint8:
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 255:
+            raise ValueError(f"integer pixel values must lie in 0..255, but this {a.dtype} array holds {lo}..{hi}: "
+                             "convert it to 8 bits first (a 16-bit image: (a // 257).astype(np.uint8))")  # fmt: skip
+        a = a.astype(np.uint8) * (255 if hi <= 1 else 1)
+    elif a.dtype.kind == "f":
         a = np.asarray(a, dtype=np.float64)
-        if a.max(initial=0) <= 1.0:  # floats in [0, 1]
-            a = a * 255
-        a = np.clip(a, 0, 255).astype(np.uint8)
+        if not np.isfinite(a).all():
+            raise ValueError("the image array holds NaN or infinite values: replace them first (e.g. np.nan_to_num(a)) "
+                             "and pass pixels in [0, 1] or [0, 255]")  # fmt: skip
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 255:
+            raise ValueError(f"float pixel values must lie in [0, 1] or [0, 255], but this array holds {lo:g}..{hi:g}: "
+                             "rescale it first, e.g. (a - a.min()) / (a.max() - a.min())")  # fmt: skip
+        a = (a * 255 if hi <= 1.0 else a).astype(np.uint8)  # floats in [0, 1] or in [0, 255]
+    elif a.dtype != np.uint8:
+        raise TypeError(f"expected an array of numbers (uint8, other integers, floats or booleans), got dtype {a.dtype}")
     return Image.fromarray(np.ascontiguousarray(a))
 
 

@@ -352,3 +352,47 @@ def test_an_oversized_config_is_refused_unread(ckpt):
     (ckpt / "config.json").write_text('{"dim": 32' + " " * 2_000_000 + "}")
     with pytest.raises(CheckpointError, match=r"config\.json is 2,000,011 bytes"):
         GroundingModel.load(ckpt)
+
+
+# ---- pixels: refused, never clipped into a picture nobody meant --------------------------------
+
+BAD_PIXELS = [
+    (np.full((8, 8, 3), np.nan), "NaN or infinite.*nan_to_num"),
+    (np.full((8, 8), np.inf, np.float32), "NaN or infinite"),
+    (np.where(np.eye(8, dtype=bool)[..., None], -np.inf, 0.5).repeat(3, 2), "NaN or infinite"),
+    (np.full((8, 8, 3), 10**12, np.int64), r"0\.\.255.*int64 array holds 1000000000000\.\.1000000000000.*8 bits"),
+    (np.full((8, 8), -3, np.int16), r"0\.\.255.*-3\.\.-3"),
+    (np.full((8, 8, 3), 40_000, np.uint16), r"16-bit image: \(a // 257\)"),
+    (np.full((8, 8, 3), -0.25), r"\[0, 1\] or \[0, 255\].*-0\.25\.\.-0\.25.*rescale"),
+    (np.linspace(-1, 1, 192).reshape(8, 8, 3), r"\[0, 1\] or \[0, 255\].*-1\.\.1"),
+    (np.full((8, 8, 3), 300.0, np.float16), r"\[0, 1\] or \[0, 255\].*300"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("array, message", BAD_PIXELS, ids=[f"{a.dtype}-{i}" for i, (a, _) in enumerate(BAD_PIXELS)])
+def test_non_finite_or_out_of_range_pixels_are_value_errors_that_say_what_to_do(array, message):
+    from mmattn.image import load_image
+
+    with pytest.raises(ValueError, match=message):
+        load_image(array)
+
+
+def test_other_array_types_are_type_errors_and_in_range_integers_are_pixels():
+    from mmattn.image import load_image
+
+    with pytest.raises(TypeError, match="complex128"):
+        load_image(np.zeros((4, 4, 3), complex))
+    assert load_image(np.full((4, 4, 3), 200, np.int64)).getpixel((0, 0)) == (200, 200, 200)
+    assert load_image(np.eye(4, dtype=np.int32)).getpixel((1, 1)) == (255, 255, 255)  # 0 / 1: black and white
+    assert load_image(np.eye(4, dtype=bool)).getpixel((0, 1)) == (0, 0, 0)
+
+
+def test_ground_refuses_nan_pixels_with_the_same_message(tiny_checkpoint):
+    from mmattn import Grounder
+
+    g = Grounder.from_pretrained(tiny_checkpoint)
+    bad = np.full((32, 32, 3), np.nan)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        g.ground(bad, "a red circle")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        g.ground_batch([np.zeros((32, 32, 3), np.uint8), bad], ["a red circle", "a blue square"])
