@@ -62,6 +62,7 @@ MIN_SIDE = 32  #: the smallest scene side (mmattn.data.make_sample)
 STRONG_CHROMA = 70  #: chroma of a shape's pixel (palette >= 110; JPEG and edges lower it)
 WEAK_CHROMA = 25  #: below this (or the background's chroma + 16, if higher) a pixel is background
 WEAK_MARGIN = 16
+FAINT_CHROMA = 40  #: the background's chroma is the median of the pixels below this
 JPEG_REACH = 8  #: original pixels around a shape where JPEG ringing is expected
 
 MIN_COLOURED = 0.0015
@@ -109,13 +110,14 @@ class WorldCheck:
 
     Attributes:
         in_world: the image looks like a shapes-world scene (``score <= 1``).
-        score: the largest rule ratio, each 1 at its threshold (capped at 100); a typical
-            scene scores 0.2-0.9, a photograph 1.3 or more.
+        score: the largest rule ratio, each 1 at its threshold (capped at 100); scenes
+            measured 0.2-0.95, photographs 1.1 or more (most above 2).
         rule: the rule with that ratio ("colourless", "background", "shading", "level",
             "variation", or "too_small"); "in_world" when none fires.
         reason: one English sentence saying why.
         reason_zh: the same in Chinese.
-        ratios: every rule's ratio, for display and tuning.
+        ratios: every rule's ratio, for display and tuning ({"too_small": 100} alone for a
+            too small image).
     """
 
     in_world: bool
@@ -156,7 +158,7 @@ def _statistics(a: np.ndarray, k: int) -> dict[str, float]:
     r, g, b = a[:, :, 0], a[:, :, 1], a[:, :, 2]  # (h, w) each; channel slices beat a.max(2) 5x
     chroma = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)  # (h, w)
     strong = chroma >= STRONG_CHROMA
-    faint = chroma[chroma < 40]
+    faint = chroma[chroma < FAINT_CHROMA]
     weak_limit = max(WEAK_CHROMA, (float(np.median(faint)) if faint.size else 0.0) + WEAK_MARGIN)
     weak = chroma < weak_limit
     between = ~weak & ~strong
@@ -201,13 +203,13 @@ def _verdict(rule: str, score: float, ratios: dict[str, float]) -> WorldCheck:
 def check_image(image: Image.Image) -> WorldCheck:
     """Whether ``image`` looks like a shapes-world scene (see the module docstring).
 
-    Deterministic, no model; about 1 ms for a 512x512 image. Any PIL mode is accepted
+    Deterministic, no model; 0.3 ms for a 512x512 image on a 2-core AMD EPYC. Any PIL mode is accepted
     (converted to RGB). Raises TypeError for anything that is not a PIL image.
     """
     if not isinstance(image, Image.Image):
         raise TypeError(f"check_image needs a PIL.Image.Image (got {type(image).__name__})")
     if min(image.size) < MIN_SIDE:
-        return _verdict("too_small", MAX_RATIO, {})
+        return _verdict("too_small", MAX_RATIO, {"too_small": MAX_RATIO})
     ratios = _ratios(_statistics(*_work_array(image)))
     rule = max(ratios, key=ratios.get)
     score = ratios[rule]

@@ -86,7 +86,7 @@ def test_a_grey_scene_has_no_coloured_shape():
 
 def test_images_smaller_than_any_scene_are_not():
     check = check_image(make_sample(3, 160, 120).image.resize((MIN_SIDE - 1, 40)))
-    assert not check.in_world and check.rule == "too_small"
+    assert not check.in_world and check.rule == "too_small" and check.score == check.ratios["too_small"] > 1
 
 
 def test_score_is_the_largest_ratio_and_decides():
