@@ -17,6 +17,10 @@ float32), and ``--ema 0.998`` publishes an exponential moving average of the wei
 evaluated and saved, so that a checkpoint taken while the learning rate is still high is
 not the noisy last step.
 
+Checkpoints (``OUT/last``, the ``--snapshots``) are written, checked and read back by
+:mod:`mmattn.train_state`; ``--resume`` continues the step, the clock and the evaluation
+history, and logs where it started.
+
 Multi-process: ``torchrun --nproc_per_node N -m mmattn.train ...`` (gloo on CPU, NCCL on
 GPUs); every process draws its own scenes, rank 0 evaluates and saves.
 """
@@ -24,12 +28,10 @@ GPUs); every process draws its own scenes, rank 0 evaluates and saves.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 
@@ -37,7 +39,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors.torch import load_file, load_model, save_file, save_model
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
@@ -47,6 +48,7 @@ from .data import TRAIN, caption_corpus, make_sample
 from .grounding import PRECISIONS
 from .model import PATCH_CLASSES, GroundingConfig, GroundingModel
 from .tokenizer import build_tokenizer, load_tokenizer
+from .train_state import checkpoint_dir, copy_checkpoint, load_train_state, save_checkpoint, snapshot_dir, taken_snapshots
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +182,6 @@ def lr_at(step: int, cfg: TrainConfig, minutes: float | None = None) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-# ---- checkpoints: safetensors + JSON, written atomically ----------------------------
 def ema_average(decay: float):
     """``multi_avg_fn`` for :class:`AveragedModel`: an exponential moving average whose decay
     warms up as (1 + n) / (10 + n) after n updates (as timm's ModelEma), so that the random
@@ -196,63 +197,6 @@ def ema_average(decay: float):
                 a.copy_(c)
 
     return average
-
-
-def save_checkpoint(path: str, model: GroundingModel, tokenizer, optimizer, step: int, cfg: TrainConfig,
-                    extra: dict | None = None, raw: GroundingModel | None = None) -> None:  # fmt: skip
-    """Write a full checkpoint to ``path`` atomically: a crash never leaves a half-written one.
-    ``model`` is the published model (``model.safetensors``); ``raw``, when given, the
-    training weights behind an averaged model, kept in ``raw.safetensors`` to resume from."""
-    tmp = path + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if raw is not None:
-        save_model(raw, os.path.join(tmp, "raw.safetensors"))
-    if optimizer is not None:
-        tensors, meta = {}, {"param_groups": optimizer.state_dict()["param_groups"]}
-        for i, st in optimizer.state_dict()["state"].items():
-            for k, v in st.items():
-                tensors[f"{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-        save_file(tensors, os.path.join(tmp, "optimizer.safetensors"))
-        state = {"step": step, "train_config": dataclasses.asdict(cfg), "optimizer": meta, **(extra or {})}
-        with open(os.path.join(tmp, "train_state.json"), "w") as f:
-            json.dump(state, f, indent=2)
-    old = path + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.exists(path):
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def checkpoint_dir(path: str) -> str:
-    """``path``, or ``path.old`` if a crash came between the two renames of save_checkpoint."""
-    return path + ".old" if not os.path.isdir(path) and os.path.isdir(path + ".old") else path
-
-
-def load_train_state(path: str, model: GroundingModel, optimizer, ema: AveragedModel | None = None) -> dict:
-    """Restore the training weights, the optimizer state and (given ``ema``) the averaged
-    weights from a checkpoint; returns its ``train_state.json`` (``step``, ``minutes``, ...)."""
-    path = checkpoint_dir(path)
-    loaded = GroundingModel.load(path)
-    with open(os.path.join(path, "train_state.json")) as f:
-        state = json.load(f)
-    raw = os.path.join(path, "raw.safetensors")
-    if os.path.isfile(raw):  # model.safetensors holds the average; the training weights are here
-        load_model(model, raw, strict=True)
-    else:
-        model.load_state_dict(loaded.state_dict(), strict=True)
-    if ema is not None:
-        ema.module.load_state_dict(loaded.state_dict(), strict=True)
-        ema.n_averaged.fill_(int(state.get("ema_updates", 0)))
-    tensors = load_file(os.path.join(path, "optimizer.safetensors"))
-    opt_state: dict = {}
-    for key, v in tensors.items():
-        i, k = key.split(".", 1)
-        opt_state.setdefault(int(i), {})[k] = v
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
-    return state
 
 
 def make_optimizer(model: GroundingModel, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -281,13 +225,17 @@ def train(cfg: TrainConfig) -> GroundingModel:
     ema = AveragedModel(model, multi_avg_fn=ema_average(cfg.ema), use_buffers=True) if cfg.ema else None
     published = ema.module if ema is not None else model
     last = os.path.join(cfg.out, "last")
-    start, minutes_before = 0, 0.0
+    start, minutes_before, history = 0, 0.0, []
     if cfg.resume and os.path.isdir(checkpoint_dir(last)):
         state = load_train_state(last, model, optimizer, ema)
         start, minutes_before = int(state["step"]), float(state.get("minutes", 0.0))  # the clock goes on where it stopped
+        history = list(state.get("history", []))  # every evaluation before every interruption
         tokenizer = load_tokenizer(checkpoint_dir(last))
         if main_proc:
-            log.info("resumed from %s at step %d (%.1f min)", last, start, minutes_before)
+            log.info("resumed from %s: step %d of %d, %.1f minutes trained, %d evaluations so far",
+                     checkpoint_dir(last), start, cfg.steps, minutes_before, len(history))  # fmt: skip
+    elif cfg.resume and main_proc:
+        log.info("nothing to resume in %s: starting from step 0", last)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
     stream = BatchStream(cfg, tokenizer, mcfg.patch_size, start, rank, world)
@@ -297,9 +245,9 @@ def train(cfg: TrainConfig) -> GroundingModel:
 
     eval_set = held_out_samples(cfg.eval_scenes, seed=10_000_019) if main_proc and cfg.eval_every else []
     bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not main_proc, dynamic_ncols=True)
-    t0, step, history = time.time() - 60 * minutes_before, start, []
+    t0, step = time.time() - 60 * minutes_before, start
     smooth: dict = {}
-    snapshots = {m for m in cfg.snapshots if os.path.isdir(_snapshot_dir(cfg, m))}  # taken before a resume
+    snapshots = taken_snapshots(cfg, log_problems=main_proc)  # before a resume
     model.train()
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -333,7 +281,7 @@ def train(cfg: TrainConfig) -> GroundingModel:
             extra = {"minutes": elapsed, "history": history, "ema_updates": int(ema.n_averaged) if ema is not None else 0}
             save_checkpoint(last, published, tokenizer, optimizer, step, cfg, extra, raw=model if ema is not None else None)
             for m in snap:  # the step that crossed m minutes of training
-                shutil.copytree(last, _snapshot_dir(cfg, m), dirs_exist_ok=True)
+                copy_checkpoint(last, snapshot_dir(cfg, m))
                 snapshots.add(m)
             model.train()
         if done:
@@ -343,10 +291,6 @@ def train(cfg: TrainConfig) -> GroundingModel:
         dist.barrier()
         dist.destroy_process_group()
     return published.eval()
-
-
-def _snapshot_dir(cfg: TrainConfig, minutes: float) -> str:
-    return os.path.join(cfg.out, f"at-{minutes:g}min")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -396,3 +396,100 @@ def test_ground_refuses_nan_pixels_with_the_same_message(tiny_checkpoint):
         g.ground(bad, "a red circle")
     with pytest.raises(ValueError, match="NaN or infinite"):
         g.ground_batch([np.zeros((32, 32, 3), np.uint8), bad], ["a red circle", "a blue square"])
+
+
+# ---- training state: nothing lost across interruptions -------------------------------------------
+
+
+def tiny_train_cfg(out, **kw):
+    from mmattn.train import TrainConfig
+
+    base = dict(out=str(out), steps=6, batch_size=4, lr=3e-3, warmup=2, eval_every=0, ckpt_every=2, workers=0, sizes=((48, 48),),
+                model={"dim": 32, "num_heads": 4, "text_layers": 1, "image_layers": 1, "fusion_layers": 2})  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+def train_state(folder: Path) -> dict:
+    return json.loads((folder / "train_state.json").read_text())
+
+
+def test_the_eval_history_survives_every_resume_and_resume_says_where_it_started(tmp_path, caplog):
+    from mmattn.train import train
+
+    kw = dict(eval_every=2, eval_scenes=4)
+    train(tiny_train_cfg(tmp_path, steps=2, **kw))
+    with caplog.at_level("INFO", logger="mmattn"):
+        for steps in (4, 6):  # two interruptions, each resumed
+            train(tiny_train_cfg(tmp_path, steps=steps, resume=True, **kw))
+            assert f"resumed from {tmp_path / 'last'}: step {steps - 2} of {steps}" in caplog.text
+    assert [h["step"] for h in train_state(tmp_path / "last")["history"]] == [2, 4, 6]
+    assert "evaluations so far" in caplog.text
+
+
+def test_resume_says_when_there_is_nothing_to_resume(tmp_path, caplog):
+    from mmattn.train import train
+
+    with caplog.at_level("INFO", logger="mmattn"):
+        train(tiny_train_cfg(tmp_path, steps=1, resume=True))
+    assert f"nothing to resume in {tmp_path / 'last'}: starting from step 0" in caplog.text
+
+
+def test_a_half_written_snapshot_is_reported_and_taken_again(tmp_path, caplog):
+    from mmattn.train import train
+    from mmattn.train_state import CHECKPOINT_FILES
+
+    train(tiny_train_cfg(tmp_path, steps=2, snapshots=(1e-9,)))
+    snap = tmp_path / "at-1e-09min"
+    assert train_state(snap)["step"] == 1
+    for f in snap.iterdir():  # as a crash in the middle of the copy left it
+        if f.name != "config.json":
+            f.unlink()
+    with caplog.at_level("WARNING", logger="mmattn"):
+        train(tiny_train_cfg(tmp_path, steps=4, snapshots=(1e-9,), resume=True))
+    assert f"snapshot {snap} is incomplete (no model.safetensors" in caplog.text
+    assert set(CHECKPOINT_FILES) <= {f.name for f in snap.iterdir()}
+    assert train_state(snap)["step"] == 3  # the first step after the resume
+    assert not leftovers(tmp_path)
+
+
+def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch):
+    import mmattn.train_state
+    from mmattn.train import train
+
+    train(tiny_train_cfg(tmp_path, steps=2))
+    before = snapshot(tmp_path / "last")
+
+    def fail(tensors, file, *args, **kwargs):
+        Path(file).write_bytes(b"half an optimizer")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(mmattn.train_state, "save_file", fail)
+    with pytest.raises(OSError, match="No space"):
+        train(tiny_train_cfg(tmp_path, steps=4, resume=True))
+    assert snapshot(tmp_path / "last") == before
+    assert sorted(os.listdir(tmp_path)) == ["last"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads which file a descriptor is from /proc")
+def test_every_checkpoint_file_is_fsynced_before_the_folder_is_moved_into_place(tmp_path, monkeypatch):
+    from mmattn.train import train
+
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def recording_replace(src, dst):
+        events.append(("replace", os.fspath(src)))
+        replace(src, dst)
+
+    monkeypatch.setattr(fileio.os, "fsync", recording_fsync)
+    monkeypatch.setattr(fileio.os, "replace", recording_replace)
+    train(tiny_train_cfg(tmp_path, steps=1))
+    tmp = str(tmp_path / "last.tmp")
+    moved = events.index(("replace", tmp))
+    synced = {p for kind, p in events[:moved] if kind == "fsync"}
+    files = {str(tmp_path / "last.tmp" / f.name) for f in (tmp_path / "last").iterdir()}
+    assert files <= synced and tmp in synced
