@@ -16,7 +16,6 @@ Metrics (content words = colour, shape and size words that refer to an object):
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import fileio
 from .batches import CONTENT, _attribute_present
 from .data import SHIFTED, TRAIN, make_sample
 from .maps import box_iou, boxes_from_maps, peak_points, reduce_heads, word_matrix
@@ -187,11 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout.write(table + "\n")
     if args.json_out:
         os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-        with open(args.json_out, "w") as f:
-            json.dump({"checkpoint": str(path), "scenes": args.scenes, "seed": args.seed, "results": results}, f, indent=2)
+        fileio.write_json(args.json_out, {"checkpoint": str(path), "scenes": args.scenes, "seed": args.seed, "results": results})
     if args.md:
-        with open(args.md, "w") as f:
-            f.write(table + "\n")
+        fileio.write_text(args.md, table + "\n")
 
 
 if __name__ == "__main__":

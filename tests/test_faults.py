@@ -493,3 +493,16 @@ def test_every_checkpoint_file_is_fsynced_before_the_folder_is_moved_into_place(
     synced = {p for kind, p in events[:moved] if kind == "fsync"}
     files = {str(tmp_path / "last.tmp" / f.name) for f in (tmp_path / "last").iterdir()}
     assert files <= synced and tmp in synced
+
+
+def test_eval_writes_its_json_and_table_through_planted_symlinks_never(tiny_checkpoint, tmp_path, capsys):
+    from mmattn.evaluate import main
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    for name in ("metrics.json", "table.md"):
+        (tmp_path / name).symlink_to(outside)
+    main([str(tiny_checkpoint), "--scenes", "2", "--sets", "train", "--json", str(tmp_path / "metrics.json"), "--md", str(tmp_path / "table.md")])
+    assert outside.read_text() == "precious"
+    assert not (tmp_path / "metrics.json").is_symlink() and "results" in json.loads((tmp_path / "metrics.json").read_text())
+    assert (tmp_path / "table.md").read_text() == capsys.readouterr().out
