@@ -3,9 +3,9 @@
 Index letters: B batch, T text tokens, P patches (= gh * gw), E CLIP's joint (projection)
 width, Dv the vision tower's width, H fusion heads, U distinct words of a batch.
 
-    ids (B, T) ──CLIP text tower──► token features (B, T, E) ───────────┐
-                                                                        ├─ FusionLayer × N ─► maps, both directions
-    pixels (B, 3, h, w) ──CLIP vision tower, MaskCLIP last block──► (B, P, E) ┘
+    ids (B, T) ──CLIP text tower──► token features (B, T, E) ──────────────────┐
+                                                                               ├─ FusionLayer × N ─► maps, both directions
+    pixels (B, 3, h, w) ──CLIP vision tower, NACLIP last block──► (B, P, E) ───┘
     CLIP's caption, image and neutral-prompt embeddings ─► match logit (B,), grounded logits (B, T)
 
 **Text.** In ``"prompt"`` mode (the default) each word of the caption is read alone in a
@@ -16,10 +16,12 @@ caption's. Words are runs of tokens ending in a ``</w>`` token (CLIP's BPE marks
 In ``"token"`` mode every token gets the caption's own final hidden state, projected.
 
 **Image.** CLIP's vision tower mixes all patches in its last block, so its patch outputs
-are not local. As in MaskCLIP (Zhou et al., 2022), the last block is run without its
-query-key mixing: value projection, out_proj, residual, MLP; then CLIP's post-layernorm
-and visual projection put each patch in the joint space. The image embedding is CLIP's own
-([CLS] through the normal last block). Position embeddings are interpolated to the grid.
+are not local. The last block is replaced (:mod:`mmattn.clip_dense`, ``config.dense``): by
+default as in NACLIP (Hajimiri et al., 2025: key-key attention plus a Gaussian
+neighbourhood bias, no residual and no MLP), or as in MaskCLIP (Zhou et al., 2022: no
+query-key mixing, each patch reads its own value); then CLIP's post-layernorm and visual
+projection put each patch in the joint space. The image embedding is CLIP's own ([CLS]
+through the normal last block). Position embeddings are interpolated to the grid.
 
 **Zero-shot fusion.** Each :class:`~mmattn.fusion.FusionLayer` starts so that its
 attention is CLIP's similarity: q_proj = α·I, k_proj = I with α = τ·√(H/E) (τ = CLIP's
@@ -48,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .clip_dense import DENSE, GAUSSIAN_STD, maskclip_block, naclip_block
 from .encoders import patch_coordinates
 from .fusion import FusionLayer
 from .model import GroundingOutput
@@ -75,6 +78,8 @@ class ClipGroundingConfig:
     prompt: str = "a photo of {}."  # the template a word is read in ("prompt" mode)
     neutral: str = "a photo."  # the reference of every score; also the features of <|startoftext|>
     image_positions: str = "learned (CLIP, interpolated)"  # shown by the demo's positions view
+    dense: str = "naclip"  # the last vision block for patch features: "naclip" or "maskclip" (mmattn.clip_dense)
+    gaussian_std: float = GAUSSIAN_STD  # NACLIP's neighbourhood width, in patches
 
     def __post_init__(self):
         if self.dim % self.num_heads:
@@ -85,6 +90,10 @@ class ClipGroundingConfig:
             raise ValueError(f"text_queries must be 'prompt' or 'token' (got {self.text_queries!r})")
         if self.prompt.count("{}") != 1:
             raise ValueError(f"prompt must contain '{{}}' exactly once, where the word goes (got {self.prompt!r})")
+        if self.dense not in DENSE:
+            raise ValueError(f"dense must be one of {', '.join(map(repr, DENSE))} (got {self.dense!r})")
+        if not self.gaussian_std > 0:
+            raise ValueError(f"gaussian_std must be > 0 patches (got {self.gaussian_std})")
         if self.image_size < self.patch_size:
             raise ValueError(f"image_size must be at least one patch ({self.patch_size} px), got {self.image_size}")
 
@@ -178,12 +187,16 @@ class ClipTextEncoder(nn.Module):
 
 
 class ClipImageEncoder(nn.Module):
-    """CLIP's vision tower -> unit-norm local patch features (MaskCLIP) and the image embedding."""
+    """CLIP's vision tower -> unit-norm local patch features (NACLIP or MaskCLIP last block,
+    ``dense``) and the image embedding."""
 
-    def __init__(self, vision_model: nn.Module, visual_projection: nn.Linear):
+    def __init__(self, vision_model: nn.Module, visual_projection: nn.Linear, *, dense: str = "naclip", gaussian_std: float = GAUSSIAN_STD):
         super().__init__()
+        if dense not in DENSE:
+            raise ValueError(f"dense must be one of {', '.join(map(repr, DENSE))} (got {dense!r})")
         self.vision_model, self.visual_projection = vision_model, visual_projection
         self.patch_size = vision_model.config.patch_size
+        self.dense, self.gaussian_std = dense, gaussian_std
 
     def forward(self, pixels: Tensor, need_weights: bool = False) -> tuple[Tensor, tuple[int, int], Tensor, tuple]:
         """pixels (B, 3, h, w), h and w multiples of the patch size -> patches (B, P, E),
@@ -202,11 +215,11 @@ class ClipImageEncoder(nn.Module):
         finally:
             for h in hooks:
                 h.remove()
-        # MaskCLIP: the last block without query-key mixing, each patch reads only itself
-        attn = last.self_attn
-        v = x + attn.out_proj(attn.v_proj(last.layer_norm1(x)))
-        v = v + last.mlp(last.layer_norm2(v))
-        patches = self.visual_projection(vm.post_layernorm(v[:, 1:]))  # (B, P, E)
+        if self.dense == "naclip":  # key-key attention + neighbourhood bias; no residual, no MLP
+            y = naclip_block(last, x, (gh, gw), self.gaussian_std)
+        else:  # MaskCLIP: no query-key mixing, each patch reads only itself
+            y = maskclip_block(last, x)
+        patches = self.visual_projection(vm.post_layernorm(y[:, 1:]))  # (B, P, E)
         image = self.visual_projection(image)  # (B, E)
         return F.normalize(patches, dim=-1), (gh, gw), F.normalize(image, dim=-1), tuple(w for w in weights if w is not None)
 
@@ -243,7 +256,7 @@ class ClipGroundingModel(nn.Module):
             )
         self.clip_config = clip.config
         self.text_encoder = ClipTextEncoder(clip.text_model, clip.text_projection, tokenizer, c)
-        self.image_encoder = ClipImageEncoder(clip.vision_model, clip.visual_projection)
+        self.image_encoder = ClipImageEncoder(clip.vision_model, clip.visual_projection, dense=c.dense, gaussian_std=c.gaussian_std)
         self.fusion = nn.ModuleList(FusionLayer(c.dim, c.num_heads, mlp_ratio=c.mlp_ratio) for _ in range(c.fusion_layers))
         self.scores = ClipScores(c.temperature)
         for p in [*self.text_encoder.parameters(), *self.image_encoder.parameters()]:

@@ -242,7 +242,8 @@ class ClipGrounder(Grounder):
         vc = clip.config.vision_config
         fields = {"dim": clip.config.projection_dim, "patch_size": vc.patch_size, "image_size": vc.image_size,
                   "temperature": float(clip.logit_scale.detach().exp())}  # fmt: skip
-        fields |= (saved or {}).get("config", {})
+        if saved is not None:  # fusions trained before NACLIP saved no "dense": they were trained on MaskCLIP features
+            fields |= {"dense": "maskclip", **saved.get("config", {})}
         fields |= overrides
         try:
             config = ClipGroundingConfig(**fields)

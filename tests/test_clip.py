@@ -63,6 +63,12 @@ def grounder(clip_dir) -> ClipGrounder:
 
 
 @pytest.fixture(scope="session")
+def maskclip(clip_dir) -> ClipGrounder:
+    with offline():
+        return ClipGrounder.from_pretrained(clip_dir, dense="maskclip")
+
+
+@pytest.fixture(scope="session")
 def clip_model(clip_dir):
     from transformers import CLIPModel
 
@@ -120,9 +126,10 @@ def test_caption_and_image_embeddings_are_clips(grounder, clip_model):
     assert grid == (4, 4)
 
 
-def test_patches_are_the_last_block_with_each_token_attending_to_itself(grounder, clip_model):
-    """MaskCLIP: the last block without query-key mixing = the block with identity attention."""
-    px = grounder.processor.pixels([photo(32, 24)])  # non-square: interpolated positions
+def test_patches_are_the_last_block_with_each_token_attending_to_itself(maskclip, clip_model):
+    """MaskCLIP (dense="maskclip"; NACLIP, the default, is tested in test_clip_dense.py): the
+    last block without query-key mixing = the block with identity attention."""
+    px = maskclip.processor.pixels([photo(32, 24)])  # non-square: interpolated positions
     last = clip_model.vision_model.encoder.layers[-1].self_attn
     real = last.forward
     last.forward = lambda hidden_states, attention_mask=None, **kw: (last.out_proj(last.v_proj(hidden_states)), None)
@@ -133,7 +140,7 @@ def test_patches_are_the_last_block_with_each_token_attending_to_itself(grounder
         last.forward = real
     ref = F.normalize(clip_model.visual_projection(clip_model.vision_model.post_layernorm(h[:, 1:])), dim=-1)
     with torch.no_grad():
-        patches, grid, _, _ = grounder.model.image_encoder(px)
+        patches, grid, _, _ = maskclip.model.image_encoder(px)
     assert grid == (3, 4) and patches.shape == (1, 12, 16)
     torch.testing.assert_close(patches, ref, atol=1e-5, rtol=1e-4)
 
@@ -228,11 +235,14 @@ def test_batch_equals_single(grounder):
 
 
 @pytest.mark.parametrize("method", ["attention", "rollout", "gradcam"])
-def test_methods(grounder, method):
+def test_methods(grounder, maskclip, method):
     r = grounder.ground(photo(80, 50), CAPTION, method=method, heads="max", layer=0)
     assert r.method == method and r.word_maps.shape == (len(WORDS), 50, 80)
     assert np.isfinite(r.word_maps).all() and r.word_maps.max() == pytest.approx(1.0)
-    if method == "gradcam":  # the match score reads the maps, so every word has a gradient
+    if method == "gradcam":  # the match score reads the maps, so every word has a gradient; shown on
+        # MaskCLIP's features: on random weights NACLIP's patches (no residual) are nearly alike, so
+        # each word's cosines with them, and its gradients, share one sign
+        r = maskclip.ground(photo(80, 50), CAPTION, method=method, heads="max", layer=0)
         assert (r.patch_maps.max(1) > 0).all()
 
 
