@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from .clip_dense import DENSE, GAUSSIAN_STD, maskclip_block, naclip_block
 from .encoders import patch_coordinates
 from .fusion import FusionLayer
+from .legrad import START_LAYER, legrad
 from .model import GroundingOutput
 
 #: words that name no region: never grounded (articles, prepositions, relations, pronouns, auxiliaries)
@@ -294,6 +295,21 @@ class ClipGroundingModel(nn.Module):
     def encode_image(self, pixels: Tensor, need_weights: bool = False):
         """pixels (B, 3, h, w) -> (patches (B, P, E), grid, image embedding (B, E), self-attentions)."""
         return self.image_encoder(pixels, need_weights)
+
+    def legrad(self, ids: Tensor, pixels: Tensor, attention_mask: Tensor | None = None, *, start_layer: int = START_LAYER) -> Tensor:
+        """LeGrad (:mod:`mmattn.legrad`) of every caption token's text feature in CLIP's vision
+        tower (the normal one, not the dense last block): ids (B, T), pixels (B, 3, h, w),
+        attention_mask (B, T) bool -> (B, T, P) relevance >= 0, not normalised; 0 for special
+        tokens and padding. In ``"prompt"`` mode a word's tokens share its prompt's embedding,
+        so they share one map."""
+        if ids.size(0) != pixels.size(0):
+            raise ValueError(f"LeGrad reads one caption per image (got {ids.size(0)} captions, {pixels.size(0)} images)")
+        mask = torch.ones_like(ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        with torch.no_grad():
+            text = self.text_encoder(ids, mask)
+        enc = self.image_encoder
+        maps = legrad(enc.vision_model, enc.visual_projection, pixels, text.tokens, start_layer=start_layer)  # (B, T, P)
+        return maps * text.content[..., None]
 
     def forward(
         self,

@@ -39,7 +39,10 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from .clip import ClipGroundingConfig, ClipGroundingModel
-from .grounding import Grounder
+from .grounding import METHODS, Grounder
+from .image import load_image
+from .legrad import START_LAYER, normalize
+from .maps import boxes_from_maps
 from .model import CheckpointError
 from .processor import Processor
 from .tokenizer import MAX_TOKENS, Encoded
@@ -207,6 +210,8 @@ class ClipGrounder(Grounder):
     """A :class:`~mmattn.grounding.Grounder` on a :class:`~mmattn.clip.ClipGroundingModel`
     with a :class:`ClipProcessor`."""
 
+    methods = (*METHODS, "legrad")  #: LeGrad reads CLIP's vision tower (mmattn.legrad)
+
     def __init__(self, model: ClipGroundingModel, tokenizer, image_processor, *, name: str = "clip", device: str | torch.device = "cpu",
                  trained: bool = False, precision: str = "auto"):  # fmt: skip
         cfg = model.config
@@ -255,6 +260,53 @@ class ClipGrounder(Grounder):
             _load_fusion(model, weights)
         name = Path(path).name if local else path
         return cls(model, tokenizer, processor, name=name, device=device, trained=saved is not None, precision=precision)
+
+    # ---- LeGrad: an explanation of CLIP's vision tower (mmattn.legrad) -------------------
+    def legrad_maps(self, image, caption: str, *, scale: str = "caption", start_layer: int = START_LAYER) -> np.ndarray:
+        """(W, P) LeGrad maps of the caption's words (their prompt embeddings, see
+        :mod:`mmattn.clip`) in ``image``, min-max normalised over the caption's words together
+        (``scale="caption"``, one shared scale) or per word (``"word"``, as the LeGrad paper)."""
+        im = load_image(image)
+        words = self.processor.caption(caption)
+        enc = self.processor.encode([caption])
+        px = self.processor.pixel(im)[None].to(self.device)
+        token_maps = self.model.legrad(enc.ids.to(self.device), px, enc.attention_mask.to(self.device), start_layer=start_layer)
+        M = torch.zeros(len(words.words), token_maps.size(1))  # (W, T): each word averages its tokens
+        for i, toks in enumerate(words.word_tokens):
+            M[i, toks] = 1.0 / len(toks)
+        return normalize((M @ token_maps[0].float().cpu())[None], scale)[0].numpy()  # (W, P)
+
+    def ground(self, image, caption: str, *, layer: int | None = None, heads: str | int = "mean",
+               method: str = "attention", raw: bool = False):  # fmt: skip
+        """:meth:`Grounder.ground <mmattn.grounding.Grounder.ground>`, with ``method="legrad"`` too."""
+        if method != "legrad":
+            return super().ground(image, caption, layer=layer, heads=heads, method=method, raw=raw)
+        self._check(layer, heads, method)
+        return self._legrad_grounding(self.trace(image, caption), layer, heads, raw)
+
+    def iter_batch(self, images, captions, *, batch_size: int = 32, layer: int | None = None, heads: str | int = "mean",
+                   method: str = "attention", raw: bool = False, progress: bool | None = None):  # fmt: skip
+        """:meth:`Grounder.iter_batch <mmattn.grounding.Grounder.iter_batch>`, with ``method="legrad"`` too."""
+        if method != "legrad":
+            return super().iter_batch(
+                images, captions, batch_size=batch_size, layer=layer, heads=heads, method=method, raw=raw, progress=progress
+            )
+        self._check(layer, heads, method)
+        traces = self.iter_traces(images, captions, batch_size=batch_size, progress=progress)
+        return (self._legrad_grounding(t, layer, heads, raw) for t in traces)
+
+    def _legrad_grounding(self, trace, layer, heads, raw):
+        """The trace's grounding (flags, scores, patch -> word weights) with LeGrad's maps and
+        boxes. Runs the vision tower again, with autograd: the trace has no LeGrad record yet."""
+        g = trace.grounding("attention", layer, heads, raw)
+        maps = self.legrad_maps(trace.image, trace.caption.text)
+        width, height = trace.size
+        found = [i for i, grounded in enumerate(g.grounded) if grounded]
+        boxes: list = [None] * len(g.words)
+        if found:
+            for i, box in zip(found, boxes_from_maps(torch.from_numpy(maps[found]), trace.grid, (height, width))):
+                boxes[i] = box
+        return dataclasses.replace(g, patch_maps=maps, boxes=boxes, method="legrad")
 
 
 def split_words(caption: str) -> list[str]:

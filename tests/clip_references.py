@@ -9,6 +9,10 @@ test that compares them with mmattn's readable versions checks the maths, not th
   with ``arch='reduced'``, ``custom_attn`` with ``attn_strategy='naclip'``,
   ``gaussian_window`` and ``get_attention_addition``; ``naclip.py`` (``gaussian_std=5.``,
   ``encode_image(img, return_all=True)[:, 1:]`` then L2-normalised).
+- LeGrad: github.com/WalBouss/LeGrad (MIT), ``legrad/wrapper.py``:
+  ``LeWrapper.compute_legrad_clip`` (default ``layer_index=-2``), ``legrad/utils.py``:
+  ``hooked_attention_forward`` (the attention map is the softmax output) and
+  ``hooked_resblock_forward`` (``feat_post_mlp``), ``min_max``.
 """
 
 from __future__ import annotations
@@ -103,3 +107,64 @@ def naclip_reference(clip_model, pixels, std=5.0, *, key_key=True, gaussian=True
     feats = clip_model.visual_projection(vm.post_layernorm(x))[:, 1:]  # ln_post(x) @ proj, [CLS] dropped
     return feats / feats.norm(dim=-1, keepdim=True)
 
+
+# ---- LeGrad ------------------------------------------------------------------------------------
+def min_max(maps):
+    """The reference's normalisation: each (batch, prompt) map to [0, 1] on its own."""
+    B, n = maps.shape[:2]
+    lo = maps.reshape(B, n, -1).min(-1, keepdim=True)[0].unsqueeze(-1)
+    hi = maps.reshape(B, n, -1).max(-1, keepdim=True)[0].unsqueeze(-1)
+    return (maps - lo) / (hi - lo)
+
+
+def legrad_reference(clip_model, pixels, text_embedding, layer_index=-2):
+    """LeGrad's accumulated relevance for one image (1, 3, h, w) and prompts (n, E), unit-norm:
+    (n, gh, gw) on the patch grid, before the reference's upsampling and min-max (the
+    upsampling is display; :func:`min_max` is applied by the caller where compared).
+
+    As in the reference, the image is repeated once per prompt, each block from
+    ``layer_index`` on records its attention map (the softmax output, (n*heads, N, N)) and its
+    output (``feat_post_mlp``, (N, n, D)); per block, the score is the sum over prompts of
+    ``text_embedding[i] · normalize(ln_post(mean over tokens of feat_post_mlp) @ proj)[i]``,
+    its gradient w.r.t. the attention map is clamped at 0, averaged over heads, then over
+    queries, and the patch columns are kept; the blocks' maps are summed."""
+    vm = clip_model.vision_model
+    num_prompts = text_embedding.shape[0]
+    image = pixels.repeat(num_prompts, 1, 1, 1)
+    p = vm.config.patch_size
+    w, h = image.shape[-2] // p, image.shape[-1] // p
+    blocks = vm.encoder.layers
+    starting_depth = layer_index if layer_index >= 0 else len(blocks) + layer_index
+    with torch.enable_grad():
+        x = vm.pre_layrnorm(vm.embeddings(image, interpolate_pos_encoding=True)).permute(1, 0, 2)  # (N, n, D)
+        x = x.detach().requires_grad_(True)  # the reference enables grads on these blocks' parameters
+        attention_maps, feats = [], []
+        for depth, blk in enumerate(blocks):
+            if depth < starting_depth:
+                x = blk(x.permute(1, 0, 2), None).permute(1, 0, 2)
+                continue
+            attn = blk.self_attn
+            L, N, C = x.shape
+            q_x = blk.layer_norm1(x)
+            wq, bq = packed_in_proj(attn)
+            q, k, v = F.linear(q_x, wq, bq).chunk(3, dim=-1)
+            q = q.contiguous().view(L, N * attn.num_heads, -1).transpose(0, 1)
+            k = k.contiguous().view(L, N * attn.num_heads, -1).transpose(0, 1)
+            v = v.contiguous().view(L, N * attn.num_heads, -1).transpose(0, 1)
+            q = q * float(q.shape[-1]) ** -0.5
+            a = torch.bmm(q, k.transpose(-1, -2)).softmax(dim=-1)
+            attention_maps.append(a)  # (n*heads, N, N)
+            out = attn.out_proj(torch.bmm(a, v).transpose(0, 1).reshape(L, N, C))
+            x = x + out
+            x = x + blk.mlp(blk.layer_norm2(x))
+            feats.append(x)  # feat_post_mlp
+        accum = 0
+        for a, feat in zip(attention_maps, feats):
+            img = F.normalize(clip_model.visual_projection(vm.post_layernorm(feat.mean(dim=0))), dim=-1)  # (n, E)
+            sim = text_embedding @ img.transpose(-1, -2)  # (n, n)
+            one_hot = torch.sum(F.one_hot(torch.arange(num_prompts)).float() * sim)
+            grad = torch.autograd.grad(one_hot, [a], retain_graph=True)[0]
+            grad = grad.view(num_prompts, -1, *grad.shape[-2:]).clamp(min=0.0)  # (n, heads, N, N)
+            relevance = grad.mean(dim=1).mean(dim=1)[:, 1:]  # heads, then queries; patch columns
+            accum = accum + relevance.reshape(num_prompts, w, h)
+    return accum
