@@ -146,7 +146,9 @@ def boxes_from_maps(maps: Tensor, grid: tuple[int, int], size, frac: float = BOX
     """Boxes in image pixels for (N, P) patch maps: each map is upsampled to ``factor`` times
     the grid, the region >= ``frac`` of its peak around the peak is boxed, and the box is
     scaled to ``size`` = (height, width), or to ``size[n]`` for map n when ``size`` is a list
-    of N sizes. Cheap whatever the image size."""
+    of N sizes. Every box lies inside its image and covers at least one pixel
+    (0 <= x0 < x1 <= width, 0 <= y0 < y1 <= height), however small the image. Cheap whatever
+    the image size."""
     gh, gw = grid
     sizes = size if isinstance(size, list) else [size] * len(maps)
     if len(sizes) != len(maps):
@@ -155,8 +157,20 @@ def boxes_from_maps(maps: Tensor, grid: tuple[int, int], size, frac: float = BOX
     out = []
     for b, (H, W) in zip(boxes_from_fine(fine, frac), sizes):
         sx, sy = W / (gw * factor), H / (gh * factor)
-        out.append(None if b is None else (int(round(b[0] * sx)), int(round(b[1] * sy)), int(round(b[2] * sx)), int(round(b[3] * sy))))
+        if b is None:
+            out.append(None)
+            continue
+        x0, x1 = _pixel_span(b[0] * sx, b[2] * sx, W)
+        y0, y1 = _pixel_span(b[1] * sy, b[3] * sy, H)
+        out.append((x0, y0, x1, y1))
     return out
+
+
+def _pixel_span(start: float, end: float, n: int) -> tuple[int, int]:
+    """[start, end) rounded to whole pixels of an axis of n pixels: inside [0, n] and at least
+    one pixel long (a box scaled down to an image of a few pixels can round to nothing)."""
+    a = min(max(int(round(start)), 0), n - 1)
+    return a, min(max(int(round(end)), a + 1), n)
 
 
 def _gaussian_kernel(sigma: float) -> Tensor:
