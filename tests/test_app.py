@@ -54,8 +54,8 @@ def image(tmp_path_factory) -> str:
 
 def _ok(client, image):
     """A good request works (the server survived whatever came before)."""
-    ann, table, match, notice, data = client.predict(handle_file(image), "a blue square", api_name="/ground")
-    assert data["words"] and len(ann["annotations"]) == len(data["words"])
+    picture, table, match, notice, data = client.predict(handle_file(image), "a blue square", api_name="/ground")
+    assert data["words"] and len(table["data"]) == len(data["words"]) and Path(_path(picture)).is_file()
 
 
 # ---- the public API --------------------------------------------------------------------------
@@ -70,23 +70,36 @@ def test_named_endpoints(client):
 
 
 def test_ground(app, client, image):
-    ann, table, match, notice, data = client.predict(handle_file(image), CAPTION, api_name="/ground")
+    picture, table, match, notice, data = client.predict(handle_file(image), CAPTION, api_name="/ground")
     words = data["words"]
     assert words == app.GROUNDER.ground(Image.open(image), CAPTION).words
-    labels = [a["label"] for a in ann["annotations"]]
-    assert labels == [f"{i}:{w}" for i, w in enumerate(words)]
-    assert len(set(labels)) == len(labels)
-    base = Image.open(_path(ann["image"]))
-    assert base.height >= app.VIEW_HEIGHT  # never shown larger than its pixels
-    for a in ann["annotations"][:3]:
-        mask = Image.open(_path(a["image"]))
-        assert mask.size == base.size and mask.mode == "RGBA"  # masks exactly the displayed size, map as alpha
+    shown = Image.open(_path(picture))
+    assert shown.height >= app.views.VIEW_HEIGHT  # never shown larger than its pixels
     assert [row[1] for row in table["data"]] == words
     assert 0 <= data["match_score"] <= 1 and len(data["grounded"]) == len(words)
-    assert data["image_size"] == [160, 120]
-    assert {c["label"] for c in match["confidences"]} == {"caption matches the image", "caption does not match"}
+    assert data["image_size"] == [160, 120] and data["model_input_size"] == [128, 96]
+    assert data["colours"] == [app.views.word_colour(i) for i in range(len(words))]
+    assert {c["label"] for c in match["confidences"]} == {"the caption describes the image", "it does not"}
     assert isinstance(notice, str) and notice
     json.dumps(data)
+
+
+def test_one_question_one_forward_pass(app, client, tmp_path):
+    """Every endpoint asked about the same image and caption reads one trace: the model runs once."""
+    image = write_scene(tmp_path / "once.png", 200, 140)
+    caption = "a blue square right of a red circle"
+    before = app.GROUNDER.forward_passes
+    client.predict(handle_file(image), caption, api_name="/ground")
+    client.predict(handle_file(image), caption, 20, 70, api_name="/words_at")
+    client.predict(handle_file(image), caption, "square", api_name="/heads")
+    for direction in ("text_to_image", "image_to_text"):
+        client.predict(handle_file(image), caption, "red", 0, 1, direction, api_name="/steps")
+    client.predict(handle_file(image), caption, "attention", 0, "max", False, api_name="/ground")
+    client.predict(handle_file(image), caption, "rollout", api_name="/ground")
+    assert app.GROUNDER.forward_passes - before == 1
+    client.predict(handle_file(image), caption, "gradcam", api_name="/ground")  # Grad-CAM: one forward + backward pass more
+    client.predict(handle_file(image), caption, "gradcam", 0, api_name="/ground")
+    assert app.GROUNDER.forward_passes - before == 2
 
 
 def test_notice_explains_the_relation_check(client, tmp_path):
@@ -101,31 +114,11 @@ def test_notice_explains_the_relation_check(client, tmp_path):
     s.image.save(path)
     swap = next(n for n in s.negatives if n.neg_kind == "relation")
     *_, notice, data = client.predict(handle_file(str(path)), s.caption.text, api_name="/ground")
-    assert "Relation check" in notice and "agree with" in notice and data["relation_score"] > 1, notice
+    assert "Relation check" in notice and "agrees with" in notice and data["relation_score"] > 1, notice
     *_, notice, data = client.predict(handle_file(str(path)), swap.text, api_name="/ground")
-    assert "contradict" in notice and data["relation_score"] < -1, notice
+    assert "contradicts" in notice and data["relation_score"] < -1, notice
     *_, notice, _ = client.predict(handle_file(str(path)), "a red circle", api_name="/ground")
     assert "Relation check" not in notice
-
-
-def test_mask_files_are_the_ones_gradio_would_make(app):
-    """The app's uint8 AnnotatedImage.postprocess writes what gradio's own would: same alpha
-    (the map), same colour wherever the mask shows."""
-    import gradio as gr
-
-    rng = np.random.default_rng(0)
-    masks = [(np.round(rng.random((30, 40)) * 32) / 32 * app.MASK_ALPHA).astype(np.float32) for _ in range(3)]
-    masks[0][:10] = 0.0
-    masks[1][5, 5] = 1.0
-    value = (Image.new("RGB", (40, 30), "white"), [(m, f"{i}:w") for i, m in enumerate(masks)])
-    ours, theirs = app.ann.postprocess(value), gr.AnnotatedImage.postprocess(app.ann, value)
-    assert [a.label for a in ours.annotations] == [a.label for a in theirs.annotations]
-    for a, b in zip(ours.annotations, theirs.annotations, strict=True):
-        x, y = np.asarray(Image.open(a.image.path)), np.asarray(Image.open(b.image.path))
-        assert x.shape == y.shape == (30, 40, 4)
-        assert np.array_equal(x[..., 3], y[..., 3])
-        shown = y[..., 3] > 0
-        assert np.array_equal(x[shown], y[shown])
 
 
 def test_ground_settings_and_big_image(app, client, tmp_path):
@@ -153,14 +146,30 @@ def test_click_maps_display_pixels_to_patches(app, image):
     import gradio as gr
 
     src = Image.open(image).convert("RGB")
-    view = app._view(app._work(src))
+    q = app.ask(src, CAPTION)
+    view = app.views.view_size(q.work.size)
     gh, gw = app.explain.model_grid(app.GROUNDER, src)
     for r, c in ((0, 0), (gh - 1, gw - 1), (gh // 2, gw // 3)):
-        x, y = int((c + 0.5) * view.width / gw), int((r + 0.5) * view.height / gh)
+        x, y = int((c + 0.5) * view[0] / gw), int((r + 0.5) * view[1] / gh)
         evt = gr.SelectData(None, {"index": [x, y], "value": None, "selected": True})
-        label, data, picture = app.click_words(src, CAPTION, "attention", app.LAYER0, "mean", evt)
-        assert data["patch"] == [r, c]
-        assert picture.size == view.size
+        label, data, picture, fx, fy, status = app.click_words(q, "attention", app.LAYER0, "mean", evt)
+        assert data["patch"] == [r, c] and status == ""
+        assert picture.size == view and 0 <= fx < src.width and 0 <= fy < src.height  # the click fills x and y
+    # a click outside the picture says so, and changes nothing
+    evt = gr.SelectData(None, {"index": [view[0] + 50, 10], "value": None, "selected": True})
+    *outputs, status = app.click_words(q, "attention", app.LAYER0, "mean", evt)
+    assert "outside the picture" in status and all(isinstance(o, type(gr.skip())) for o in outputs)
+
+
+def test_page_errors_keep_the_previous_result(app, image):
+    """On the page, a user error leaves every output as it is and says why in the status line."""
+    import gradio as gr
+
+    out = app.ground_page(Image.open(image), CAPTION, "attention", app.LAYER0, "mean", True)
+    assert out[-1] == "" and isinstance(out[0], Image.Image)
+    out = app.ground_page(Image.open(image), "   ", "attention", app.LAYER0, "mean", True)
+    assert "caption is empty" in out[-1]
+    assert all(isinstance(o, type(gr.skip())) for o in out[:-1])
 
 
 def test_heads_steps_positions(app, client, image):
@@ -193,8 +202,8 @@ def test_heads_steps_positions(app, client, image):
 
 def test_html_caption_is_plain_text(client, image):
     caption = 'red <b>circle</b> <img src=x onerror="alert(1)"><script>alert(2)</script>'
-    ann, table, _, notice, data = client.predict(handle_file(image), caption, api_name="/ground")
-    text = json.dumps([a["label"] for a in ann["annotations"]] + [r[1] for r in table["data"]] + data["words"])
+    _, table, _, notice, data = client.predict(handle_file(image), caption, api_name="/ground")
+    text = json.dumps([r[1] for r in table["data"]] + data["words"])
     assert "<" not in text and ">" not in text
     assert "red" in data["words"] and "circle" in data["words"]
 
@@ -262,6 +271,72 @@ def test_bad_controls_are_refused(client, image):
     _ok(client, image)
 
 
+# ---- hostile inputs: clear errors in well under a second, and the server keeps serving ---------------------------
+@pytest.mark.parametrize("side", [1, 2, 5, 8, 16])
+def test_tiny_images(client, tmp_path, side):
+    path = tmp_path / f"tiny{side}.png"
+    Image.new("RGB", (side, side), (220, 30, 30)).save(path)
+    picture, table, _, _, data = client.predict(handle_file(str(path)), "a red circle", api_name="/ground")
+    assert data["image_size"] == [side, side] and Path(_path(picture)).is_file()
+    for b in data["boxes"]:
+        assert b is None or (0 <= b[0] < b[2] <= side and 0 <= b[1] < b[3] <= side)
+
+
+def test_strips_and_data_url_bombs_are_refused_before_decoding(url, client, image, tmp_path):
+    import base64
+    import time
+
+    import httpx
+
+    strip = tmp_path / "strip.png"
+    Image.new("1", (100_000, 1)).save(strip)  # a few hundred bytes
+    t = time.perf_counter()
+    for api_name, args in (("/ground", (CAPTION,)), ("/positions", (8, 8, "", 0, 0)), ("/heads", (CAPTION, "red"))):
+        with pytest.raises(AppError, match="more than 16 times"):
+            client.predict(handle_file(str(strip)), *args, api_name=api_name)
+    assert time.perf_counter() - t < 3
+    # a 79-megapixel PNG sent as a data: URL (max_file_size does not apply to it)
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (10_000, 7_900)).save(bomb, optimize=True)
+    payload = {"url": "data:image/png;base64," + base64.b64encode(bomb.read_bytes()).decode(), "meta": {"_type": "gradio.FileData"}}
+    t = time.perf_counter()
+    r = httpx.post(f"{url}gradio_api/call/ground", json={"data": [payload, CAPTION, "attention", 1, "mean", True]}, timeout=60)
+    event = r.json()["event_id"]
+    body = httpx.get(f"{url}gradio_api/call/ground/{event}", timeout=60).text
+    assert "megapixels" in body and time.perf_counter() - t < 3, body[:500]
+    _ok(client, image)
+
+
+def test_words_at_takes_any_point_inside(client, image):
+    label, data = client.predict(handle_file(image), CAPTION, 159.96, 119.5, api_name="/words_at")  # not rounded to 160
+    assert data["patch"] == [data["grid"][0] - 1, data["grid"][1] - 1]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (["IMG", CAPTION, "abc", 3, "attention", 1, "mean"], "x must be a number"),
+        (["IMG", CAPTION, 3, [1, 2], "attention", 1, "mean"], "y must be a number"),
+        (["IMG", None, 3, 3, "attention", 1, "mean"], "caption is empty"),
+        (["IMG", CAPTION, 3, 3, "magic", 1, "mean"], "magic"),
+        (["IMG", CAPTION, 3, 3], "send method, layer, heads too"),
+    ],
+)
+def test_raw_http_wrong_types_get_clear_messages(url, client, image, data, message):
+    """Raw HTTP, as a script would send it: a wrong type is named, not a generic error."""
+    import httpx
+
+    ref = handle_file(image)
+    up = httpx.post(f"{url}gradio_api/upload", files={"files": open(image, "rb")}, timeout=30).json()[0]
+    file = {"path": up, "meta": {"_type": "gradio.FileData"}, "orig_name": "scene.png"}
+    data = [file if d == "IMG" else d for d in data]
+    event = httpx.post(f"{url}gradio_api/call/words_at", json={"data": data}, timeout=30).json()["event_id"]
+    body = httpx.get(f"{url}gradio_api/call/words_at/{event}", timeout=60).text
+    assert "event: error" in body and message in body and "null" not in body.split("event: error", 1)[1][:20], body[:400]
+    assert ref is not None
+    _ok(client, image)
+
+
 # ---- identical concurrent requests (gradio's output-cache race) -------------------------------------------------
 def test_identical_concurrent_requests(app, url, image):
     from gradio import processing_utils
@@ -274,11 +349,9 @@ def test_identical_concurrent_requests(app, url, image):
     def user(c):
         for _ in range(per_user):
             try:
-                ann, *_ = c.predict(handle_file(image), "a red circle", api_name="/ground")
-                Image.open(ann["image"]).load()  # the downloaded file is complete
-                for a in ann["annotations"]:
-                    Image.open(a["image"]).load()
-                results.append(ann["image"])
+                picture, *_ = c.predict(handle_file(image), "a red circle", api_name="/ground")
+                Image.open(picture).load()  # the downloaded file is complete
+                results.append(picture)
             except Exception as e:  # noqa: BLE001 - collected and reported below
                 errors.append(repr(e))
 

@@ -1,0 +1,408 @@
+"""The demo's pictures and tables, each drawn from one :class:`~mmattn.trace.Trace`.
+
+Nothing here runs the model or imports gradio: ``app.py`` lays these out, and the tests call
+them directly. Every picture is rendered once, at the size it is shown: at least
+``VIEW_HEIGHT`` pixels tall (the browser only ever shrinks it; gradio's click coordinates are
+wrong on pictures it enlarges) and at most ``VIEW_MAX_WIDTH`` wide.
+
+Index letters: W words, T tokens, P patches (= gh * gw), L layers, H heads.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from . import explain, viz
+from .maps import maps_at_size
+from .trace import Trace
+
+VIEW_HEIGHT = 448  #: pictures are sent at least this tall
+VIEW_MAX_WIDTH = 1344
+THUMB = 132  #: height of the small maps in the head grids
+STEP_THUMB = 180  #: height of the step-by-step pictures on the image
+MASK_ALPHA = 0.45  #: opacity of a word's colour where its map is 1.0 on the shared scale
+MASK_FLOOR = 0.08  #: map values below this (on the shared scale) are not drawn
+CONTOUR = 0.5  #: each shown word's region is outlined where its map crosses this value
+JPEG_QUALITY = 90
+#: one colour per word (cycled past ten): distinct hues, dark enough to read on white
+WORD_COLOURS = ("#e6194b", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#d62728", "#8c564b", "#e377c2", "#7f7f7f")
+RELATION_SHOWN = 1.0  #: relation scores this far from 0 are explained (one-object captions stay near 0)
+
+
+def word_colour(i: int) -> str:
+    return WORD_COLOURS[i % len(WORD_COLOURS)]
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    h = hex_colour.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def view_size(size: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of the picture shown for an image of ``size`` (see :func:`view_image`)."""
+    w, h = size
+    s = VIEW_HEIGHT / h
+    if w * s > VIEW_MAX_WIDTH:
+        s = VIEW_MAX_WIDTH / w
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def view_image(image: Image.Image) -> Image.Image:
+    """The picture as shown: at least VIEW_HEIGHT tall (never enlarged by the browser)."""
+    return viz.resize_to_height(image, VIEW_HEIGHT, VIEW_MAX_WIDTH)
+
+
+def labels(words: list[str]) -> list[str]:
+    """Unique labels of the words: "0:red", "1:circle", ..."""
+    return [f"{i}:{w}" for i, w in enumerate(words)]
+
+
+def scale_box(box, frm: tuple[int, int], to: tuple[int, int]):
+    """A box (x0, y0, x1, y1) in an image of size ``frm`` -> in one of size ``to`` (at least 1 px)."""
+    if box is None:
+        return None
+    sx, sy = to[0] / frm[0], to[1] / frm[1]
+    x0, y0 = int(round(box[0] * sx)), int(round(box[1] * sy))
+    x1, y1 = max(x0 + 1, int(round(box[2] * sx))), max(y0 + 1, int(round(box[3] * sy)))
+    return [min(x0, to[0] - 1), min(y0, to[1] - 1), min(x1, to[0]), min(y1, to[1])]
+
+
+# ---- Ground: every word's map on the image, one colour each ---------------------------------
+@dataclass
+class WordRow:
+    """One word of a grounding, as the page lists it."""
+
+    index: int
+    word: str
+    label: str  #: "index:word"
+    colour: str  #: its colour on the picture and in the legend
+    known: bool  #: in the model's vocabulary
+    grounded: bool  #: located in the image
+    score: float  #: probability behind ``grounded``
+    peak: float  #: strongest value of its map on the shared scale (1.0 = the strongest word)
+    box: list[int] | None  #: in the user's image pixels
+
+
+@dataclass
+class GroundView:
+    picture: Image.Image  #: the image with the chosen words' maps, outlines and boxes
+    words: list[WordRow]
+    match_score: float
+    notice: str  #: plain sentences for the user
+    data: dict = field(repr=False)  #: the result as JSON
+
+
+def compose(view: Image.Image, maps: np.ndarray, colours: list[str], shown: list[int], boxes: list | None = None) -> Image.Image:
+    """Draw words' maps (W, h, w) in [0, 1] over ``view`` (same size): each pixel takes the
+    colour of the shown word whose map is strongest there, with opacity MASK_ALPHA x its value
+    (so objects stay visible and colours never mix into new ones); each shown word's region is
+    outlined in its colour where its map crosses CONTOUR; ``boxes[i]`` (view pixels) are drawn
+    in the word's colour with its index."""
+    out = np.asarray(view.convert("RGB"), np.float32).copy()
+    if shown:
+        sel = np.clip(maps[shown], 0, 1)  # (S, h, w)
+        top, val = sel.argmax(0), sel.max(0)
+        val = np.where(val < MASK_FLOOR, 0.0, val)
+        palette = np.array([_rgb(colours[i]) for i in shown], np.float32)
+        a = (MASK_ALPHA * val)[..., None]
+        out = out * (1 - a) + palette[top] * a
+        for s in range(len(shown)):  # outlines: a dark rim, then the colour
+            edge = _edge(sel[s] >= CONTOUR)
+            out[_grow(edge, 2)] = 20
+            out[_grow(edge, 1)] = palette[s]
+    im = Image.fromarray(out.clip(0, 255).astype(np.uint8))
+    if boxes:
+        d = ImageDraw.Draw(im)
+        width = max(2, min(im.size) // 150)
+        tags: dict[tuple, list[int]] = {}  # words with the same box share one tag: "1,2"
+        for i in shown:
+            b = boxes[i]
+            if b is None:
+                continue
+            x0, y0, x1, y1 = b[0], b[1], max(b[0], b[2] - 1), max(b[1], b[3] - 1)
+            d.rectangle([x0, y0, x1, y1], outline=(20, 20, 20), width=width + 2)
+            d.rectangle([x0, y0, x1, y1], outline=_rgb(colours[i]), width=width)
+            tags.setdefault((x0, y0), []).append(i)
+        for (x0, y0), idx in tags.items():
+            x = x0
+            ty = y0 - 16 if y0 >= 16 else y0
+            for i in idx:
+                tw = 8 * len(str(i)) + 6
+                d.rectangle([x, ty, x + tw, ty + 15], fill=_rgb(colours[i]))
+                d.text((x + 3, ty + 1), str(i), fill=(255, 255, 255))
+                x += tw + 1
+    return im
+
+
+def _edge(mask: np.ndarray) -> np.ndarray:
+    """The pixels of ``mask`` that touch a pixel outside it (4-neighbours)."""
+    inner = mask.copy()
+    inner[1:, :] &= mask[:-1, :]
+    inner[:-1, :] &= mask[1:, :]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return mask & ~inner
+
+
+def _grow(mask: np.ndarray, r: int) -> np.ndarray:
+    out = mask.copy()
+    for _ in range(r):
+        g = out.copy()
+        g[1:, :] |= out[:-1, :]
+        g[:-1, :] |= out[1:, :]
+        g[:, 1:] |= out[:, :-1]
+        g[:, :-1] |= out[:, 1:]
+        out = g
+    return out
+
+
+def default_shown(grounded: list[bool]) -> list[int]:
+    """The words drawn until the user picks: those found in the image, or every word if none is."""
+    return [i for i, g in enumerate(grounded) if g] or list(range(len(grounded)))
+
+
+def notice(trace: Trace, relation_score: float, suggestions: dict[str, str] | None = None) -> str:
+    """What the user should know about a result, in plain sentences."""
+    parts = []
+    if trace.notice:
+        parts.append(trace.notice[0].upper() + trace.notice[1:] + ".")
+    if abs(relation_score) >= RELATION_SHOWN:
+        if relation_score > 0:
+            parts.append("Relation check: where the words' maps put the two objects agrees with the caption's relation "
+                         f"word (left / right / above / below): +{relation_score:.1f} added to the match score's logit.")  # fmt: skip
+        else:
+            parts.append("Relation check: where the words' maps put the two objects contradicts the caption's relation "
+                         f"word (left / right / above / below): {relation_score:.1f} taken from the match score's logit.")  # fmt: skip
+    for w in dict.fromkeys(trace.unknown_words):
+        hint = (suggestions or {}).get(w)
+        parts.append(f"“{w}” is not in the model's vocabulary" + (f": did you mean “{hint}”?" if hint else " (never marked found)."))
+    return " ".join(parts) or "Every word is in the model's vocabulary."
+
+
+def ground_view(trace: Trace, *, method: str = "attention", layer: int | None = None, heads: str | int = "mean",
+                show_boxes: bool = True, shown: list[int] | None = None, source_size: tuple[int, int] | None = None,
+                suggestions: dict[str, str] | None = None) -> GroundView:  # fmt: skip
+    """The Ground tab: the words' maps on the image, one colour per word (``shown``: which
+    words; default the words found in the image, or all if none is), the per-word rows, the match score, a notice and the JSON. Boxes are
+    given in pixels of an image of ``source_size`` (the user's upload, when ``trace`` grounded
+    a downscaled copy)."""
+    r = trace.grounding(method, layer, heads)
+    source_size = source_size or r.size
+    view = view_image(r.image)
+    maps = maps_at_size(r.patch_maps, r.grid, (view.height, view.width))  # rendered once, at the size shown
+    W = len(r.words)
+    if shown is None:
+        shown = default_shown(r.grounded)
+    shown = [i for i in shown if 0 <= i < W]
+    colours = [word_colour(i) for i in range(W)]
+    view_boxes = [scale_box(b, r.size, view.size) for b in r.boxes] if show_boxes else None
+    picture = compose(view, maps, colours, shown, view_boxes)
+    boxes = [scale_box(b, r.size, source_size) for b in r.boxes]
+    peaks = [float(m.max()) if m.size else 0.0 for m in r.patch_maps]
+    unknown = set(r.unknown_words)
+    rows = [WordRow(i, w, lab, colours[i], w not in unknown, g, s, p, b)
+            for i, (w, lab, g, s, p, b) in enumerate(zip(r.words, labels(r.words), r.grounded, r.grounded_scores, peaks, boxes))]  # fmt: skip
+    data = r.to_json()
+    data.update(boxes=boxes, image_size=list(source_size), model_input_size=list(trace.model_size),
+                colours=colours, precision=trace.precision)  # fmt: skip
+    return GroundView(picture, rows, r.match_score, notice(trace, r.relation_score, suggestions), data)
+
+
+def word_table(rows: list[WordRow]) -> list[list]:
+    """The per-word table, every number in plain words (see TABLE_HEADERS)."""
+    out = []
+    for w in rows:
+        found = "not in the vocabulary" if not w.known else ("yes" if w.grounded else "no")
+        conf = "–" if not w.known else f"{w.score:.0%}"
+        out.append([w.index, w.word, found, conf, round(w.peak, 2), "" if w.box is None else "({}, {}, {}, {})".format(*w.box)])
+    return out
+
+
+TABLE_HEADERS = ["#", "word", "found in the image?", "how sure (model's probability)", "strongest map value (1 = strongest word)",
+                 "box x0, y0, x1, y1 (your image's pixels)"]  # fmt: skip
+
+
+def legend_html(rows: list[WordRow], shown: list[int] | None = None) -> str:
+    """The legend: each word in its colour (faded when hidden), and the colour scale."""
+    shown_set = set(range(len(rows))) if shown is None else set(shown)
+    chips = []
+    for w in rows:
+        style = f"border-color:{w.colour};" + ("" if w.index in shown_set else "opacity:0.35;")
+        mark = "✓" if w.grounded else ("?" if not w.known else "·")
+        chips.append(f'<span class="chip" data-index="{w.index}" style="{style}"><span class="swatch" style="background:{w.colour}"></span>'
+                     f"{w.index}:{html.escape(w.word)} <small>{mark}</small></span>")  # fmt: skip
+    scale = ('<div class="scale"><span>weak</span><span class="bar"></span><span>strongest word (1.0)</span></div>'
+             '<div class="scale-note">Colour strength = map value on one scale shared by all words; ✓ found in the image, '
+             '· not found, ? not in the vocabulary. Outlines: where a map is above half the strongest value.</div>')  # fmt: skip
+    return f'<div class="legend">{"".join(chips)}</div>{scale}'
+
+
+# ---- Image -> text: the words one patch attends to -----------------------------------------------
+@dataclass
+class PatchWords:
+    patch: tuple[int, int]  #: (row, col) on the grid
+    grid: tuple[int, int]
+    weights: dict[str, float]  #: label -> the weight the patch gives to that word
+    other: float  #: the rest: special tokens ([CLS], [SEP]) and punctuation
+    picture: Image.Image  #: the shown picture with the patch outlined
+    data: dict = field(repr=False)
+
+
+def patch_words(trace: Trace, fx: float, fy: float, *, layer: int | None = None, heads: str | int = "mean",
+                source_size: tuple[int, int] | None = None) -> PatchWords:  # fmt: skip
+    """Image -> text at the point (fx, fy) given as fractions of the image's width and height."""
+    if not (0 <= fx <= 1 and 0 <= fy <= 1):
+        raise ValueError(f"the point ({fx:.3f}, {fy:.3f}) is outside the picture: click on the image itself")
+    gh, gw = trace.grid
+    r, c = min(int(fy * gh), gh - 1), min(int(fx * gw), gw - 1)
+    pw = trace.patch_words(layer, heads)[r * gw + c]  # (W,)
+    weights = {lab: float(v) for lab, v in zip(labels(trace.words), pw)}
+    other = max(0.0, 1.0 - float(pw.sum()))
+    sw, sh = source_size or trace.size
+    data = {"x": round(fx * sw, 2), "y": round(fy * sh, 2), "patch": [r, c], "grid": [gh, gw],
+            "words": [{"index": i, "word": w, "weight": round(float(v), 6)} for i, (w, v) in enumerate(zip(trace.words, pw))],
+            "other_tokens": round(other, 6), "layer": trace.layer(layer), "heads": heads}  # fmt: skip
+    picture = viz.draw_patch_grid(view_image(trace.image), trace.grid, (r, c))
+    return PatchWords((r, c), (gh, gw), weights, other, picture, data)
+
+
+# ---- Heads & layers --------------------------------------------------------------------------------
+def heads_view(trace: Trace, word=None) -> tuple[Image.Image, Image.Image, dict]:
+    """One word in every (layer, head), both directions: two labelled grids and the JSON."""
+    lh = explain.layer_head_maps(trace, word)
+    thumb = viz.resize_to_height(trace.image, THUMB)
+
+    def grid(maps):
+        vmax = float(maps.max()) or 1.0
+        cells = [[viz.grid_map_overlay(thumb, m, vmax=vmax) for m in [*maps[layer], maps[layer].mean(0)]] for layer in range(len(maps))]
+        cols = [f"head {h}" for h in range(maps.shape[1])] + ["mean"]
+        return viz.labelled_grid(cells, [f"layer {layer}" for layer in range(len(maps))], cols), vmax
+
+    t2i, vt = grid(lh.text_to_image)
+    i2t, vi = grid(lh.image_to_text)
+    info = {"word": lh.word, "word_index": lh.word_index, "words": lh.words, "grid": list(lh.grid),
+            "text_to_image_max": round(vt, 6), "image_to_text_max": round(vi, 6),
+            "text_to_image": np.round(lh.text_to_image, 5).tolist(), "image_to_text": np.round(lh.image_to_text, 5).tolist()}  # fmt: skip
+    return t2i, i2t, info
+
+
+# ---- Step by step ---------------------------------------------------------------------------------
+def _shape(a) -> str:
+    return "×".join(map(str, a.shape))
+
+
+def md_text(text: str) -> str:
+    """User text made inert for Markdown: HTML escaped, Markdown punctuation backslashed."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~" else ch for ch in html.escape(text, quote=True))
+
+
+@dataclass
+class StepsView:
+    stages: list[tuple[Image.Image, str]]  #: (picture, caption) for each stage, then the chosen word on the image
+    text: str  #: Markdown: what each stage is
+    heads: list[tuple[Image.Image, str]]  #: the word's map in every head of the layer, and their mean
+    data: dict = field(repr=False)
+
+
+def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: int = 0, direction: str = "text_to_image") -> StepsView:
+    """One head's cross-attention, stage by stage, recomputed from the inputs the trace recorded."""
+    s = explain.attention_steps(grounder, trace, layer, head, direction)
+    w = explain.resolve_word(s.words, word)
+    word_name, image = s.words[w], trace.image
+    t2i = direction == "text_to_image"
+    qn, kn = ("T tokens", "P patches") if t2i else ("P patches", "T tokens")
+    lim = float(np.abs(s.scores).max())
+    Lq, Lk, hd, T = s.q.shape[0], s.k.shape[0], s.head_dim, len(s.tokens)
+    rows = [  # (picture, short caption, stage, shapes, meaning)
+        (viz.matrix_picture(s.q, signed=True), f"Q {_shape(s.q)}", f"Q = x·W_q (head {s.head})", f"{_shape(s.q)}",
+         f"one row per query ({qn}): what it looks for"),
+        (viz.matrix_picture(s.k.T, signed=True), f"Kᵀ {_shape(s.k.T)}", "K = context·W_k, shown as Kᵀ", f"{_shape(s.k)} → Kᵀ {_shape(s.k.T)}",
+         f"one column per key ({kn}): what each one offers to be found by"),
+        (viz.matrix_picture(s.scores, signed=True, limit=lim), f"S = Q·Kᵀ {_shape(s.scores)}", "1. match: S = Q·Kᵀ",
+         f"{_shape(s.q)} · {hd}×{Lk} → {_shape(s.scores)}", "every query–key dot product at once (blue < 0 < red)"),
+        (viz.matrix_picture(s.scaled, signed=True), f"S/√{hd} {_shape(s.scaled)}", f"2. scale: S / √{hd} = S / {math.sqrt(hd):.2f}",
+         f"{_shape(s.scaled)}", "the same pattern, smaller numbers: keeps softmax out of saturation"),
+        (viz.matrix_picture(s.weights), f"softmax {_shape(s.weights)}", "2. softmax, per row", f"{_shape(s.weights)}",
+         f"each row sums to 1 (black 0 → yellow = the largest weight); max difference from the model's own weights: {s.max_weight_error:.1e}"),
+    ]  # fmt: skip
+    if s.reads_values:
+        rows += [
+            (viz.matrix_picture(s.v, signed=True), f"V {_shape(s.v)}", "V = context·W_v", f"{_shape(s.v)}", "what each key hands over when it is chosen"),
+            (viz.matrix_picture(s.head_output, signed=True), f"Z = A·V {_shape(s.head_output)}", "3. read: Z = softmax(S/√d)·V",
+             f"{_shape(s.weights)} · {_shape(s.v)} → {_shape(s.head_output)}", "each row is a weighted sum of the rows of V"),
+            (viz.matrix_picture(s.concat, signed=True, grid_every=(0, hd)), f"concat {_shape(s.concat)}", f"concatenate the {s.num_heads} heads",
+             f"{s.num_heads} × ({Lq}×{hd}) → {_shape(s.concat)}", "each head's Z side by side (dark lines separate heads)"),
+            (viz.matrix_picture(s.output, signed=True), f"out_proj {_shape(s.output)}", "mix: out_proj", f"{_shape(s.concat)} · {s.dim}×{s.dim} → {_shape(s.output)}",
+             f"one linear layer combines the heads' evidence; max difference from the model's output: {s.max_output_error:.1e}"),
+        ]  # fmt: skip
+    stages = [(pic, cap) for pic, cap, *_ in rows]
+    table = "| stage | shapes | what it is |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for _, _, a, b, c in rows)
+    toks = s.word_tokens[w]
+    for name, title in (("scores", "Q·Kᵀ"), ("scaled", "÷√d"), ("weights", "softmax")):
+        a = getattr(s, name)
+        m = (a[toks].mean(0) if t2i else (a[:, toks].sum(1) if name == "weights" else a[:, toks].mean(1))).reshape(s.grid)
+        signed = name != "weights"
+        pic = viz.grid_map_overlay(image, m, signed=signed, limit=None if not signed else float(np.abs(m).max()), height=STEP_THUMB)
+        stages.append((pic, f"{word_name}: {title}"))
+    how = "its row of S, S/√d and the softmax" if t2i else "its column: every patch's score for it, and the weight every patch gives it"
+    text = (
+        f"**Layer {s.layer}, head {s.head}, {'text → image' if t2i else 'image → text'}**: {Lq} queries, {Lk} keys, head width "
+        f"d = {hd} (= {s.dim} / {s.num_heads} heads); the caption has T = {T} tokens with [CLS] and [SEP], the image "
+        f"P = {s.grid[0]}×{s.grid[1]} = {s.grid[0] * s.grid[1]} patches. The last three pictures follow the word "
+        f"**{md_text(word_name)}** through the stages on the patch grid ({how}).\n\n{table}"
+    )
+    if not s.reads_values:
+        text += ("\n\n*No stage 3 here:* in the last fusion layer nothing reads the image stream any more (the match "
+                 "and grounded heads read the text), so this direction computes only where each patch looks: no V, no "
+                 "output. Pick an earlier layer to see the weighted sum with V.")  # fmt: skip
+    hm = explain.head_maps(trace, w, s.layer)
+    vmax = float(max(hm.heads.max(), hm.mean.max())) or 1.0
+    per_head = [(viz.grid_map_overlay(image, m, vmax=vmax, height=STEP_THUMB), f"head {h}") for h, m in enumerate(hm.heads)]
+    per_head.append((viz.grid_map_overlay(image, hm.mean, vmax=vmax, height=STEP_THUMB), f"mean of {len(hm.heads)} heads"))
+    text += (
+        f"\n\nThe heads below (text → image, layer {s.layer}): the strongest weight and the entropy of each head's map "
+        f"(a flat map has {math.log2(hm.heads[0].size):.2f} bits, a single patch 0): "
+        + ", ".join(f"head {h}: {p:.3f} / {e:.2f} bits" for h, (p, e) in enumerate(zip(hm.peaks, hm.entropy)))
+        + "."
+    )
+    data = s.summary()
+    data.update(word=word_name, word_index=w, head_peaks=hm.peaks, head_entropy_bits=hm.entropy)
+    return StepsView(stages, text, per_head, data)
+
+
+# ---- Positions -------------------------------------------------------------------------------------
+@dataclass
+class PositionsView:
+    pe: Image.Image
+    similarity: Image.Image
+    curves: list[dict]  #: rows (dimension, value, position) for a line plot
+    dims: list[dict]  #: rows (position, value, dimension) for a line plot
+    grid_picture: Image.Image
+    data: dict = field(repr=False)
+
+
+def positions_view(grounder, image: Image.Image | None = None, n: int = 32, dim: int = 64, positions: list[int] | None = None,
+                   row: int | None = None, col: int | None = None) -> PositionsView:  # fmt: skip
+    """Sinusoidal encodings: the PE matrix, PE·PEᵀ, a few positions as curves, a few
+    dimensions across positions, and the 2-D encoding of the image's patch grid."""
+    p = explain.positional_1d(n, dim, positions)
+    grid = explain.model_grid(grounder, image)
+    row = grid[0] // 2 if row is None else row
+    col = grid[1] // 2 if col is None else col
+    g = explain.grid_similarity(grid, row, col, dim=dim if dim % 4 == 0 else dim + 2, grounder=grounder)
+    curves = [{"dimension": d, "value": float(v), "position": f"pos {pos}"} for pos, vec in zip(p.positions, p.curves) for d, v in enumerate(vec)]
+    dims = sorted({0, 1, dim // 2, dim - 2, dim - 1})
+    lines = [{"position": i, "value": float(p.pe[i, d]), "dimension": f"dim {d} ({'sin' if d % 2 == 0 else 'cos'})"} for d in dims for i in range(n)]
+    ps = grounder.processor.patch_size
+    base = image if image is not None else Image.new("RGB", (grid[1] * ps, grid[0] * ps), (128, 128, 128))
+    sim_pic = viz.draw_patch_grid(viz.grid_map_overlay(base, g.similarity, signed=True, limit=1.0, height=320), grid, (row, col))
+    data = {"n": n, "dim": dim, "positions": p.positions, "diagonal_spread": p.diagonal_spread, "grid": list(grid),
+            "patch": [row, col], "grid_encoding": g.source, "grid_encoding_dim": g.dim,
+            "grid_similarity": np.round(g.similarity, 4).tolist()}  # fmt: skip
+    return PositionsView(viz.matrix_picture(p.pe, signed=True, limit=1.0), viz.matrix_picture(p.similarity, signed=True),
+                         curves, lines, sim_pic, data)  # fmt: skip
