@@ -175,7 +175,7 @@ class Grounding:
             if foreign:
                 raise ValueError(f"{folder} holds files that are not a saved result ({', '.join(foreign[:5])}"
                                  f"{', ...' if len(foreign) > 5 else ''}): pass a new or empty folder")  # fmt: skip
-            if folder == Path.cwd():
+            if os.path.samefile(folder, os.getcwd()):
                 raise ValueError(f"cannot replace the current folder {folder} by a result: pass a subfolder such as out/")
         if os.path.lexists(folder) and not folder.is_symlink() and not folder.is_dir():
             raise NotADirectoryError(f"{folder} is a file, not a folder: pass a folder path or remove the file")

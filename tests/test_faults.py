@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -112,6 +113,15 @@ def test_save_refuses_a_folder_holding_other_files_and_leaves_it_alone(tmp_path)
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError, match="is a file"):
         result(["red"]).save(tmp_path / "file")
+
+
+def test_save_refuses_to_replace_the_current_folder(tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    result(["red"]).save(here)  # a result folder, but the process works in it
+    monkeypatch.chdir(here)
+    with pytest.raises(ValueError, match="current folder"):
+        result(["blue"]).save(".")
+    assert Grounding.load(here).words == ["red"]
 
 
 @pytest.mark.parametrize("fail_at", ["maps", "overlay", "swap"])
@@ -215,6 +225,42 @@ def test_cli_ends_write_failures_with_one_line_and_exit_code_2(tmp_path, monkeyp
             code, err = run(disk / "out")
             assert code == 2 and "No space left on device" in err and err.count("\n") == 1
             assert os.listdir(disk) == []
+
+
+def test_a_kill_during_a_save_leaves_the_earlier_result_or_the_new_one(tmp_path):
+    """kill -9 while the overlays are being written: the folder holds the earlier result or
+    the whole new one, and no half-written file (the hidden temporary folder beside it may stay)."""
+    out = tmp_path / "out"
+    result(["red"]).save(out)
+    before = snapshot(out)
+    code = f"""
+import sys
+sys.path.insert(0, {str(ROOT / "tests")!r})
+from test_faults import result
+result(["blue", "square", "big", "small"], size=(1600, 1200), seed=3).save({str(out)!r})
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    deadline = time.time() + 60
+    while proc.poll() is None and time.time() < deadline and not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
+        time.sleep(0.005)
+    time.sleep(0.2)  # in the middle of the overlays
+    proc.kill()
+    proc.wait()
+    after = snapshot(out)
+    new = ["00_blue.png", "01_square.png", "02_big.png", "03_small.png", "grounding.json", "maps.npy"]
+    assert after == before or (sorted(after) == new and Grounding.load(out).words == ["blue", "square", "big", "small"])
+
+def test_eval_writes_its_json_and_table_through_planted_symlinks_never(tiny_checkpoint, tmp_path, capsys):
+    from mmattn.evaluate import main
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    for name in ("metrics.json", "table.md"):
+        (tmp_path / name).symlink_to(outside)
+    main([str(tiny_checkpoint), "--scenes", "2", "--sets", "train", "--json", str(tmp_path / "metrics.json"), "--md", str(tmp_path / "table.md")])
+    assert outside.read_text() == "precious"
+    assert not (tmp_path / "metrics.json").is_symlink() and "results" in json.loads((tmp_path / "metrics.json").read_text())
+    assert (tmp_path / "table.md").read_text() == capsys.readouterr().out
 
 
 # ---- checkpoints: checked before anything is built -----------------------------------------
@@ -494,15 +540,3 @@ def test_every_checkpoint_file_is_fsynced_before_the_folder_is_moved_into_place(
     files = {str(tmp_path / "last.tmp" / f.name) for f in (tmp_path / "last").iterdir()}
     assert files <= synced and tmp in synced
 
-
-def test_eval_writes_its_json_and_table_through_planted_symlinks_never(tiny_checkpoint, tmp_path, capsys):
-    from mmattn.evaluate import main
-
-    outside = tmp_path / "outside.txt"
-    outside.write_text("precious")
-    for name in ("metrics.json", "table.md"):
-        (tmp_path / name).symlink_to(outside)
-    main([str(tiny_checkpoint), "--scenes", "2", "--sets", "train", "--json", str(tmp_path / "metrics.json"), "--md", str(tmp_path / "table.md")])
-    assert outside.read_text() == "precious"
-    assert not (tmp_path / "metrics.json").is_symlink() and "results" in json.loads((tmp_path / "metrics.json").read_text())
-    assert (tmp_path / "table.md").read_text() == capsys.readouterr().out
