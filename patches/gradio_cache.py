@@ -26,6 +26,7 @@ from pathlib import Path
 from gradio import processing_utils
 from PIL import Image
 
+ORIGINAL = processing_utils.save_pil_to_cache  #: gradio's own (the upstream check reads it)
 PNG_LEVEL = 1
 JPEG_QUALITY = 90
 
