@@ -17,14 +17,22 @@ def colorize(values: np.ndarray, vmin: float = 0.0, vmax: float = 1.0) -> np.nda
     return RAMP[idx.astype(np.uint8)]
 
 
+#: rows blended at once by overlay_map: a 4000-pixel-wide band is about 12 MB of temporaries
+OVERLAY_ROWS = 256
+
+
 def overlay_map(image: Image.Image, m: np.ndarray, box=None, alpha: float = 0.6) -> Image.Image:
     """Blend a (H, W) map in [0, 1] over ``image`` (same size): strong values are opaque,
     weak ones let the image through; draw ``box`` (x0, y0, x1, y1) if given."""
     base = np.asarray(image.convert("RGB"))  # (H, W, 3) uint8
-    m = np.clip(np.asarray(m, np.float32), 0, 1)
-    heat = RAMP[(m * 255).astype(np.uint8)]  # colorize(m), without its float64 copy
-    out = base + (alpha * m)[..., None] * (heat.astype(np.float32) - base)  # base * (1 - a m) + heat * a m
-    im = Image.fromarray(out.clip(0, 255).astype(np.uint8))
+    out = np.empty_like(base)
+    for r in range(0, base.shape[0], OVERLAY_ROWS):  # a band of rows at a time: small temporaries
+        rows = slice(r, r + OVERLAY_ROWS)
+        mm = np.clip(np.asarray(m[rows], np.float32), 0, 1)
+        heat = RAMP[(mm * 255).astype(np.uint8)]  # colorize(mm), without its float64 copy
+        b = base[rows]
+        out[rows] = (b + (alpha * mm)[..., None] * (heat.astype(np.float32) - b)).clip(0, 255)  # b (1 - a m) + heat a m
+    im = Image.fromarray(out)
     if box is not None:
         ImageDraw.Draw(im).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(0, 255, 255), width=max(1, min(im.size) // 100))
     return im

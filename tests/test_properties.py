@@ -184,3 +184,18 @@ def test_json_round_trip_keeps_the_result(g, image, caption):
     back = Grounding.from_json(r.to_json(maps=True))
     assert (back.words, back.boxes, back.grounded, back.size, back.grid) == (r.words, r.boxes, r.grounded, r.size, r.grid)
     np.testing.assert_allclose(back.patch_maps, r.patch_maps, atol=1e-6)
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(height=st.integers(1, 600), width=st.integers(1, 60), seed=st.integers(0, 2**32 - 1), alpha=st.floats(0, 1))
+def test_overlay_is_the_blend_of_image_and_colour_ramp(height, width, seed, alpha):
+    """overlay_map (in bands of rows, in float32) is image * (1 - a m) + ramp(m) * a m, to one grey level."""
+    from mmattn.viz import colorize, overlay_map
+
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    m = rng.random((height, width)) * 1.4 - 0.2  # values outside [0, 1] are clipped
+    w = alpha * np.clip(m, 0, 1)[..., None]
+    expected = image * (1 - w) + colorize(m) * w
+    got = np.asarray(overlay_map(Image.fromarray(image), m, alpha=alpha))
+    assert got.shape == image.shape and np.abs(got - expected).max() <= 1.0
