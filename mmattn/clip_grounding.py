@@ -18,6 +18,12 @@ the same outputs, so grounding, maps, flags, boxes and export are the shared cod
   Punctuation is dropped from the results as usual. Every word is known: byte-level BPE
   reads any text (CLIP was trained on English).
 - **Weights** load from safetensors only (``use_safetensors=True``), never from pickles.
+- **Hub ids** are read from the local Hugging Face cache first, without a request; the hub
+  is asked only for what is missing, and only after it answered one request within
+  ``HUB_TIMEOUT`` (:func:`hub_reachable`; never under ``HF_HUB_OFFLINE=1``). Otherwise a
+  cached model loads from its cached folder, and an uncached one fails at once with a
+  one-line :class:`~mmattn.model.CheckpointError` saying what to do (no retries, no chained
+  traceback).
 """
 
 from __future__ import annotations
@@ -108,32 +114,36 @@ def hub_reachable(timeout: float = HUB_TIMEOUT) -> bool:
 
 def _offline_error(name: str) -> CheckpointError:
     return CheckpointError(
-        f"{name!r} is not a local folder, and it is not in the Hugging Face cache while the hub cannot be reached "
-        f"(no network, or HF_HUB_OFFLINE=1): run python -c \"import mmattn; mmattn.Grounder.from_pretrained('{name}')\" "
-        "once with network access to cache it, or pass the path of a local checkpoint folder "
-        "(config.json, model.safetensors, tokenizer and preprocessor files)"
+        f"{name!r} is not in the Hugging Face cache and the hub cannot be reached (no network, or HF_HUB_OFFLINE=1): "
+        f"run python -c \"import mmattn; mmattn.Grounder.from_pretrained('{name}')\" once with network access, "
+        "or pass a local checkpoint folder (config.json, model.safetensors, tokenizer and preprocessor files)"
     )
 
 
 def _hub_file(name: str, filename: str, required: bool = True) -> str | None:
-    """One file of hub repo ``name``: from the local cache if it is there, else downloaded when
-    the hub answers (:func:`hub_reachable`); errors say what to do, in one line, without the
-    hub library's retries (about 30 s without a network) or chained tracebacks."""
-    from huggingface_hub import hf_hub_download
+    """One file of hub repo ``name``: from the local cache if it is there (read without any
+    request), else downloaded when the hub answers (:func:`hub_reachable`); errors say what
+    to do, in one line, without the hub library's retries (about 30 s without a network) or
+    chained tracebacks."""
+    import huggingface_hub
     from huggingface_hub.errors import EntryNotFoundError, HFValidationError, RepositoryNotFoundError
 
     try:
-        return hf_hub_download(repo_id=name, filename=filename, local_files_only=True)
-    except EntryNotFoundError:  # LocalEntryNotFoundError (not cached) is a subclass
-        pass
+        cached = huggingface_hub.try_to_load_from_cache(repo_id=name, filename=filename)
     except HFValidationError:
-        raise CheckpointError(f"{name!r} is neither a local folder nor a hub id like 'openai/clip-vit-base-patch16': check the path") from None
+        raise CheckpointError(
+            f"{name!r} is neither a local folder nor a hub id like 'openai/clip-vit-base-patch16': check the path"
+        ) from None
+    if isinstance(cached, str):
+        return cached
+    if cached is not None and not required:  # the cache knows that the repo has no such file
+        return None
     if not hub_reachable():
         if not required:  # an optional file that is not cached: the repo was cached without it
             return None
         raise _offline_error(name) from None
     try:
-        return hf_hub_download(repo_id=name, filename=filename, etag_timeout=HUB_TIMEOUT)
+        return huggingface_hub.hf_hub_download(repo_id=name, filename=filename, etag_timeout=HUB_TIMEOUT)
     except EntryNotFoundError:
         if not required:
             return None
@@ -218,6 +228,7 @@ class ClipGrounder(Grounder):
         processor = ClipProcessor(tokenizer, image_processor, image_size=cfg.image_size, patch_size=cfg.patch_size)
         super().__init__(model, processor, name=name, device=device, precision=precision)
         self._known = _EveryWord()
+        self.checks_world = False  # CLIP reads photographs
         self.image_processor = image_processor
         self.trained = trained
         self.backend = f"CLIP backend, {'trained' if trained else 'zero-shot'} fusion"
@@ -228,22 +239,34 @@ class ClipGrounder(Grounder):
 
         ``overrides`` change :class:`~mmattn.clip.ClipGroundingConfig` fields, e.g.
         ``image_size=336`` or ``num_heads=8`` (zero-shot only: a trained fusion keeps its own)."""
-        from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
-        from transformers.utils import logging as hf_logging
-
         path = os.fspath(path)
         local = os.path.isdir(path)
         if not local and not _is_hub_id(path):
             raise CheckpointError(f"no checkpoint folder at {path!r}: check the path")
+        config_file = os.path.join(path, "config.json") if local else _hub_file(path, "config.json")
         saved_file = os.path.join(path, FUSION_CONFIG) if local else _hub_file(path, FUSION_CONFIG, required=False)
         saved = _read_json(saved_file) if saved_file and os.path.isfile(saved_file) else None
+        # a hub id the hub cannot serve now loads from its cached snapshot folder, as a local
+        # folder: the hub library would otherwise try (and retry) the network for every file
+        cache_only = not local and not hub_reachable()
+        source = os.path.dirname(config_file) if cache_only else path
+        # late (seconds on first import): a hub id that is not cached has failed by now
+        from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+        from transformers.utils import logging as hf_logging
+
         hf_logging.disable_progress_bar()
         try:
-            clip = CLIPModel.from_pretrained(path, attn_implementation="eager", use_safetensors=True).eval()
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            processor = CLIPImageProcessor.from_pretrained(path)
+            clip = CLIPModel.from_pretrained(source, attn_implementation="eager", use_safetensors=True).eval()
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            processor = CLIPImageProcessor.from_pretrained(source)
         except (OSError, ValueError) as e:
-            raise CheckpointError(f"could not load the CLIP checkpoint {path!r}: {e}") from e
+            if cache_only:
+                log.debug("loading %r from the cache only: %s", path, e)
+                raise CheckpointError(
+                    f"{path!r} is only partly in the Hugging Face cache and the hub cannot be reached (no network, or "
+                    "HF_HUB_OFFLINE=1): run once with network access to complete it, or pass a local checkpoint folder"
+                ) from None
+            raise CheckpointError(f"could not load the CLIP checkpoint {path!r}: {_first_line(e)}") from e
         vc = clip.config.vision_config
         fields = {"dim": clip.config.projection_dim, "patch_size": vc.patch_size, "image_size": vc.image_size,
                   "temperature": float(clip.logit_scale.detach().exp())}  # fmt: skip
