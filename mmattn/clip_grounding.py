@@ -1,9 +1,10 @@
 """The CLIP backend behind the grounding API: ``Grounder.from_pretrained("openai/clip-vit-base-patch16")``.
 
 A CLIP checkpoint is a folder (or hub id) in transformers' standard layout: ``config.json``
-with ``model_type: clip``, ``model.safetensors``, the tokenizer files and
-``preprocessor_config.json``. A checkpoint trained with ``mmattn train --clip`` adds
-``mmattn_clip.json`` (the fusion config) and ``mmattn_fusion.safetensors`` (its weights).
+with ``model_type: clip`` (or ``chinese_clip``: :mod:`mmattn.chinese_clip`),
+``model.safetensors``, the tokenizer files and ``preprocessor_config.json``. A checkpoint
+trained with ``mmattn train --clip`` adds ``mmattn_clip.json`` (the fusion config) and
+``mmattn_fusion.safetensors`` (its weights).
 
 What differs from the shipped model is only the preprocessing (:class:`ClipProcessor`); the model (:class:`mmattn.clip.ClipGroundingModel`) returns
 the same outputs, so grounding, maps, flags, boxes and export are the shared code's.
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 FUSION_CONFIG = "mmattn_clip.json"  #: fusion config of a trained checkpoint
 FUSION_WEIGHTS = "mmattn_fusion.safetensors"  #: fusion weights of a trained checkpoint
+CLIP_TYPES = ("clip", "chinese_clip")  #: config.json model types that the CLIP backend loads
 WORD = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]+")  #: a word: letters/digits (inner apostrophes), or punctuation
 
 
@@ -172,7 +174,8 @@ def _read_json(file: str | os.PathLike) -> dict:
 
 
 def is_clip_checkpoint(path: str | os.PathLike) -> bool:
-    """Does ``path`` (a folder or hub id) hold a CLIP checkpoint (``config.json`` with ``model_type: clip``)?
+    """Does ``path`` (a folder or hub id) hold a CLIP checkpoint (``config.json`` with
+    ``model_type`` ``clip`` or ``chinese_clip``)?
 
     A local folder is only inspected; a hub id is looked up (download or cache), which raises
     :class:`~mmattn.model.CheckpointError` with what to do when it is not cached offline."""
@@ -182,12 +185,12 @@ def is_clip_checkpoint(path: str | os.PathLike) -> bool:
         if not os.path.isfile(file):
             return False
         try:
-            return _read_json(file).get("model_type") == "clip"
+            return _read_json(file).get("model_type") in CLIP_TYPES
         except CheckpointError:
             return False  # the mmattn loader reports it
     if not _is_hub_id(path):
         return False  # a missing folder: the mmattn loader says so
-    return _read_json(_hub_file(path, "config.json")).get("model_type") == "clip"
+    return _read_json(_hub_file(path, "config.json")).get("model_type") in CLIP_TYPES
 
 
 class ClipProcessor(Processor):
@@ -220,6 +223,7 @@ class ClipGrounder(Grounder):
     """A :class:`~mmattn.grounding.Grounder` on a :class:`~mmattn.clip.ClipGroundingModel`
     with a :class:`ClipProcessor`."""
 
+    config_defaults: dict = {}  #: ClipGroundingConfig fields this backend sets before the checkpoint's and the caller's
     methods = (*METHODS, "legrad")  #: LeGrad reads CLIP's vision tower (mmattn.legrad)
 
     def __init__(self, model: ClipGroundingModel, tokenizer, image_processor, *, name: str = "clip", device: str | torch.device = "cpu",
@@ -244,21 +248,30 @@ class ClipGrounder(Grounder):
         if not local and not _is_hub_id(path):
             raise CheckpointError(f"no checkpoint folder at {path!r}: check the path")
         config_file = os.path.join(path, "config.json") if local else _hub_file(path, "config.json")
+        kind = _read_json(config_file).get("model_type") if os.path.isfile(config_file) else "clip"
+        if kind == "chinese_clip":
+            from .chinese_clip import ChineseClipGrounder  # Chinese-CLIP: a BERT text tower, Chinese words
+
+            if not issubclass(cls, ChineseClipGrounder):
+                return ChineseClipGrounder.from_pretrained(path, device=device, precision=precision, **overrides)
         saved_file = os.path.join(path, FUSION_CONFIG) if local else _hub_file(path, FUSION_CONFIG, required=False)
         saved = _read_json(saved_file) if saved_file and os.path.isfile(saved_file) else None
         # a hub id the hub cannot serve now loads from its cached snapshot folder, as a local
         # folder: the hub library would otherwise try (and retry) the network for every file
         cache_only = not local and not hub_reachable()
         source = os.path.dirname(config_file) if cache_only else path
-        # late (seconds on first import): a hub id that is not cached has failed by now
-        from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+        import transformers  # late (seconds on first import): a hub id that is not cached has failed by now
         from transformers.utils import logging as hf_logging
 
+        if kind == "chinese_clip":
+            model_class, image_class = transformers.ChineseCLIPModel, transformers.ChineseCLIPImageProcessor
+        else:
+            model_class, image_class = transformers.CLIPModel, transformers.CLIPImageProcessor
         hf_logging.disable_progress_bar()
         try:
-            clip = CLIPModel.from_pretrained(source, attn_implementation="eager", use_safetensors=True).eval()
-            tokenizer = AutoTokenizer.from_pretrained(source)
-            processor = CLIPImageProcessor.from_pretrained(source)
+            clip = model_class.from_pretrained(source, attn_implementation="eager", use_safetensors=True).eval()
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+            processor = image_class.from_pretrained(source)
         except (OSError, ValueError) as e:
             if cache_only:
                 log.debug("loading %r from the cache only: %s", path, e)
@@ -269,7 +282,7 @@ class ClipGrounder(Grounder):
             raise CheckpointError(f"could not load the CLIP checkpoint {path!r}: {_first_line(e)}") from e
         vc = clip.config.vision_config
         fields = {"dim": clip.config.projection_dim, "patch_size": vc.patch_size, "image_size": vc.image_size,
-                  "temperature": float(clip.logit_scale.detach().exp())}  # fmt: skip
+                  "temperature": float(clip.logit_scale.detach().exp()), **cls.config_defaults}  # fmt: skip
         if saved is not None:  # fusions trained before NACLIP saved no "dense": they were trained on MaskCLIP features
             fields |= {"dense": "maskclip", **saved.get("config", {})}
         fields |= overrides
