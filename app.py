@@ -47,6 +47,7 @@ from mmattn.grounding import Grounder, resolve_checkpoint  # noqa: E402
 from mmattn.image import load_image  # noqa: E402
 from mmattn.tokenizer import MAX_TOKENS  # noqa: E402
 from mmattn.tracecache import TraceCache, image_digest  # noqa: E402
+from mmattn.vocabulary import model_world  # noqa: E402
 from patches import gradio_cache, gradio_inputs, gradio_uploads  # noqa: E402
 
 gradio_cache.install()
@@ -79,6 +80,8 @@ MODEL_INFO = (
     f"{CFG.image_size} px with {CFG.patch_size} px patches, captions up to {MAX_TOKENS - 2} tokens."
 )
 HEAD_CHOICES = ["mean", "max", *map(str, range(H))]
+#: the shapes world the shipped kind of model knows, said on the page (None for photo backends)
+WORLD = model_world(GROUNDER.tokenizer) if GROUNDER.checks_world else None
 LANGUAGES = " or ".join({"en": "English", "zh": "Chinese"}.get(x, x) for x in GROUNDER.processor.languages)
 
 
@@ -479,6 +482,9 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                 "(each word gets a map over the image's patches) and **image queries text** (each patch gets a "
                 f"distribution over the words). {LANGUAGES} captions.", elem_id="title")  # fmt: skip
     gr.Markdown(MODEL_INFO, elem_id="model_info")
+    if WORLD is not None:
+        with gr.Accordion("What this model knows / 模型认识什么", open=False, elem_id="world"):
+            gr.Markdown(WORLD.describe("en") + "\n\n" + WORLD.describe("zh"))
     question = gr.State(None)
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=320):

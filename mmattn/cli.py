@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: mmattn {train,eval,ground} ...
+USAGE = """usage: mmattn {train,eval,ground,world} ...
 
   train    train a grounding model on generated shapes scenes
            (--clip FOLDER [--jsonl FILE]: train the CLIP backend's fusion instead)
   eval     evaluate a checkpoint on held-out scenes (pointing, boxes, match, ...)
   ground   ground a caption in an image: overlays and JSON
+  world    what a model knows: its shapes, colours, sizes and relations (--lang zh for Chinese)
 
 Run `mmattn COMMAND --help` for the options of each."""
 
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
         from .evaluate import main as run
     elif command == "ground":
         from .ground_cli import main as run
+    elif command == "world":
+        from .world_cli import main as run
     else:
         sys.stderr.write(f"mmattn: unknown command {command!r}\n\n{USAGE}\n")
         raise SystemExit(2)

@@ -30,6 +30,7 @@ from .batches import CONTENT, _attribute_present
 from .data import SHIFTED, TRAIN, make_sample
 from .maps import box_iou, boxes_from_maps, peak_points, reduce_heads, word_matrix
 from .processor import MmattnProcessor
+from .worldcheck import abstention_rate
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def evaluate(model, tokenizer, samples, *, layer: int = -1, heads="mean", batch_
         "image_to_text": mean(i2t_hits),
         "match": {"all": mean(all_match), **{k: mean(v) for k, v in sorted(match.items())}, "pairwise": mean(pairs)},
         "grounded": {"precision": tp / max(1.0, float(pred.sum())), "recall": tp / max(1.0, float(truth.sum()))},
+        "abstained": abstention_rate(s.image for s in samples),  # scenes wrongly flagged as outside the shapes world
     }
 
 
@@ -143,7 +145,8 @@ def markdown(results: dict[str, dict]) -> str:
     ]
     for k in ("true", "colour", "shape", "size", "relation", "pairwise"):
         rows.append((f"match, {k}", lambda m, k=k: m["match"].get(k)))
-    rows += [("grounded precision", lambda m: m["grounded"]["precision"]), ("grounded recall", lambda m: m["grounded"]["recall"])]
+    rows += [("grounded precision", lambda m: m["grounded"]["precision"]), ("grounded recall", lambda m: m["grounded"]["recall"]),
+             ("flagged as not the shapes world", lambda m: m.get("abstained"))]  # fmt: skip
     lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for label, get in rows:
         cells = []

@@ -36,6 +36,8 @@ from .processor import MmattnProcessor, Processor
 from .result import Grounding
 from .tokenizer import load_tokenizer
 from .trace import DEFAULT_LAYER, GROUNDED_THRESHOLD, METHODS, AttentionInputs, Trace, truncation_notice
+from .vocabulary import suggest
+from .worldcheck import check_image
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ class Grounder:
 
     backend = "mmattn"  #: which kind of model grounds (shown by the demo)
     methods = METHODS  #: the map methods this backend offers
+    #: whether images are checked against the shapes world (mmattn.worldcheck) before grounding:
+    #: the mmattn backend is trained on generated shapes scenes only
+    checks_world = True
 
     def __init__(self, model: GroundingModel, processor: Processor, *, name: str = "mmattn",
                  device: str | torch.device = "cpu", precision: str = "auto"):  # fmt: skip
@@ -243,6 +248,7 @@ class Grounder:
         traces = []
         for b, (image, cap) in enumerate(zip(images, caps)):
             n = len(cap.tokens)
+            unknown = [w for w in cap.words if not self.knows(w)]
             recorded = None
             if inputs:
                 recorded = {}
@@ -258,7 +264,8 @@ class Grounder:
                 caption=cap, image=image, model_size=model_size, grid=(gh, gw),
                 text_to_image=[a[b, :, :n] for a in t2i], image_to_text=[a[b, :, :, :n] for a in i2t],
                 grounded_logits=grounded[b, :n], match_logit=float(match[b]), relation_logit=float(relation[b]),
-                unknown_words=[w for w in cap.words if not self.knows(w)],
+                unknown_words=unknown, suggestions={w: h for w in unknown if (h := suggest(w, self._known))},
+                world=check_image(image) if self.checks_world else None,
                 gradients=[g[b, :, :n] for g in gr] if gr is not None else None, inputs=recorded,
                 model_name=self.name, precision=precision,
                 notice=truncation_notice(cap),

@@ -61,6 +61,9 @@ class Grounding:
     unknown_words: list[str] = field(default_factory=list)  #: words the model's vocabulary lacks
     truncated: bool = False
     notice: str | None = None  #: a message for the user (e.g. the caption was truncated)
+    #: the image is not from the world the model was trained on (a photograph for the shapes
+    #: model): no word is marked grounded, and ``notice`` says what to use instead
+    out_of_world: bool = False
     method: str = "attention"
     layer: int = -1
     heads: str | int = "mean"
@@ -127,6 +130,7 @@ class Grounding:
             "unknown_words": self.unknown_words,
             "truncated": self.truncated,
             "notice": self.notice,
+            "out_of_world": self.out_of_world,
             "method": self.method,
             "layer": self.layer,
             "heads": self.heads,
@@ -148,7 +152,7 @@ class Grounding:
             boxes=[tuple(b) if b else None for b in d["boxes"]], match_score=d["match_score"],
             relation_score=d.get("relation_score", 0.0), grounded_scores=d.get("grounded_scores", []),
             image_to_text=np.asarray(d.get("image_to_text", []), np.float32), grid=grid,
-            unknown_words=d.get("unknown_words", []), truncated=d.get("truncated", False), notice=d.get("notice"),
+            unknown_words=d.get("unknown_words", []), truncated=d.get("truncated", False), notice=d.get("notice"), out_of_world=d.get("out_of_world", False),
             method=d.get("method", "attention"), layer=d.get("layer", -1), heads=d.get("heads", "mean"),
             model_name=d.get("model", ""),
         )  # fmt: skip

@@ -25,6 +25,8 @@ from .maps import boxes_from_maps, reduce_heads, word_matrix
 from .processor import Caption
 from .result import Grounding, RawAttention
 from .tokenizer import MAX_TOKENS
+from .vocabulary import unknown_word_message
+from .worldcheck import WorldCheck
 
 METHODS = ("attention", "rollout", "gradcam")
 DIRECTIONS = ("text_to_image", "image_to_text")
@@ -63,6 +65,24 @@ class Trace:
     model_name: str = ""
     precision: str = "float32"  #: the arithmetic of this forward pass
     notice: str | None = None  #: what the user should know about this result (e.g. truncated caption)
+    #: whether the image looks like the model's training world (None: the backend does not check)
+    world: WorldCheck | None = None
+    suggestions: dict[str, str] = field(default_factory=dict)  #: unknown word -> a close known word ("did you mean")
+
+    @property
+    def out_of_world(self) -> bool:
+        """The image is not from the world the model knows: nothing is marked grounded."""
+        return self.world is not None and not self.world.in_world
+
+    def notices(self, lang: str = "en") -> list[str]:
+        """Everything the user should know about this trace, in plain sentences."""
+        out = []
+        if self.out_of_world:
+            out.append(out_of_world_message(self.world, lang))
+        if self.notice:
+            out.append(self.notice[0].upper() + self.notice[1:] + ".")
+        out += [unknown_word_message(w, self.suggestions.get(w), lang) for w in dict.fromkeys(self.unknown_words)]
+        return out
 
     # ---- what it is ------------------------------------------------------------------
     @property
@@ -164,7 +184,7 @@ class Trace:
         maps = self.word_patch_maps(method, layer, heads)
         scores = self.grounded_scores
         unknown = set(self.unknown_words)
-        grounded = [s > GROUNDED_THRESHOLD and w not in unknown for s, w in zip(scores, self.words)]
+        grounded = [s > GROUNDED_THRESHOLD and w not in unknown and not self.out_of_world for s, w in zip(scores, self.words)]
         width, height = self.size
         found = [i for i, g in enumerate(grounded) if g]
         boxes: list = [None] * len(self.words)
@@ -175,7 +195,7 @@ class Trace:
             caption=self.caption.text, words=list(self.words), image=self.image, grid=tuple(self.grid), size=self.size,
             patch_maps=maps, image_to_text=self.patch_words(layer, heads), grounded=grounded, grounded_scores=scores,
             boxes=boxes, match_score=self.match_score, relation_score=self.relation_logit, unknown_words=list(self.unknown_words),
-            truncated=self.caption.truncated, notice=self.notice, method=method, layer=layer, heads=heads, model_name=self.model_name,
+            truncated=self.caption.truncated, notice=" ".join(self.notices()) or None, out_of_world=self.out_of_world, method=method, layer=layer, heads=heads, model_name=self.model_name,
             raw=RawAttention(tokens=list(self.tokens), word_ids=list(self.caption.word_ids), text_to_image=list(self.text_to_image),
                              image_to_text=list(self.image_to_text)) if raw else None,
         )  # fmt: skip
@@ -188,8 +208,17 @@ class Trace:
             "match_score": round(self.match_score, 6), "relation_score": round(self.relation_logit, 6),
             "grounded_scores": [round(s, 6) for s in self.grounded_scores], "unknown_words": self.unknown_words,
             "truncated": self.caption.truncated, "gradients": self.gradients is not None, "inputs": self.inputs is not None,
-            "model": self.model_name, "precision": self.precision, "notice": self.notice,
+            "model": self.model_name, "precision": self.precision, "notices": self.notices(),
+            "out_of_world": self.out_of_world, "suggestions": self.suggestions,
         }  # fmt: skip
+
+
+def out_of_world_message(world: WorldCheck, lang: str = "en") -> str:
+    if lang == "zh":
+        return (f"这张图不像模型训练时的形状世界（{world.reason_zh}），因此没有任何词被标为“找到”。"
+                "照片请用 CLIP 后端：MMATTN_MODEL=openai/clip-vit-base-patch16。")  # fmt: skip
+    return (f"This image does not look like the shapes world the model was trained on ({world.reason}), so no word is "
+            "marked found. For photographs use the CLIP backend: MMATTN_MODEL=openai/clip-vit-base-patch16 (see the README).")  # fmt: skip
 
 
 def truncation_notice(caption: Caption) -> str | None:

@@ -166,27 +166,21 @@ def default_shown(grounded: list[bool]) -> list[int]:
     return [i for i, g in enumerate(grounded) if g] or list(range(len(grounded)))
 
 
-def notice(trace: Trace, relation_score: float, suggestions: dict[str, str] | None = None) -> str:
+def notice(trace: Trace, relation_score: float) -> str:
     """What the user should know about a result, in plain sentences."""
-    parts = []
-    if trace.notice:
-        parts.append(trace.notice[0].upper() + trace.notice[1:] + ".")
-    if abs(relation_score) >= RELATION_SHOWN:
+    parts = trace.notices()
+    if abs(relation_score) >= RELATION_SHOWN and not trace.out_of_world:
         if relation_score > 0:
             parts.append("Relation check: where the words' maps put the two objects agrees with the caption's relation "
                          f"word (left / right / above / below): +{relation_score:.1f} added to the match score's logit.")  # fmt: skip
         else:
             parts.append("Relation check: where the words' maps put the two objects contradicts the caption's relation "
                          f"word (left / right / above / below): {relation_score:.1f} taken from the match score's logit.")  # fmt: skip
-    for w in dict.fromkeys(trace.unknown_words):
-        hint = (suggestions or {}).get(w)
-        parts.append(f"“{w}” is not in the model's vocabulary" + (f": did you mean “{hint}”?" if hint else " (never marked found)."))
     return " ".join(parts) or "Every word is in the model's vocabulary."
 
 
 def ground_view(trace: Trace, *, method: str = "attention", layer: int | None = None, heads: str | int = "mean",
-                show_boxes: bool = True, shown: list[int] | None = None, source_size: tuple[int, int] | None = None,
-                suggestions: dict[str, str] | None = None) -> GroundView:  # fmt: skip
+                show_boxes: bool = True, shown: list[int] | None = None, source_size: tuple[int, int] | None = None) -> GroundView:  # fmt: skip
     """The Ground tab: the words' maps on the image, one colour per word (``shown``: which
     words; default the words found in the image, or all if none is), the per-word rows, the match score, a notice and the JSON. Boxes are
     given in pixels of an image of ``source_size`` (the user's upload, when ``trace`` grounded
@@ -210,7 +204,7 @@ def ground_view(trace: Trace, *, method: str = "attention", layer: int | None = 
     data = r.to_json()
     data.update(boxes=boxes, image_size=list(source_size), model_input_size=list(trace.model_size),
                 colours=colours, precision=trace.precision)  # fmt: skip
-    return GroundView(picture, rows, r.match_score, notice(trace, r.relation_score, suggestions), data)
+    return GroundView(picture, rows, r.match_score, notice(trace, r.relation_score), data)
 
 
 def word_table(rows: list[WordRow]) -> list[list]:

@@ -159,3 +159,21 @@ def test_legend_escapes_words_and_boxes_have_area():
     assert "<b>x" not in html and "&lt;b&gt;" in html
     assert views.scale_box((0, 0, 1, 1), (1, 1), (448, 448)) == [0, 0, 448, 448]
     assert views.scale_box((0, 0, 1, 1), (2000, 2000), (10, 10)) == [0, 0, 1, 1]
+
+
+# ---- what the model knows ------------------------------------------------------------------------------
+def test_photographs_are_outside_the_world_and_nothing_is_found(g):
+    data = pytest.importorskip("skimage.data")
+    for photo in (data.chelsea(), data.coffee(), data.astronaut()):
+        r = g.ground(Image.fromarray(photo), "a small orange circle")
+        assert r.out_of_world and not any(r.grounded) and all(b is None for b in r.boxes)
+        assert "CLIP backend" in r.notice
+    r = g.ground(scene(160, 120), "a red circle")
+    assert not r.out_of_world and any(r.grounded)
+
+
+def test_unknown_words_get_a_suggestion(g):
+    r = g.ground(scene(160, 120), "a red sqare")
+    assert "sqare" in r.unknown_words and "did you mean" in r.notice and "square" in r.notice
+    t = g.trace(scene(160, 120), "a red sqare")
+    assert t.suggestions == {"sqare": "square"}
