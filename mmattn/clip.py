@@ -117,6 +117,7 @@ class ClipTextEncoder(nn.Module):
         self.text_model, self.text_projection = text_model, text_projection
         self.mode = config.text_queries
         self.bos_id, self.eos_id = int(tokenizer.bos_token_id), int(tokenizer.eos_token_id)
+        self.pad_id = self.eos_id  # prompts are padded with <|endoftext|>, as CLIP's tokenizer pads
         vocab = tokenizer.get_vocab()
         size = max(len(tokenizer), text_model.config.vocab_size)
         word_end, function = torch.zeros(size, dtype=torch.bool), torch.zeros(size, dtype=torch.bool)
@@ -136,12 +137,20 @@ class ClipTextEncoder(nn.Module):
     def _embed(self, seqs: list[list[int]], device) -> Tensor:
         """Token-id lists (each [BOS] ... [EOS]) -> (N, E) unit-norm CLIP text embeddings."""
         L = max(map(len, seqs))
-        ids = torch.full((len(seqs), L), self.eos_id, dtype=torch.long, device=device)
+        ids = torch.full((len(seqs), L), self.pad_id, dtype=torch.long, device=device)
         mask = torch.zeros(len(seqs), L, dtype=torch.long, device=device)
         for i, s in enumerate(seqs):
             ids[i, : len(s)], mask[i, : len(s)] = torch.tensor(s, device=device), 1
-        pooled = self.text_model(input_ids=ids, attention_mask=mask).pooler_output  # (N, Dt) at the first [EOS]
+        pooled = self._pooled(self.text_model(input_ids=ids, attention_mask=mask))  # (N, Dt)
         return F.normalize(self.text_projection(pooled), dim=-1)
+
+    def _pooled(self, out) -> Tensor:
+        """The text tower's output -> (N, Dt) the states CLIP projects: at the first <|endoftext|>."""
+        return out.pooler_output
+
+    def _pool_index(self, ids: Tensor, real: Tensor) -> Tensor:
+        """(B,) where each caption is pooled: its first <|endoftext|>."""
+        return (real & (ids == self.eos_id)).int().argmax(-1)
 
     def forward(self, ids: Tensor, mask: Tensor, need_weights: bool = False) -> TextFeatures:
         """ids (B, T), mask (B, T) bool (True = real token) -> :class:`TextFeatures`."""
@@ -149,8 +158,8 @@ class ClipTextEncoder(nn.Module):
         out = self.text_model(input_ids=ids, attention_mask=mask.long(), output_attentions=need_weights)
         hidden = F.normalize(self.text_projection(out.last_hidden_state), dim=-1)  # (B, T, E)
         real = mask.bool()
-        eos_at = (real & (ids == self.eos_id)).int().argmax(-1)  # (B,) the first <|endoftext|>: CLIP's pooling position
-        caption = hidden[torch.arange(B, device=ids.device), eos_at]  # (B, E)
+        pool_at = self._pool_index(ids, real)  # (B,) CLIP's pooling position
+        caption = hidden[torch.arange(B, device=ids.device), pool_at]  # (B, E)
         content = real & (ids != self.bos_id) & (ids != self.eos_id)
         spans = self._words(ids, content)
         function = torch.zeros_like(content)
@@ -167,7 +176,7 @@ class ClipTextEncoder(nn.Module):
             tokens = neutral.expand(B, T, -1).clone()  # (B, T, E): <|startoftext|> and padding read as "a photo."
             for b, run, key in spans:
                 tokens[b, run] = emb[row[key]]
-            tokens[torch.arange(B, device=ids.device), eos_at] = caption  # <|endoftext|> reads the whole caption
+            tokens[torch.arange(B, device=ids.device), pool_at] = caption  # <|endoftext|> reads the whole caption
         attentions = tuple(out.attentions) if need_weights and out.attentions else ()
         return TextFeatures(tokens, caption, neutral, content, function, attentions)
 
@@ -256,7 +265,10 @@ class ClipGroundingModel(nn.Module):
                 f"(projection_dim={clip.config.projection_dim}, patch_size={clip.config.vision_config.patch_size})"
             )
         self.clip_config = clip.config
-        self.text_encoder = ClipTextEncoder(clip.text_model, clip.text_projection, tokenizer, c)
+        text_encoder = ClipTextEncoder
+        if clip.config.model_type == "chinese_clip":  # BERT text tower, pooled at [CLS]
+            from .chinese_clip import ChineseClipTextEncoder as text_encoder
+        self.text_encoder = text_encoder(clip.text_model, clip.text_projection, tokenizer, c)
         self.image_encoder = ClipImageEncoder(clip.vision_model, clip.visual_projection, dense=c.dense, gaussian_std=c.gaussian_std)
         self.fusion = nn.ModuleList(FusionLayer(c.dim, c.num_heads, mlp_ratio=c.mlp_ratio) for _ in range(c.fusion_layers))
         self.scores = ClipScores(c.temperature)

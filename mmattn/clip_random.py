@@ -8,6 +8,7 @@ the real loading and grounding code; its maps mean nothing.
 
     folder = save_random_clip("tiny-clip")              # 2 layers of width 32: tests
     folder = save_random_clip("b16", "vit-b16")         # openai/clip-vit-base-patch16's sizes: timing
+    folder = save_random_chinese_clip("tiny-cn-clip")   # Chinese-CLIP: a BERT text tower and vocab.txt
 """
 
 from __future__ import annotations
@@ -96,4 +97,38 @@ def save_random_clip(folder: str | os.PathLike, size: str = "tiny", *, words=WOR
     for f in files.iterdir():
         f.replace(folder / f.name)  # vocab.json + merges.txt next to tokenizer.json, as on the hub
     files.rmdir()
+    return folder
+
+
+#: the vocabulary of the tiny random Chinese-CLIP: specials, the prompt's characters, a few
+#: Chinese characters and English words, a WordPiece continuation and punctuation
+ZH_VOCAB = (
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "一", "张", "的", "照", "片", "。", "，", "！", ",", "!", ".",
+    "红", "绿", "蓝", "色", "狗", "猫", "草", "地", "天", "空", "树", "车", "人", "球", "在", "上", "下", "左", "右", "和",
+    "a", "an", "the", "photo", "of", "on", "in", "and", "red", "green", "blue", "dog", "cat", "grass", "sky", "tree", "car", "ball",
+    "##s",
+)  # fmt: skip
+
+
+def save_random_chinese_clip(folder: str | os.PathLike, *, vocab=ZH_VOCAB, seed: int = 0) -> Path:
+    """Save a random ChineseCLIPModel (text: a 2-layer BERT of width 32; vision as
+    :func:`clip_config` ``"tiny"``), a BERT tokenizer over ``vocab`` and a
+    ChineseCLIPImageProcessor to ``folder``; returns the folder."""
+    from transformers import BertTokenizer, ChineseCLIPConfig, ChineseCLIPImageProcessor, ChineseCLIPModel
+    from transformers.utils import logging as hf_logging
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tok = BertTokenizer(vocab=str(folder / "vocab.txt"))  # vocab=, not vocab_file= (ignored by the fast backend)
+    # initializer_range 0.5: with BERT's 0.02 a random tower gives every text almost the same [CLS] state
+    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                max_position_embeddings=64, pad_token_id=tok.pad_token_id, initializer_range=0.5)  # fmt: skip
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8)
+    config = ChineseCLIPConfig(text_config=text, vision_config=vision, projection_dim=16, attn_implementation="eager")
+    torch.manual_seed(seed)
+    hf_logging.disable_progress_bar()
+    ChineseCLIPModel._from_config(config, attn_implementation="eager").save_pretrained(folder)
+    tok.save_pretrained(folder)
+    ChineseCLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
