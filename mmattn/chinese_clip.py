@@ -128,14 +128,19 @@ class ChineseClipProcessor(ClipProcessor):
 
 
 class _WordPieceVocabulary:
-    """The words a WordPiece tokenizer reads without ``[UNK]``."""
+    """The words a WordPiece tokenizer reads without ``[UNK]`` (``in``); iterating gives its
+    whole-word tokens (what "did you mean" suggestions are drawn from)."""
 
     def __init__(self, tokenizer):
         self.tokenizer, self.unk = tokenizer, tokenizer.unk_token_id
+        self.words = tuple(t for t in tokenizer.get_vocab() if not t.startswith(("##", "[")))
 
     def __contains__(self, word) -> bool:
         ids = self.tokenizer(str(word), add_special_tokens=False)["input_ids"]
         return bool(ids) and self.unk not in ids
+
+    def __iter__(self):
+        return iter(self.words)
 
 
 class ChineseClipGrounder(ClipGrounder):

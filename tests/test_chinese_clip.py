@@ -71,6 +71,8 @@ def test_words_are_characters_and_english_words(grounder):
     r = grounder.ground(photo(32, 32), "一只紫色的猫")  # 只 and 紫 are not in the tiny vocabulary
     assert r.words == ["一", "只", "紫", "色", "的", "猫"] and r.unknown_words == ["只", "紫"]
     assert not r.grounded[1] and not r.grounded[2]
+    t = grounder.trace(photo(32, 32), "a red dgo")  # "did you mean" draws on the vocabulary's whole words
+    assert t.unknown_words == ["dgo"] and t.suggestions == {"dgo": "dog"}
 
 
 def test_caption_and_image_embeddings_are_chinese_clips(grounder, cn_model):
