@@ -6,9 +6,10 @@
 
 Starts ``python app.py`` as a subprocess on a free port and measures
 - start-up: process start -> first successful /ground response;
-- /ground latency p50 / p95 and requests/s with 1 user, and with 16 concurrent users (half of
-  them send the *same* image and caption, which is what exposed gradio's output-cache race;
-  these clients download the output files, like a browser);
+- /ground latency p50 / p95 and requests/s with 1 user asking new questions (a forward pass
+  each) and asking the same question again (its cached trace), and with 16 concurrent users
+  (half of them send the *same* image and caption, which is what exposed gradio's output-cache
+  race; these clients download the output files, like a browser);
 - /words_at latency with 1 user (image -> text);
 - the server's RSS after 10 and after ``--requests`` requests (the rest are sent by 4
   concurrent users, one /ground for two /words_at, without downloading files).
@@ -42,6 +43,22 @@ CAPTIONS = [
     "一个红色的圆",
     "the large red circle is left of the small blue square",
 ]
+
+
+#: distinct captions: every request of the "new question" phases is a forward pass
+FRESH = [f"a {c} {s} {r} a {c2} {s2}" for c, c2 in (("red", "blue"), ("green", "yellow"), ("pink", "cyan"))
+         for s, s2 in (("circle", "square"), ("star", "heart"), ("triangle", "cross"))
+         for r in ("left of", "right of", "above")]  # fmt: skip
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def free_port() -> int:
@@ -173,10 +190,12 @@ def main(argv=None) -> int:
             total += 1
         rss10 = rss_mb(proc.pid)
 
-        # ---- 1 user ----
-        one = Phase("/ground, 1 user")
-        run_users(one, [client], 20, lambda i, k, c: c.predict(handle_file(images[k % 3]), CAPTIONS[k % len(CAPTIONS)],
+        # ---- 1 user: new questions (each one a forward pass), then the same question again (its cached trace) ----
+        one = Phase("/ground, 1 user, a new question each time")
+        run_users(one, [client], 20, lambda i, k, c: c.predict(handle_file(images[k % 3]), FRESH[k % len(FRESH)],
                                                                api_name="/ground"), deadline)  # fmt: skip
+        again = Phase("/ground, 1 user, the same question again")
+        run_users(again, [client], 20, lambda i, k, c: c.predict(handle_file(images[0]), CAPTIONS[0], api_name="/ground"), deadline)
         words = Phase("/words_at, 1 user")
         run_users(words, [client], 20, lambda i, k, c: c.predict(handle_file(images[0]), CAPTIONS[0], 10 + k, 50,
                                                                  api_name="/words_at"), deadline)  # fmt: skip
@@ -186,13 +205,13 @@ def main(argv=None) -> int:
 
         def concurrent_job(i, k, c):
             if i % 2 == 0:  # identical requests
-                ann, *_ = c.predict(handle_file(images[0]), CAPTIONS[0], api_name="/ground")
+                picture, *_ = c.predict(handle_file(images[0]), CAPTIONS[0], api_name="/ground")
             else:
-                ann, *_ = c.predict(handle_file(images[(i + k) % len(images)]), CAPTIONS[(i + k) % len(CAPTIONS)], api_name="/ground")
-            Image.open(ann["image"]).load()  # a complete file came back
+                picture, *_ = c.predict(handle_file(images[(i + k) % len(images)]), FRESH[(7 * i + k) % len(FRESH)], api_name="/ground")
+            Image.open(picture).load()  # a complete file came back
 
         run_users(many, dl, 3, concurrent_job, deadline)
-        total += len(one.lat) + len(one.errors) + len(words.lat) + len(words.errors) + len(many.lat) + len(many.errors)
+        total += len(again.lat) + len(again.errors) + len(one.lat) + len(one.errors) + len(words.lat) + len(words.errors) + len(many.lat) + len(many.errors)
         # ---- fill up to --requests with 4 users, no downloads: /ground and /words_at in turn ----
         fill = Phase("1/3 /ground + 2/3 /words_at, 4 users (filler, no downloads)")
         rest = max(0, args.requests - total)
@@ -219,16 +238,16 @@ def main(argv=None) -> int:
 
     import torch  # only for the header
 
-    print(f"## mmattn app service benchmark\n\n{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+    print(f"## mmattn app service benchmark\n\nCPU: {cpu_model()}; {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"torch threads {torch.get_num_threads()}; model: `{model or 'assets/model'}`. {note}\n")  # fmt: skip
     print(f"- start-up (process start -> first /ground response): **{startup:.1f} s**")
     print(f"- server RSS after 10 requests: **{rss10:.0f} MB**; after {total} requests: **{rss_end:.0f} MB**"
           + ("" if total >= args.requests else f" (stopped early by the {args.budget:.0f} s budget)"))  # fmt: skip
     print(f"- server still running at the end: {'yes' if alive else '**no**'}\n")
     print("| phase | requests | errors | p50 ms | p95 ms | requests/s |\n|---|---|---|---|---|---|")
-    for ph in (one, words, many, fill):
+    for ph in (one, again, words, many, fill):
         print(ph.row())
-    errs = one.errors + words.errors + many.errors + fill.errors
+    errs = one.errors + again.errors + words.errors + many.errors + fill.errors
     if errs:
         print("\nerrors (first 5):\n" + "\n".join(f"- {e}" for e in errs[:5]))
     print(f"\n(total wall time {time.monotonic() - start_all:.0f} s)")

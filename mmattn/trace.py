@@ -68,6 +68,8 @@ class Trace:
     #: whether the image looks like the model's training world (None: the backend does not check)
     world: WorldCheck | None = None
     suggestions: dict[str, str] = field(default_factory=dict)  #: unknown word -> a close known word ("did you mean")
+    #: readings already made (a trace is read many times by the demo): key -> value
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def out_of_world(self) -> bool:
@@ -179,8 +181,15 @@ class Trace:
         return (i2t @ (self.word_matrix() > 0).float().T).numpy()  # (P, T) @ (T, W)
 
     def grounding(self, method: str = "attention", layer: int | None = None, heads: str | int = "mean", raw: bool = False) -> Grounding:
-        """The :class:`~mmattn.result.Grounding` of this trace by ``method`` / ``layer`` / ``heads``."""
-        layer = self.layer(layer)
+        """The :class:`~mmattn.result.Grounding` of this trace by ``method`` / ``layer`` / ``heads``
+        (made once per setting: the same object when asked again)."""
+        layer, heads = self.layer(layer), self.check_heads(heads)
+        key = ("grounding", method, layer, heads, raw)
+        if key not in self.memo:
+            self.memo[key] = self._grounding(method, layer, heads, raw)
+        return self.memo[key]
+
+    def _grounding(self, method: str, layer: int, heads: str | int, raw: bool) -> Grounding:
         maps = self.word_patch_maps(method, layer, heads)
         scores = self.grounded_scores
         unknown = set(self.unknown_words)

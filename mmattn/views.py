@@ -184,7 +184,17 @@ def ground_view(trace: Trace, *, method: str = "attention", layer: int | None = 
     """The Ground tab: the words' maps on the image, one colour per word (``shown``: which
     words; default the words found in the image, or all if none is), the per-word rows, the match score, a notice and the JSON. Boxes are
     given in pixels of an image of ``source_size`` (the user's upload, when ``trace`` grounded
-    a downscaled copy)."""
+    a downscaled copy). The default view (``shown=None``) is made once per setting and kept
+    in the trace's memo; a user's own choice of words is drawn each time (not kept)."""
+    if shown is not None:
+        return _ground_view(trace, method, layer, heads, show_boxes, shown, source_size)
+    key = ("ground_view", method, trace.layer(layer), heads, show_boxes, source_size)
+    if key not in trace.memo:
+        trace.memo[key] = _ground_view(trace, method, layer, heads, show_boxes, shown, source_size)
+    return trace.memo[key]
+
+
+def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_size) -> GroundView:
     r = trace.grounding(method, layer, heads)
     source_size = source_size or r.size
     view = view_image(r.image)
