@@ -239,7 +239,7 @@ def ground(image, caption, method="attention", layer=LAYER0, heads="mean", show_
     """Ground every word of the caption in the image: the picture (one colour per word), the
     per-word table, the match score, a notice and the JSON. Boxes are in the input image's pixels."""
     v, match = _ground_outputs(ask(image, caption), method, layer, heads, show_boxes)
-    return v.picture, views.word_table(v.words), match, v.notice, v.data
+    return v.picture, views.word_table(v.words, v.out_of_world), match, v.notice, v.data
 
 
 @_keep_on_error(9)
@@ -249,7 +249,7 @@ def ground_page(image, caption, method, layer, heads, show_boxes):
     shown = [w.label for w in v.words if w.index in set(views.default_shown([w.grounded for w in v.words]))]
     pick = gr.CheckboxGroup(choices=[w.label for w in v.words], value=shown)
     return (v.picture, views.legend_html(v.words, [w.index for w in v.words if w.label in shown]), pick, match, v.notice,
-            views.word_table(v.words), v.data, q, _word_css(v.words))  # fmt: skip
+            views.word_table(v.words, v.out_of_world), v.data, q, _word_css(v.words))  # fmt: skip
 
 
 @_keep_on_error(3)

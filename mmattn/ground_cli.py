@@ -18,8 +18,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="attention", choices=("attention", "rollout", "gradcam"))
     p.add_argument("--layer", type=int, default=None, help="fusion layer (default: the documented default)")
     p.add_argument("--heads", default="mean", help="'mean', 'max' or a head index")
-    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
-                   help="the model's arithmetic: bfloat16 is about 2x faster on CPUs with bfloat16 instructions")
+    p.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
+                   help="the model's arithmetic: auto (default) takes bfloat16 only for batches on CPUs with bfloat16 instructions")
     return p
 
 
@@ -48,10 +48,14 @@ def main(argv: list[str] | None = None) -> None:
     else:
         lines = [f"match score {r.match_score:.3f}" + (f"   ({r.notice})" if r.notice else "")]
         lines.append(f"{'word':<12} {'grounded':<9} {'score':>6}  box")
+        unknown = set(r.unknown_words)
         for w, gnd, s, b in zip(r.words, r.grounded, r.grounded_scores, r.boxes):
-            lines.append(f"{w:<12} {'yes' if gnd else 'no':<9} {s:6.3f}  {b if b else '-'}")
-        if r.unknown_words:
-            lines.append(f"unknown words (never grounded): {', '.join(r.unknown_words)}")
+            score = "  not in the vocabulary" if w in unknown else f"{s:6.3f}  {b if b else '-'}"
+            lines.append(f"{w:<12} {'yes' if gnd else 'no':<9} {score}")
+        if r.out_of_world and g.checks_world:  # say what the model does know
+            from .vocabulary import model_world
+
+            lines += ["", model_world(g.tokenizer).describe("en", markdown=False)]
         if args.out:
             lines.append(f"overlays, maps.npy and grounding.json written to {args.out}")
         sys.stdout.write("\n".join(lines) + "\n")

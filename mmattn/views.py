@@ -95,6 +95,7 @@ class GroundView:
     match_score: float
     notice: str  #: plain sentences for the user
     data: dict = field(repr=False)  #: the result as JSON
+    out_of_world: bool = False  #: the image is not from the model's world: nothing is found
 
 
 def compose(view: Image.Image, maps: np.ndarray, colours: list[str], shown: list[int], boxes: list | None = None) -> Image.Image:
@@ -214,15 +215,16 @@ def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_s
     data = r.to_json()
     data.update(boxes=boxes, image_size=list(source_size), model_input_size=list(trace.model_size),
                 colours=colours, precision=trace.precision)  # fmt: skip
-    return GroundView(picture, rows, r.match_score, notice(trace, r.relation_score), data)
+    return GroundView(picture, rows, r.match_score, notice(trace, r.relation_score), data, r.out_of_world)
 
 
-def word_table(rows: list[WordRow]) -> list[list]:
-    """The per-word table, every number in plain words (see TABLE_HEADERS)."""
+def word_table(rows: list[WordRow], out_of_world: bool = False) -> list[list]:
+    """The per-word table, every number in plain words (see TABLE_HEADERS). Outside the
+    model's world no probability is shown: it would mean nothing there."""
     out = []
     for w in rows:
-        found = "not in the vocabulary" if not w.known else ("yes" if w.grounded else "no")
-        conf = "–" if not w.known else f"{w.score:.0%}"
+        found = "not in the vocabulary" if not w.known else ("not the model's world" if out_of_world else ("yes" if w.grounded else "no"))
+        conf = "–" if not w.known or out_of_world else f"{w.score:.0%}"
         out.append([w.index, w.word, found, conf, round(w.peak, 2), "" if w.box is None else "({}, {}, {}, {})".format(*w.box)])
     return out
 
