@@ -43,7 +43,7 @@ import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from mmattn import explain, views  # noqa: E402
-from mmattn.grounding import Grounder, resolve_checkpoint  # noqa: E402
+from mmattn.grounding import BACKWARD_METHODS, Grounder, resolve_checkpoint  # noqa: E402
 from mmattn.image import load_image  # noqa: E402
 from mmattn.tokenizer import MAX_TOKENS  # noqa: E402
 from mmattn.tracecache import TraceCache, image_digest  # noqa: E402
@@ -80,6 +80,8 @@ MODEL_INFO = (
     f"{CFG.image_size} px with {CFG.patch_size} px patches, captions up to {MAX_TOKENS - 2} tokens."
 )
 HEAD_CHOICES = ["mean", "max", *map(str, range(H))]
+METHOD_INFO = "attention: one layer's weights · rollout: all layers combined · gradcam: weights × gradient of the match score" + (
+    " · legrad: gradients through every layer of CLIP's vision tower" if "legrad" in METHODS else "")  # fmt: skip
 #: the shapes world the shipped kind of model knows, said on the page (None for photo backends)
 WORLD = model_world(GROUNDER.tokenizer) if GROUNDER.checks_world else None
 LANGUAGES = " or ".join({"en": "English", "zh": "Chinese"}.get(x, x) for x in GROUNDER.processor.languages)
@@ -185,8 +187,8 @@ def ask(image, caption) -> Question:
 
 def trace_of(q: Question, method: str = "attention"):
     """The trace of question ``q``: from the cache, or one forward pass (plus a backward pass
-    for Grad-CAM)."""
-    return CACHE.get(q.work, q.caption, gradients=method == "gradcam", digest=q.digest)[1]
+    for Grad-CAM and LeGrad)."""
+    return CACHE.get(q.work, q.caption, gradients=method in BACKWARD_METHODS, digest=q.digest)[1]
 
 
 def _friendly(fn):
@@ -493,8 +495,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
             in_txt = gr.Textbox(label=f"Caption ({LANGUAGES})", elem_id="in_txt", lines=2, max_lines=4,
                                 placeholder="a red circle left of a blue square")  # fmt: skip
             with gr.Accordion("Settings", open=True):
-                method = gr.Radio(METHODS, value="attention", label="Method",
-                                  info="attention: one layer's weights · rollout: all layers combined · gradcam: weights × gradient of the match score")  # fmt: skip
+                method = gr.Radio(METHODS, value="attention", label="Method", info=METHOD_INFO)
                 layer = gr.Radio([(str(i), i) for i in range(L)], value=LAYER0, label="Fusion layer")
                 heads = gr.Radio(HEAD_CHOICES, value="mean", label="Heads", info="mean / max over heads, or one head")
                 boxes = gr.Checkbox(value=True, label="Show boxes of the words found")

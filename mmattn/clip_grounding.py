@@ -49,7 +49,6 @@ from .clip import ClipGroundingConfig, ClipGroundingModel
 from .grounding import METHODS, Grounder
 from .image import load_image
 from .legrad import START_LAYER, normalize
-from .maps import boxes_from_maps
 from .model import CheckpointError
 from .processor import Processor
 from .tokenizer import MAX_TOKENS, Encoded
@@ -311,38 +310,6 @@ class ClipGrounder(Grounder):
         for i, toks in enumerate(words.word_tokens):
             M[i, toks] = 1.0 / len(toks)
         return normalize((M @ token_maps[0].float().cpu())[None], scale)[0].numpy()  # (W, P)
-
-    def ground(self, image, caption: str, *, layer: int | None = None, heads: str | int = "mean",
-               method: str = "attention", raw: bool = False):  # fmt: skip
-        """:meth:`Grounder.ground <mmattn.grounding.Grounder.ground>`, with ``method="legrad"`` too."""
-        if method != "legrad":
-            return super().ground(image, caption, layer=layer, heads=heads, method=method, raw=raw)
-        self._check(layer, heads, method)
-        return self._legrad_grounding(self.trace(image, caption), layer, heads, raw)
-
-    def iter_batch(self, images, captions, *, batch_size: int = 32, layer: int | None = None, heads: str | int = "mean",
-                   method: str = "attention", raw: bool = False, progress: bool | None = None):  # fmt: skip
-        """:meth:`Grounder.iter_batch <mmattn.grounding.Grounder.iter_batch>`, with ``method="legrad"`` too."""
-        if method != "legrad":
-            return super().iter_batch(
-                images, captions, batch_size=batch_size, layer=layer, heads=heads, method=method, raw=raw, progress=progress
-            )
-        self._check(layer, heads, method)
-        traces = self.iter_traces(images, captions, batch_size=batch_size, progress=progress)
-        return (self._legrad_grounding(t, layer, heads, raw) for t in traces)
-
-    def _legrad_grounding(self, trace, layer, heads, raw):
-        """The trace's grounding (flags, scores, patch -> word weights) with LeGrad's maps and
-        boxes. Runs the vision tower again, with autograd: the trace has no LeGrad record yet."""
-        g = trace.grounding("attention", layer, heads, raw)
-        maps = self.legrad_maps(trace.image, trace.caption.text)
-        width, height = trace.size
-        found = [i for i, grounded in enumerate(g.grounded) if grounded]
-        boxes: list = [None] * len(g.words)
-        if found:
-            for i, box in zip(found, boxes_from_maps(torch.from_numpy(maps[found]), trace.grid, (height, width))):
-                boxes[i] = box
-        return dataclasses.replace(g, patch_maps=maps, boxes=boxes, method="legrad")
 
 
 def split_words(caption: str) -> list[str]:

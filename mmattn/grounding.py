@@ -35,13 +35,13 @@ from .precision import arithmetic, check_precision
 from .processor import MmattnProcessor, Processor
 from .result import Grounding
 from .tokenizer import load_tokenizer
-from .trace import DEFAULT_LAYER, GROUNDED_THRESHOLD, METHODS, AttentionInputs, Trace, truncation_notice
+from .trace import BACKWARD_METHODS, DEFAULT_LAYER, GROUNDED_THRESHOLD, METHODS, AttentionInputs, Trace, truncation_notice
 from .vocabulary import suggest
 from .worldcheck import check_image
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_LAYER", "GROUNDED_THRESHOLD", "METHODS", "Grounder", "resolve_checkpoint"]
+__all__ = ["BACKWARD_METHODS", "DEFAULT_LAYER", "GROUNDED_THRESHOLD", "METHODS", "Grounder", "resolve_checkpoint"]
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_MODEL = ASSETS / "model"  #: the shipped default model
@@ -95,18 +95,22 @@ class Grounder:
         return word in self._known
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike | None = None, *, device: str = "cpu", precision: str = "auto") -> Grounder:
+    def from_pretrained(cls, path: str | os.PathLike | None = None, *, device: str = "cpu", precision: str = "auto", **overrides) -> Grounder:
         """Load an mmattn checkpoint folder (or hub id); ``None`` loads the shipped model
         (or the one named by the ``MMATTN_MODEL`` environment variable). A CLIP checkpoint
-        (``config.json`` with ``model_type: clip``, e.g. ``openai/clip-vit-base-patch16``)
-        gives the CLIP backend, :class:`mmattn.clip_grounding.ClipGrounder`.
+        (``config.json`` with ``model_type: clip`` or ``chinese_clip``, e.g.
+        ``openai/clip-vit-base-patch16``) gives the CLIP backend,
+        :class:`mmattn.clip_grounding.ClipGrounder` (``overrides`` such as ``dense="maskclip"``
+        go to it).
         ``precision``: ``"auto"`` (bfloat16 for batches where the CPU has bfloat16
         instructions, else float32; see :mod:`mmattn.precision`), ``"float32"`` or ``"bfloat16"``."""
         path = resolve_checkpoint(path)
         from .clip_grounding import ClipGrounder, is_clip_checkpoint  # a plug-in backend: imported only when asked for
 
         if is_clip_checkpoint(path):
-            return ClipGrounder.from_pretrained(path, device=device, precision=precision)
+            return ClipGrounder.from_pretrained(path, device=device, precision=precision, **overrides)
+        if overrides:
+            raise TypeError(f"unexpected options for an mmattn checkpoint: {', '.join(overrides)} (they are the CLIP backend's)")
         model = GroundingModel.load(path)
         name = Path(path).name if Path(path).is_dir() else path
         processor = MmattnProcessor(load_tokenizer(path), image_size=model.config.image_size, patch_size=model.config.patch_size)
@@ -117,7 +121,8 @@ class Grounder:
         """Run the model once on ``image`` (PIL.Image, array or path) and ``caption`` and
         record everything the views need (:class:`~mmattn.trace.Trace`).
 
-        ``gradients=True`` also runs one backward pass for Grad-CAM; ``inputs=True`` records
+        ``gradients=True`` also runs the backward pass of Grad-CAM (and of LeGrad, on backends
+        that have it); ``inputs=True`` records
         each fusion attention's inputs for the step-by-step view. Both run in float32."""
         self.processor.check_caption(caption)
         im = load_image(image)
@@ -128,7 +133,7 @@ class Grounder:
         """Ground ``caption`` in ``image`` (PIL.Image, array or path): ``trace`` then
         ``Trace.grounding``. See :class:`~mmattn.result.Grounding`."""
         self._check(layer, heads, method)
-        return self.trace(image, caption, gradients=method == "gradcam").grounding(method, layer, heads, raw)
+        return self.trace(image, caption, gradients=method in BACKWARD_METHODS).grounding(method, layer, heads, raw)
 
     def ground_batch(self, images, captions, *, batch_size: int = 32, layer: int | None = None, heads: str | int = "mean",
                      method: str = "attention", raw: bool = False, progress: bool | None = None) -> list[Grounding]:  # fmt: skip
@@ -141,7 +146,7 @@ class Grounder:
         time, so that a folder of any size is grounded in bounded memory. Bad arguments
         raise here, at the call; a bad image raises when the stream reaches it."""
         self._check(layer, heads, method)
-        traces = self.iter_traces(images, captions, batch_size=batch_size, gradients=method == "gradcam", progress=progress)
+        traces = self.iter_traces(images, captions, batch_size=batch_size, gradients=method in BACKWARD_METHODS, progress=progress)
         return (t.grounding(method, layer, heads, raw) for t in traces)
 
     def iter_traces(self, images, captions, *, batch_size: int = 32, gradients: bool = False,
@@ -226,10 +231,12 @@ class Grounder:
             with torch.set_grad_enabled(gradients), torch.inference_mode(not gradients):
                 with autocast:
                     out = self.model(ids, px, mask, output_fusion_attentions=True)
-                grads = None
+                grads = legrad = None
                 if gradients:  # d(match logit)/d(attention) of every layer, without touching parameter grads
                     grads = torch.autograd.grad(out.match_logits.sum(), list(out.text_to_image), allow_unused=True)
                     grads = [torch.zeros_like(a) if g is None else g for g, a in zip(grads, out.text_to_image)]
+                    if hasattr(self.model, "legrad"):  # the vision tower's own explanation (CLIP backend)
+                        legrad = self.model.legrad(ids, px, mask)  # (B, T, P)
             seen = _RECORDING.seen
         finally:
             _RECORDING.seen = None
@@ -267,6 +274,7 @@ class Grounder:
                 unknown_words=unknown, suggestions={w: h for w in unknown if (h := suggest(w, self._known))},
                 world=check_image(image) if self.checks_world else None,
                 gradients=[g[b, :, :n] for g in gr] if gr is not None else None, inputs=recorded,
+                legrad=numpy(legrad[b, :n]) if legrad is not None else None,
                 model_name=self.name, precision=precision,
                 notice=truncation_notice(cap),
             ))  # fmt: skip

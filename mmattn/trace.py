@@ -28,7 +28,8 @@ from .tokenizer import MAX_TOKENS
 from .vocabulary import unknown_word_message
 from .worldcheck import WorldCheck
 
-METHODS = ("attention", "rollout", "gradcam")
+METHODS = ("attention", "rollout", "gradcam")  #: every backend's map methods (the CLIP backend adds "legrad")
+BACKWARD_METHODS = ("gradcam", "legrad")  #: methods whose trace needs a backward pass (``gradients=True``)
 DIRECTIONS = ("text_to_image", "image_to_text")
 GROUNDED_THRESHOLD = 0.5  #: a word is grounded when its grounded probability is above this
 DEFAULT_LAYER = -1  #: fusion layer whose maps are shown by default (chosen by measurement, see docs/model.md)
@@ -60,6 +61,9 @@ class Trace:
     unknown_words: list[str] = field(default_factory=list)  #: reported words the model's vocabulary lacks
     #: L x (H, T, P) d(match logit)/d(text_to_image), with ``gradients=True`` (Grad-CAM)
     gradients: list[np.ndarray] | None = field(default=None, repr=False)
+    #: (T, P) LeGrad relevance of each token in the vision tower, with ``gradients=True`` on
+    #: backends that have it (the CLIP backend: mmattn.legrad); not normalised
+    legrad: np.ndarray | None = field(default=None, repr=False)
     #: (layer, direction) -> that fusion attention's inputs, with ``inputs=True`` (step by step)
     inputs: dict[tuple[int, str], AttentionInputs] | None = field(default=None, repr=False)
     model_name: str = ""
@@ -153,9 +157,15 @@ class Trace:
         - ``attention``: layer ``layer``'s text -> image weights;
         - ``rollout``: bi-modal attention rollout over all layers (:func:`rollout`);
         - ``gradcam``: the weights times the positive gradient of the match logit (ALBEF's
-          Grad-CAM on the cross-attention; the trace needs ``gradients=True``)."""
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)} (got {method!r})")
+          Grad-CAM on the cross-attention; the trace needs ``gradients=True``);
+        - ``legrad``: LeGrad in the vision tower (CLIP backend; ``gradients=True``; the same
+          for every layer and heads setting)."""
+        if method not in (*METHODS, "legrad"):
+            raise ValueError(f"method must be one of {', '.join((*METHODS, 'legrad'))} (got {method!r})")
+        if method == "legrad":
+            if self.legrad is None:
+                raise ValueError("this trace has no LeGrad maps: LeGrad is the CLIP backend's; trace it with gradients=True")
+            return torch.from_numpy(self.legrad)
         layer, heads = self.layer(layer), self.check_heads(heads)
         t2i = torch.from_numpy(self.text_to_image[layer])
         if method == "attention":
@@ -171,6 +181,8 @@ class Trace:
         """(W, P) each word's map on one scale shared by the caption's words (1.0 = the
         strongest value of any word; never rescaled per word)."""
         maps = self.word_matrix() @ self.token_maps(method, layer, heads)  # (W, T) @ (T, P)
+        if method == "legrad" and maps.numel():  # relevance has no zero point: min-max over the caption's words, as LeGrad
+            maps = maps - maps.min()
         peak = float(maps.max()) if maps.numel() else 0.0
         return (maps / (peak if peak > 0 else 1.0)).numpy()
 

@@ -9,10 +9,12 @@ what is checked is shapes, invariants and parity."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import json
 import math
 import socket
+import sys
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -324,14 +326,18 @@ def test_demo_serves_the_clip_backend(clip_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "examples"))
     spec = importlib.util.spec_from_file_location("app_with_clip", ROOT / "app.py")
     app = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, app)  # dataclasses look their module up
     with offline():
         spec.loader.exec_module(app)
-    assert isinstance(app.GROUNDER, ClipGrounder)
+    assert isinstance(app.GROUNDER, ClipGrounder) and app.WORLD is None and "legrad" in app.METHODS
     assert "CLIP backend, zero-shot fusion" in app.MODEL_INFO and str(clip_dir) in app.MODEL_INFO
     image = photo(160, 120)
-    ann, table, match, notice, data = app.ground(image, "a red dog on the grass")
-    assert data["words"] == ["a", "red", "dog", "on", "the", "grass"] and len(ann[1]) == len(data["words"])
-    assert set(match) == {"caption matches the image", "caption does not match"}
+    picture, table, match, notice, data = app.ground(image, "a red dog on the grass")
+    assert data["words"] == ["a", "red", "dog", "on", "the", "grass"] and len(table) == len(data["words"])
+    assert set(match) == {"the caption describes the image", "it does not"} and picture.height >= app.views.VIEW_HEIGHT
+    before = app.GROUNDER.forward_passes
+    *_, data = app.ground(image, "a red dog on the grass", "legrad")
+    assert data["method"] == "legrad" and app.GROUNDER.forward_passes == before + 1  # one pass with its backward
     pics, md, per_head, steps = app.steps_view(image, "a red dog", "dog", 0, 0, "text_to_image")
     assert steps["max_weight_error"] < 1e-4 and steps["tokens"][0] == "<|startoftext|>"
     assert app.positions_view(image, 16, 16, "", None, None)[5]["grid_encoding"] == "learned (CLIP, interpolated)"
