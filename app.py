@@ -476,6 +476,11 @@ LAUNCH_KWARGS = {
     "theme": THEME,
     "css": CSS,
     "footer_links": ["api", "gradio"],
+    # gradio keeps a copy of the page's config for every session (about 0.2 MB here), and every
+    # raw HTTP call is a session of its own: with gradio's default of 10,000 sessions the server
+    # grew by 230 MB over 1,400 API calls. 256 sessions bound that; a page whose session was
+    # dropped asks its user to press Ground again.
+    "state_session_capacity": 256,
 }
 
 # gradio's output cache: files older than 10 minutes are deleted every 5 minutes
@@ -487,7 +492,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     if WORLD is not None:
         with gr.Accordion("What this model knows / 模型认识什么", open=False, elem_id="world"):
             gr.Markdown(WORLD.describe("en") + "\n\n" + WORLD.describe("zh"))
-    question = gr.State(None)
+    question = gr.State(None, time_to_live=3600)  # a page's last question (one work image, <= 0.8 MB), for an hour
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=320):
             in_img = gradio_uploads.guard(gr.Image(type="pil", label="Image", elem_id="in_img", height=300, sources=["upload", "clipboard"]),

@@ -367,6 +367,8 @@ def test_identical_concurrent_requests(app, url, image):
 def test_app_module_settings(app):
     assert Image.MAX_IMAGE_PIXELS <= 40_000_000
     assert app.LAUNCH_KWARGS["max_file_size"] == "10mb" and app.LAUNCH_KWARGS["show_error"] is False
+    assert app.LAUNCH_KWARGS["state_session_capacity"] <= 1000  # every raw API call is a session: memory stays bounded
+    assert app.CACHE.size <= 64
     src = Path(app.__file__).read_text(encoding="utf-8")
     assert 'if __name__ == "__main__":' in src and "GRADIO_SERVER_NAME" in src
     assert "import torch" not in src  # tensor code lives in mmattn
