@@ -594,7 +594,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                         curves = gr.LinePlot(x="dimension", y="value", color="position", label="A few positions' vectors", height=260)
                         dims_plot = gr.LinePlot(x="position", y="value", color="dimension",
                                                 label="A few dimensions across positions: low ones flicker, high ones drift", height=260)  # fmt: skip
-                    grid_img = gr.Image(label="2-D encoding: cosine similarity of every patch to the outlined one", type="pil",
+                    grid_img = gr.Image(label="2-D encoding: cosine similarity of every patch to the outlined one", type="pil", elem_id="grid_img",
                                         interactive=False, height=BOX_HEIGHT, format="jpeg")  # fmt: skip
                     with gr.Accordion("JSON", open=False):
                         pos_data = gr.JSON(label="Positions")
