@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +43,10 @@ malloc.install()
 import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from mmattn import explain, views  # noqa: E402
-from mmattn.grounding import BACKWARD_METHODS, Grounder, resolve_checkpoint  # noqa: E402
+from mmattn import catalog, explain, views  # noqa: E402
+from mmattn.catalog import ModelChoice  # noqa: E402
+from mmattn.checkpoint import CheckpointError  # noqa: E402
+from mmattn.grounding import BACKWARD_METHODS, DEFAULT_MODEL, Grounder, resolve_checkpoint  # noqa: E402
 from mmattn.image import load_image  # noqa: E402
 from mmattn.tokenizer import MAX_TOKENS  # noqa: E402
 from mmattn.tracecache import TraceCache, image_digest  # noqa: E402
@@ -63,28 +66,108 @@ WORK_SIDE = 512  #: bigger images are downscaled to this before grounding (the m
 BOX_HEIGHT = 400  #: height of the image boxes on the page
 CACHE_SIZE = 32  #: traces kept (one per image content, caption and Grad-CAM or not)
 
-# ---- the model, once ------------------------------------------------------------------
-# MMATTN_MODEL selects another checkpoint folder, MMATTN_PRECISION the arithmetic (default auto)
-GROUNDER = Grounder.from_pretrained(precision=os.getenv("MMATTN_PRECISION", "auto"))
-CACHE = TraceCache(GROUNDER, CACHE_SIZE)
-CFG = GROUNDER.model.config
-L, H = GROUNDER.num_layers, GROUNDER.num_heads
+# ---- the models -------------------------------------------------------------------------
+@dataclass
+class Model:
+    """A loaded model with what the page says about it, and its trace cache."""
+
+    choice: ModelChoice
+    grounder: Grounder
+    cache: TraceCache
+
+    @property
+    def L(self) -> int:
+        return self.grounder.num_layers
+
+    @property
+    def H(self) -> int:
+        return self.grounder.num_heads
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.grounder.methods)
+
+    @property
+    def languages(self) -> str:
+        return " or ".join({"en": "English", "zh": "Chinese"}.get(x, x) for x in self.grounder.processor.languages)
+
+    @property
+    def info(self) -> str:
+        g, p = self.grounder, self.grounder.processor
+        cfg = g.model.config
+        return (f"**Model** `{self.choice.label.replace('`', '')}` ({g.backend}): {self.L} fusion layers × {self.H} heads, "
+                f"width {cfg.dim}, images resized to {p.image_size} px with {p.patch_size} px patches, captions in "
+                f"{self.languages} up to {p.max_tokens - 2} tokens.")  # fmt: skip
+
+    @property
+    def world(self) -> str:
+        """What the model knows, in English and Chinese (the shapes world), or what it is for."""
+        if not self.grounder.checks_world:
+            return f"A photo backend ({self.grounder.backend}): it reads {self.languages} captions about photographs."
+        w = model_world(self.grounder.tokenizer)
+        return w.describe("en") + "\n\n" + w.describe("zh")
+
+
+class Models:
+    """The models the page offers (``mmattn.catalog``): the default one loaded at start-up,
+    others loaded when picked (at most ``keep`` of them at once, the least recently used
+    dropped), each failure a one-line message."""
+
+    def __init__(self, default: Model, choices: list[ModelChoice], keep: int = 2):
+        self.default, self.keep = default, keep
+        self.choices = {c.label: c for c in choices} | {default.choice.label: default.choice}
+        self.loaded: dict[str, Model] = {default.choice.label: default}
+        self.lock = threading.Lock()
+
+    def get(self, label) -> Model:
+        label = label or self.default.choice.label
+        with self.lock:
+            if label in self.loaded:
+                self.loaded[label] = self.loaded.pop(label)  # most recently used last
+                return self.loaded[label]
+            if label not in self.choices:
+                raise user_error(f"Unknown model {str(label)[:60]!r}: choose one of {', '.join(self.choices)}.", title="Model")
+            choice = self.choices[label]
+        try:
+            g = catalog.load(choice, precision=PRECISION)
+        except CheckpointError as e:
+            raise user_error(f"{choice.label} is unavailable: {e}", title="Model unavailable") from None
+        model = Model(choice, g, TraceCache(g, CACHE_SIZE))
+        with self.lock:
+            self.loaded[label] = model
+            extra = [k for k in self.loaded if k != self.default.choice.label]
+            for k in extra[: max(0, len(extra) - self.keep)]:
+                del self.loaded[k]
+        return model
+
+
+# MMATTN_MODEL selects the default model (a folder or hub id), MMATTN_MODELS more to offer
+# (comma-separated), MMATTN_PRECISION the arithmetic (default auto)
+PRECISION = os.getenv("MMATTN_PRECISION", "auto")
+STARTUP_PROBLEM = ""  #: why MMATTN_MODEL is not the model served, if it could not be loaded
+_requested = os.environ.get("MMATTN_MODEL")
+try:
+    _choice = catalog.describe(_requested) if _requested else catalog.describe(str(DEFAULT_MODEL))
+    GROUNDER = catalog.load(_choice, precision=PRECISION)
+except CheckpointError as e:  # the app keeps serving: the shipped model, and the page says why
+    STARTUP_PROBLEM = f"MMATTN_MODEL={_requested} is unavailable ({e}); serving the shipped model instead."
+    log.warning(STARTUP_PROBLEM)
+    _choice = catalog.describe(str(DEFAULT_MODEL))
+    GROUNDER = catalog.load(_choice, precision=PRECISION)
+DEFAULT = Model(_choice, GROUNDER, TraceCache(GROUNDER, CACHE_SIZE))
+_extra = [m.strip() for m in os.environ.get("MMATTN_MODELS", "").split(",") if m.strip()] + ([_requested] if _requested else [])
+MODELS = Models(DEFAULT, catalog.model_choices(_extra))
+CACHE = DEFAULT.cache
+L, H = DEFAULT.L, DEFAULT.H
 LAYER0 = L - 1
-METHODS = list(GROUNDER.methods)
-MODEL_SOURCE = f"{os.environ['MMATTN_MODEL']} (MMATTN_MODEL)" if os.environ.get("MMATTN_MODEL") else "assets/model (shipped)"
-if GROUNDER.backend != "mmattn":  # e.g. the CLIP backend: "CLIP backend, zero-shot fusion"
-    MODEL_SOURCE += f", {GROUNDER.backend}"
-MODEL_INFO = (
-    f"**Model** `{MODEL_SOURCE.replace('`', '')}`: "
-    f"{L} fusion layers × {H} heads, width {CFG.dim} (head width {CFG.dim // H}), images resized to "
-    f"{CFG.image_size} px with {CFG.patch_size} px patches, captions up to {MAX_TOKENS - 2} tokens."
-)
-HEAD_CHOICES = ["mean", "max", *map(str, range(H))]
-METHOD_INFO = "attention: one layer's weights · rollout: all layers combined · gradcam: weights × gradient of the match score" + (
-    " · legrad: gradients through every layer of CLIP's vision tower" if "legrad" in METHODS else "")  # fmt: skip
+METHODS = DEFAULT.methods
+MODEL_INFO = DEFAULT.info
+ALL_METHODS = ["attention", "rollout", "gradcam", "legrad"]
+METHOD_INFO = ("attention: one layer's weights · rollout: all layers combined · gradcam: weights × gradient of the match score"
+               " · legrad: gradients through every layer of CLIP's vision tower (photo backends)")  # fmt: skip
 #: the shapes world the shipped kind of model knows, said on the page (None for photo backends)
 WORLD = model_world(GROUNDER.tokenizer) if GROUNDER.checks_world else None
-LANGUAGES = " or ".join({"en": "English", "zh": "Chinese"}.get(x, x) for x in GROUNDER.processor.languages)
+LANGUAGES = DEFAULT.languages
 
 
 # ---- inputs ----------------------------------------------------------------------------
@@ -100,7 +183,7 @@ def _check_size(w: int, h: int) -> None:
     if w * h > MAX_PIXELS:
         raise user_error(f"The image is {w}×{h} pixels ({w * h / 1e6:.0f} megapixels); the limit is "
                        f"{MAX_PIXELS // 1_000_000} megapixels. Downscale it and upload it again "
-                       f"(the model looks at {CFG.image_size} px anyway).", title="Image too large")  # fmt: skip
+                       "(the model looks at a few hundred pixels anyway).", title="Image too large")  # fmt: skip
     if max(w, h) > MAX_ASPECT * min(w, h):
         raise user_error(f"The image is {w}×{h} pixels: one side is more than {MAX_ASPECT} times the other, so the model "
                        "would see a thin strip. Crop it closer to a square and upload it again.", title="Image too thin")  # fmt: skip
@@ -118,7 +201,7 @@ def _image(image) -> Image.Image:
         raise user_error(f"Could not read the image ({e}). Upload a PNG or JPEG file.", title="Not an image") from e
 
 
-def _caption(caption) -> str:
+def _caption(caption, m: Model) -> str:
     if caption is None or not isinstance(caption, str) or not caption.strip():
         raise user_error("The caption is empty: type a few words that describe the image, e.g. 'a red circle left of "
                        "a blue square' or '红色的圆'.", title="Empty caption")  # fmt: skip
@@ -129,7 +212,7 @@ def _caption(caption) -> str:
         raise user_error("The caption has no words, only punctuation or symbols: type a few words that describe the image.",
                          title="No words")  # fmt: skip
     try:
-        return GROUNDER.processor.check_caption(caption)
+        return m.grounder.processor.check_caption(caption)
     except (TypeError, ValueError) as e:
         raise user_error(str(e)[0].upper() + str(e)[1:] + ".", title="Caption") from None
 
@@ -146,11 +229,12 @@ def _int(value, name: str, lo: int, hi: int, default: int) -> int:
     return int(f)
 
 
-def _controls(method, layer, heads) -> dict:
+def _controls(m: Model, method, layer, heads) -> dict:
     method = method or "attention"
-    if method not in METHODS:
-        raise user_error(f"Unknown method {str(method)[:30]!r}: choose one of {', '.join(METHODS)}.")
-    layer = _int(layer, "Layer", 0, L - 1, LAYER0)
+    if method not in m.methods:
+        raise user_error(f"Method {str(method)[:30]!r} is not offered by this model: choose one of {', '.join(m.methods)}.")
+    L, H = m.L, m.H
+    layer = _int(layer, "Layer", 0, L - 1, L - 1)
     heads = "mean" if heads is None or heads == "" else heads
     if isinstance(heads, str) and heads.strip().isdigit():
         heads = int(heads)
@@ -177,18 +261,24 @@ class Question:
     digest: str
     source_size: tuple[int, int]
     caption: str
+    model: str  #: the model's label (mmattn.catalog)
 
 
-def ask(image, caption) -> Question:
-    src, caption = _image(image), _caption(caption)
+def ask(image, caption, model=None) -> Question:
+    m = MODELS.get(model)
+    src, caption = _image(image), _caption(caption, m)
     work = _work(src)
-    return Question(work, image_digest(work), src.size, caption)
+    return Question(work, image_digest(work), src.size, caption, m.choice.label)
+
+
+def model_of(q: Question) -> Model:
+    return MODELS.get(q.model)
 
 
 def trace_of(q: Question, method: str = "attention"):
-    """The trace of question ``q``: from the cache, or one forward pass (plus a backward pass
-    for Grad-CAM and LeGrad)."""
-    return CACHE.get(q.work, q.caption, gradients=method in BACKWARD_METHODS, digest=q.digest)[1]
+    """The trace of question ``q``: from its model's cache, or one forward pass (plus a
+    backward pass for Grad-CAM and LeGrad)."""
+    return model_of(q).cache.get(q.work, q.caption, gradients=method in BACKWARD_METHODS, digest=q.digest)[1]
 
 
 def _friendly(fn):
@@ -230,23 +320,23 @@ def _keep_on_error(n_outputs: int):
 
 # ---- Ground ------------------------------------------------------------------------------
 def _ground_outputs(q: Question, method, layer, heads, show_boxes, shown=None):
-    kw = _controls(method, layer, heads)
+    kw = _controls(model_of(q), method, layer, heads)
     v = views.ground_view(trace_of(q, kw["method"]), **kw, show_boxes=bool(show_boxes), shown=shown, source_size=q.source_size)
     match = {"the caption describes the image": v.match_score, "it does not": 1 - v.match_score}
     return v, match
 
 
 @_friendly
-def ground(image, caption, method="attention", layer=LAYER0, heads="mean", show_boxes=True):
+def ground(image, caption, method="attention", layer=LAYER0, heads="mean", show_boxes=True, model=None):
     """Ground every word of the caption in the image: the picture (one colour per word), the
     per-word table, the match score, a notice and the JSON. Boxes are in the input image's pixels."""
-    v, match = _ground_outputs(ask(image, caption), method, layer, heads, show_boxes)
+    v, match = _ground_outputs(ask(image, caption, model), method, layer, heads, show_boxes)
     return v.picture, views.word_table(v.words, v.out_of_world), match, v.notice, v.data
 
 
 @_keep_on_error(9)
-def ground_page(image, caption, method, layer, heads, show_boxes):
-    q = ask(image, caption)
+def ground_page(image, caption, method, layer, heads, show_boxes, model):
+    q = ask(image, caption, model)
     v, match = _ground_outputs(q, method, layer, heads, show_boxes)
     shown = [w.label for w in v.words if w.index in set(views.default_shown([w.grounded for w in v.words]))]
     pick = gr.CheckboxGroup(choices=[w.label for w in v.words], value=shown)
@@ -273,7 +363,7 @@ def _word_css(rows) -> str:
 
 # ---- Image -> text -----------------------------------------------------------------------
 def _patch_words(q: Question, fx: float, fy: float, method, layer, heads):
-    kw = _controls(method, layer, heads)
+    kw = _controls(model_of(q), method, layer, heads)
     pw = views.patch_words(trace_of(q), fx, fy, layer=kw["layer"], heads=kw["heads"], source_size=q.source_size)
     label = dict(pw.weights)
     label["(not a word: [CLS], [SEP], punctuation)"] = pw.other
@@ -292,9 +382,9 @@ def _xy(q: Question, x, y) -> tuple[float, float]:
 
 
 @_friendly
-def words_at(image, caption, x, y, method="attention", layer=LAYER0, heads="mean"):
+def words_at(image, caption, x, y, method="attention", layer=LAYER0, heads="mean", model=None):
     """Image -> text at pixel (x, y) of the input image: the weight the patch there gives to each word."""
-    q = ask(image, caption)
+    q = ask(image, caption, model)
     label, pw = _patch_words(q, *_xy(q, x, y), method, layer, heads)
     return label, pw.data
 
@@ -325,24 +415,25 @@ def click_words(q, method, layer, heads, evt: gr.SelectData):
 
 # ---- Heads & layers, Step by step ----------------------------------------------------------------
 @_friendly
-def heads_view(image, caption, word=None):
+def heads_view(image, caption, word=None, model=None):
     """One word in every (layer, head): text -> image (where the word looks) and
     image -> text (the weight every patch gives to the word). One colour scale per grid."""
-    return views.heads_view(trace_of(ask(image, caption)), word)
+    return views.heads_view(trace_of(ask(image, caption, model)), word)
 
 
 def _steps(q: Question, word, layer, head, direction):
-    layer, head = _int(layer, "Layer", 0, L - 1, LAYER0), _int(head, "Head", 0, H - 1, 0)
+    m = model_of(q)
+    layer, head = _int(layer, "Layer", 0, m.L - 1, m.L - 1), _int(head, "Head", 0, m.H - 1, 0)
     if direction not in explain.DIRECTIONS:
         raise user_error(f"Direction must be one of {', '.join(explain.DIRECTIONS)} (got {str(direction)[:30]!r}).")
-    s = views.steps_view(GROUNDER, trace_of(q), word, layer, head, direction)
+    s = views.steps_view(m.grounder, trace_of(q), word, layer, head, direction)
     return s.stages, s.text, s.heads, s.data
 
 
 @_friendly
-def steps_view(image, caption, word=None, layer=LAYER0, head=0, direction="text_to_image"):
+def steps_view(image, caption, word=None, layer=LAYER0, head=0, direction="text_to_image", model=None):
     """One head's cross-attention, stage by stage, recomputed from the layer's inputs."""
-    return _steps(ask(image, caption), word, layer, head, direction)
+    return _steps(ask(image, caption, model), word, layer, head, direction)
 
 
 @_keep_on_error(3)
@@ -372,31 +463,33 @@ def _parse_positions(text) -> list[int] | None:
     return pos
 
 
-def _positions(work: Image.Image | None, n, dim, positions, row, col, clamp: bool = False):
+def _positions(m: Model, work: Image.Image | None, n, dim, positions, row, col, clamp: bool = False):
     import pandas as pd
 
     n = _int(n, "The number of positions", 1, 1024, MAX_TOKENS)
-    dim = _int(dim, "The dimension", 2, 1024, min(CFG.dim, 256))
-    grid = explain.model_grid(GROUNDER, work)
+    g = m.grounder
+    dim = _int(dim, "The dimension", 2, 1024, min(g.model.config.dim, 256))
+    grid = explain.model_grid(g, work)
     row = None if row in (None, "") else _int(row, "The patch row", 0, 10_000, 0)
     col = None if col in (None, "") else _int(col, "The patch column", 0, 10_000, 0)
     if clamp:  # the page's sliders may still hold a bigger image's grid
         row, col = None if row is None else min(row, grid[0] - 1), None if col is None else min(col, grid[1] - 1)
-    p = views.positions_view(GROUNDER, work, n, dim, _parse_positions(positions), row, col)
+    p = views.positions_view(g, work, n, dim, _parse_positions(positions), row, col)
     return p.pe, p.similarity, pd.DataFrame(p.curves), pd.DataFrame(p.dims), p.grid_picture, p.data
 
 
 @_friendly
-def positions_view(image=None, n=MAX_TOKENS, dim=None, positions="", row=None, col=None):
+def positions_view(image=None, n=MAX_TOKENS, dim=None, positions="", row=None, col=None, model=None):
     """Sinusoidal positional encodings: PE matrix, PE·PEᵀ, a few positions as curves, a few
     dimensions across positions, and the 2-D encoding of the image's patch grid."""
     work = _work(_image(image)) if image is not None else None
-    return _positions(work, n, dim, positions, row, col)
+    return _positions(MODELS.get(model), work, n, dim, positions, row, col)
 
 
 @_keep_on_error(6)
 def positions_page(q, n, dim, positions, row, col):
-    return _positions(q.work if q is not None else None, n, dim, positions, row, col, clamp=True)
+    m = model_of(q) if q is not None else DEFAULT
+    return _positions(m, q.work if q is not None else None, n, dim, positions, row, col, clamp=True)
 
 
 # ---- after a grounding: every other tab from the same trace (no forward pass) ---------------------
@@ -410,11 +503,35 @@ def fill_tabs(q, word, layer, head, direction, n, dim, positions):
     t2i, i2t, hdata = views.heads_view(t, first)
     stages, text, per_head, sdata = _steps(q, first, layer, head, direction)
     grid = t.grid
-    pe, sim, curves, dims, grid_pic, pdata = _positions(q.work, n, dim, positions, grid[0] // 2, grid[1] // 2)
+    pe, sim, curves, dims, grid_pic, pdata = _positions(model_of(q), q.work, n, dim, positions, grid[0] // 2, grid[1] // 2)
     click = views.patch_words(t, 0.5, 0.5).picture  # the picture with its patch grid, to click on
     return (click, None, gr.Dropdown(choices=labels, value=first), t2i, i2t, hdata, gr.Dropdown(choices=labels, value=first),
             stages, text, per_head, sdata, gr.Slider(maximum=grid[0] - 1, value=grid[0] // 2),
             gr.Slider(maximum=grid[1] - 1, value=grid[1] // 2), pe, sim, grid_pic)  # fmt: skip
+
+
+# ---- the model picker ----------------------------------------------------------------------------
+def head_choices(H: int) -> list[str]:
+    return ["mean", "max", *map(str, range(H))]
+
+
+def _model_info(m: Model) -> str:
+    return m.info + (f"\n\n⚠️ {views.md_text(STARTUP_PROBLEM)}" if STARTUP_PROBLEM else "")
+
+
+def switch_model(label):
+    """The page's controls for another model; if it cannot be loaded, one line says why and
+    the page goes back to the default model."""
+    malloc.give_back()
+    problem = ""
+    try:
+        m = MODELS.get(label)
+    except gr.Error as e:  # back to the default model, whose controls the page then shows
+        m, problem = DEFAULT, f"⚠️ {views.md_text(e.message)}"
+    layers = [(str(i), i) for i in range(m.L)]
+    return (_model_info(m), m.world, gr.Textbox(label=f"Caption ({m.languages})"), gr.Radio(choices=m.methods, value="attention"),
+            gr.Radio(choices=layers, value=m.L - 1), gr.Radio(choices=head_choices(m.H), value="mean"), gr.Radio(choices=layers, value=m.L - 1),
+            gr.Radio(choices=[(str(h), h) for h in range(m.H)], value=0), None, gr.Dropdown(value=m.choice.label), problem)  # fmt: skip
 
 
 # ---- examples ----------------------------------------------------------------------------------
@@ -488,10 +605,12 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     gr.Markdown("# mmattn: where does each word look?\nBidirectional text–image cross-attention: **text queries image** "
                 "(each word gets a map over the image's patches) and **image queries text** (each patch gets a "
                 f"distribution over the words). {LANGUAGES} captions.", elem_id="title")  # fmt: skip
-    gr.Markdown(MODEL_INFO, elem_id="model_info")
-    if WORLD is not None:
-        with gr.Accordion("What this model knows / 模型认识什么", open=False, elem_id="world"):
-            gr.Markdown(WORLD.describe("en") + "\n\n" + WORLD.describe("zh"))
+    with gr.Row(equal_height=True):
+        model_pick = gr.Dropdown(list(MODELS.choices), value=DEFAULT.choice.label, label="Model", elem_id="model_pick", scale=2,
+                                 info="the shipped shapes model, or a photo backend (loaded when picked)")  # fmt: skip
+        model_info = gr.Markdown(_model_info(DEFAULT), elem_id="model_info")
+    with gr.Accordion("What this model knows / 模型认识什么", open=False, elem_id="world"):
+        world_md = gr.Markdown(DEFAULT.world, elem_id="world_md")
     question = gr.State(None, time_to_live=3600)  # a page's last question (one work image, <= 0.8 MB), for an hour
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=320):
@@ -502,7 +621,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
             with gr.Accordion("Settings", open=True):
                 method = gr.Radio(METHODS, value="attention", label="Method", info=METHOD_INFO)
                 layer = gr.Radio([(str(i), i) for i in range(L)], value=LAYER0, label="Fusion layer")
-                heads = gr.Radio(HEAD_CHOICES, value="mean", label="Heads", info="mean / max over heads, or one head")
+                heads = gr.Radio(head_choices(H), value="mean", label="Heads", info="mean / max over heads, or one head")
                 boxes = gr.Checkbox(value=True, label="Show boxes of the words found")
             btn = gr.Button("Ground", variant="primary", elem_id="submit")
             status = gr.Markdown("", elem_id="status")
@@ -581,7 +700,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                                 "the column.", elem_classes="explain")  # fmt: skip
                     with gr.Row():
                         pos_n = gr.Slider(2, 128, value=MAX_TOKENS, step=1, label="positions n")
-                        pos_dim = gr.Slider(4, 256, value=min(CFG.dim, 256), step=4, label="dimension d")
+                        pos_dim = gr.Slider(4, 256, value=min(GROUNDER.model.config.dim, 256), step=4, label="dimension d")
                         pos_list = gr.Textbox(value="", label="positions to draw", placeholder="e.g. 0, 1, 10 (empty: a few)")
                     with gr.Row():
                         pos_row = gr.Slider(0, 63, value=0, step=1, label="patch row")
@@ -613,7 +732,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
         api_ground, api_words_at, api_heads, api_steps, api_positions = (gr.Button(visible=False) for _ in range(5))
 
     # ---- the page: a Ground click traces once, then fills every tab from that trace
-    ground_in = [in_img, in_txt, method, layer, heads, boxes]
+    ground_in = [in_img, in_txt, method, layer, heads, boxes, model_pick]
     ground_page_out = [picture, legend, pick, match, notice, table, data, question, pick_css, status]
     tabs_in = [question, steps_word, steps_layer, steps_head, steps_dir, pos_n, pos_dim, pos_list]
     tabs_out = [click_img, click_words_out, heads_word, heads_t2i, heads_i2t, heads_data, steps_word, steps_gal, steps_md, heads_gal,
@@ -638,14 +757,19 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     pos_list.submit(positions_page, pos_in, pos_out, api_visibility="private")
     demo.load(positions_page, pos_in, pos_out, api_visibility="private")
 
+    # ---- another model: the controls follow it (its layers, heads, methods, languages)
+    model_pick.input(switch_model, [model_pick], [model_info, world_md, in_txt, method, layer, heads, steps_layer, steps_head, question,
+                                                  model_pick, status], api_visibility="private")  # fmt: skip
+
     # ---- the public API (gradio_client), same inputs as before: each question is traced once
     api_ground.click(ground, ground_in, [picture, table, match, notice, data], api_name="ground", concurrency_id="model")
-    api_words_at.click(words_at, [in_img, in_txt, x_in, y_in, method, layer, heads], [click_words_out, click_data],
+    api_words_at.click(words_at, [in_img, in_txt, x_in, y_in, method, layer, heads, model_pick], [click_words_out, click_data],
                        api_name="words_at", concurrency_id="model")  # fmt: skip
-    api_heads.click(heads_view, [in_img, in_txt, heads_word], [heads_t2i, heads_i2t, heads_data], api_name="heads", concurrency_id="model")
-    api_steps.click(steps_view, [in_img, in_txt, steps_word, steps_layer, steps_head, steps_dir], [steps_gal, steps_md, heads_gal, steps_data],
+    api_heads.click(heads_view, [in_img, in_txt, heads_word, model_pick], [heads_t2i, heads_i2t, heads_data], api_name="heads",
+                    concurrency_id="model")  # fmt: skip
+    api_steps.click(steps_view, [in_img, in_txt, steps_word, steps_layer, steps_head, steps_dir, model_pick], [steps_gal, steps_md, heads_gal, steps_data],
                     api_name="steps", concurrency_id="model")  # fmt: skip
-    api_positions.click(positions_view, [in_img, pos_n, pos_dim, pos_list, pos_row, pos_col],
+    api_positions.click(positions_view, [in_img, pos_n, pos_dim, pos_list, pos_row, pos_col, model_pick],
                         [pe_img, sim_img, curves, dims_plot, grid_img, pos_data], api_name="positions")  # fmt: skip
 
     with examples_box:

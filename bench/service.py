@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
     total = 0
-    ground = lambda c, f, caption: c.call("ground", f, caption, "attention", 1, "mean", True)  # noqa: E731
+    ground = lambda c, f, caption: c.call("ground", f, caption, "attention", 1, "mean", True, None)  # noqa: E731
     try:
         # ---- start-up: process start -> first /ground answer ----
         user = Rest(url)
@@ -225,7 +225,7 @@ def main(argv=None) -> int:
         again = Phase("/ground, 1 user, the same question again")
         run_users(again, [user], 20, lambda i, k, c: ground(c, files[0], CAPTIONS[0]), deadline)
         words = Phase("/words_at, 1 user (clicks on a grounded image)")
-        run_users(words, [user], 20, lambda i, k, c: c.call("words_at", files[0], CAPTIONS[0], 10 + k, 50, "attention", 1, "mean"), deadline)
+        run_users(words, [user], 20, lambda i, k, c: c.call("words_at", files[0], CAPTIONS[0], 10 + k, 50, "attention", 1, "mean", None), deadline)
         # the same clicks through gradio_client, for comparison (its 50 ms polling included)
         from gradio_client import Client, handle_file
 
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
             if k % 3 == 0:
                 ground(c, f, FRESH[(i + 5 * k) % len(FRESH)])
             else:
-                c.call("words_at", f, CAPTIONS[(i + k) % len(CAPTIONS)], 5 + k % 100, 5, "attention", 1, "mean")
+                c.call("words_at", f, CAPTIONS[(i + k) % len(CAPTIONS)], 5 + k % 100, 5, "attention", 1, "mean", None)
 
         run_users(fill, users[:4], -(-rest // 4), filler_job, deadline)
         total += len(fill.lat) + len(fill.errors)

@@ -303,8 +303,9 @@ def _shape(a) -> str:
 
 
 def md_text(text: str) -> str:
-    """User text made inert for Markdown: HTML escaped, Markdown punctuation backslashed."""
-    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~" else ch for ch in html.escape(text, quote=True))
+    """User text made inert for Markdown: every character Markdown or HTML gives a meaning
+    (``*_[]()#<>&``...) backslash-escaped, so it shows as typed and no tag is ever made."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~&" else ch for ch in text)
 
 
 @dataclass

@@ -165,9 +165,9 @@ def test_page_errors_keep_the_previous_result(app, image):
     """On the page, a user error leaves every output as it is and says why in the status line."""
     import gradio as gr
 
-    out = app.ground_page(Image.open(image), CAPTION, "attention", app.LAYER0, "mean", True)
+    out = app.ground_page(Image.open(image), CAPTION, "attention", app.LAYER0, "mean", True, None)
     assert out[-1] == "" and isinstance(out[0], Image.Image)
-    out = app.ground_page(Image.open(image), "   ", "attention", app.LAYER0, "mean", True)
+    out = app.ground_page(Image.open(image), "   ", "attention", app.LAYER0, "mean", True, None)
     assert "caption is empty" in out[-1]
     assert all(isinstance(o, type(gr.skip())) for o in out[:-1])
 
@@ -300,7 +300,7 @@ def test_strips_and_data_url_bombs_are_refused_before_decoding(url, client, imag
     Image.new("1", (10_000, 7_900)).save(bomb, optimize=True)
     payload = {"url": "data:image/png;base64," + base64.b64encode(bomb.read_bytes()).decode(), "meta": {"_type": "gradio.FileData"}}
     t = time.perf_counter()
-    r = httpx.post(f"{url}gradio_api/call/ground", json={"data": [payload, CAPTION, "attention", 1, "mean", True]}, timeout=60)
+    r = httpx.post(f"{url}gradio_api/call/ground", json={"data": [payload, CAPTION, "attention", 1, "mean", True, None]}, timeout=60)
     event = r.json()["event_id"]
     body = httpx.get(f"{url}gradio_api/call/ground/{event}", timeout=60).text
     assert "megapixels" in body and time.perf_counter() - t < 3, body[:500]
@@ -315,11 +315,12 @@ def test_words_at_takes_any_point_inside(client, image):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (["IMG", CAPTION, "abc", 3, "attention", 1, "mean"], "x must be a number"),
-        (["IMG", CAPTION, 3, [1, 2], "attention", 1, "mean"], "y must be a number"),
-        (["IMG", None, 3, 3, "attention", 1, "mean"], "caption is empty"),
-        (["IMG", CAPTION, 3, 3, "magic", 1, "mean"], "magic"),
-        (["IMG", CAPTION, 3, 3], "send method, layer, heads too"),
+        (["IMG", CAPTION, "abc", 3, "attention", 1, "mean", None], "x must be a number"),
+        (["IMG", CAPTION, 3, [1, 2], "attention", 1, "mean", None], "y must be a number"),
+        (["IMG", None, 3, 3, "attention", 1, "mean", None], "caption is empty"),
+        (["IMG", CAPTION, 3, 3, "magic", 1, "mean", None], "magic"),
+        (["IMG", CAPTION, 3, 3, "attention", 1, "mean", "no such model"], "not in the list of choices"),
+        (["IMG", CAPTION, 3, 3], "send method, layer, heads, model too"),
     ],
 )
 def test_raw_http_wrong_types_get_clear_messages(url, client, image, data, message):
@@ -400,3 +401,45 @@ def test_app_import_skips_gradio_stub_rewrite():
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("None None")  # both names are the no-op (the real one raises on None)
     assert before and {p: p.stat().st_mtime_ns for p in folder.rglob("*.pyi")} == before
+
+
+# ---- the model picker: an unavailable model never stops the page ----------------------------------------
+def test_picking_an_unreachable_hub_model_says_why_in_one_line(app, client, image, monkeypatch):
+    import time
+
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network, not in the cache
+    label = "hub: openai/clip-vit-base-patch16"
+    assert label in app.MODELS.choices
+    t = time.perf_counter()
+    *controls, picker, status = app.switch_model(label)
+    assert time.perf_counter() - t < 3
+    assert "unavailable" in status and "cache" in status and "\n" not in status
+    assert picker.value == app.DEFAULT.choice.label  # back on the model that works
+    _ok(client, image)
+
+
+def test_a_local_clip_folder_can_be_picked(app, tmp_path):
+    from mmattn import catalog
+    from mmattn.clip_random import save_random_clip
+
+    folder = save_random_clip(tmp_path / "tiny-clip")
+    choice = catalog.describe(str(folder))
+    app.MODELS.choices[choice.label] = choice
+    info, world, caption_box, method, layer, heads, *_, picker, status = app.switch_model(choice.label)
+    assert status == "" and "CLIP backend" in info and ("legrad", "legrad") in method.choices
+    q = app.ask(scene(80, 60), "a red dog", choice.label)
+    assert app.trace_of(q).model_name == "tiny-clip" and app.model_of(q).grounder.checks_world is False
+
+
+def test_an_unavailable_default_model_does_not_stop_the_app():
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MMATTN_MODEL": "/no/such/checkpoint", "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", "import app; print(app.STARTUP_PROBLEM); print(app.GROUNDER.name)"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "MMATTN_MODEL=/no/such/checkpoint is unavailable" in out.stdout and "serving the shipped model" in out.stdout
+    assert "Traceback" not in out.stderr
