@@ -43,6 +43,7 @@ malloc.install()
 import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from app_text import TRANSLATIONS  # noqa: E402
 from mmattn import catalog, explain, views  # noqa: E402
 from mmattn.catalog import ModelChoice  # noqa: E402
 from mmattn.checkpoint import CheckpointError  # noqa: E402
@@ -56,6 +57,7 @@ from patches import gradio_cache, gradio_inputs, gradio_uploads  # noqa: E402
 gradio_cache.install()
 Image.MAX_IMAGE_PIXELS = 40_000_000  # Pillow refuses (2x this) / warns before decoding decompression bombs
 log = logging.getLogger("mmattn.app")
+T = gr.I18n(**TRANSLATIONS)  #: the page's words, English and Chinese (app_text.py)
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "assets" / "examples"
@@ -162,9 +164,6 @@ L, H = DEFAULT.L, DEFAULT.H
 LAYER0 = L - 1
 METHODS = DEFAULT.methods
 MODEL_INFO = DEFAULT.info
-ALL_METHODS = ["attention", "rollout", "gradcam", "legrad"]
-METHOD_INFO = ("attention: one layer's weights · rollout: all layers combined · gradcam: weights × gradient of the match score"
-               " · legrad: gradients through every layer of CLIP's vision tower (photo backends)")  # fmt: skip
 #: the shapes world the shipped kind of model knows, said on the page (None for photo backends)
 WORLD = model_world(GROUNDER.tokenizer) if GROUNDER.checks_world else None
 LANGUAGES = DEFAULT.languages
@@ -511,6 +510,11 @@ def fill_tabs(q, word, layer, head, direction, n, dim, positions):
 
 
 # ---- the model picker ----------------------------------------------------------------------------
+def caption_key(m: Model) -> str:
+    """The caption box's label: the languages the model reads."""
+    return {("en", "zh"): "caption_en_zh", ("zh", "en"): "caption_zh_en"}.get(tuple(m.grounder.processor.languages), "caption_en")
+
+
 def head_choices(H: int) -> list[str]:
     return ["mean", "max", *map(str, range(H))]
 
@@ -529,7 +533,7 @@ def switch_model(label):
     except gr.Error as e:  # back to the default model, whose controls the page then shows
         m, problem = DEFAULT, f"⚠️ {views.md_text(e.message)}"
     layers = [(str(i), i) for i in range(m.L)]
-    return (_model_info(m), m.world, gr.Textbox(label=f"Caption ({m.languages})"), gr.Radio(choices=m.methods, value="attention"),
+    return (_model_info(m), m.world, gr.Textbox(label=T(caption_key(m))), gr.Radio(choices=m.methods, value="attention"),
             gr.Radio(choices=layers, value=m.L - 1), gr.Radio(choices=head_choices(m.H), value="mean"), gr.Radio(choices=layers, value=m.L - 1),
             gr.Radio(choices=[(str(h), h) for h in range(m.H)], value=0), None, gr.Dropdown(value=m.choice.label), problem)  # fmt: skip
 
@@ -592,7 +596,8 @@ LAUNCH_KWARGS = {
     "show_error": False,
     "theme": THEME,
     "css": CSS,
-    "footer_links": ["api", "gradio"],
+    "footer_links": ["api", "gradio", "settings"],  # Settings: the page's language
+    "i18n": T,
     # gradio keeps a copy of the page's config for every session (about 0.2 MB here), and every
     # raw HTTP call is a session of its own: with gradio's default of 10,000 sessions the server
     # grew by 230 MB over 1,400 API calls. 256 sessions bound that; a page whose session was
@@ -602,78 +607,69 @@ LAUNCH_KWARGS = {
 
 # gradio's output cache: files older than 10 minutes are deleted every 5 minutes
 with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300, 600)) as demo:
-    gr.Markdown("# mmattn: where does each word look?\nBidirectional text–image cross-attention: **text queries image** "
-                "(each word gets a map over the image's patches) and **image queries text** (each patch gets a "
-                f"distribution over the words). {LANGUAGES} captions.", elem_id="title")  # fmt: skip
+    gr.Markdown(T("title"), elem_id="title")
     with gr.Row(equal_height=True):
-        model_pick = gr.Dropdown(list(MODELS.choices), value=DEFAULT.choice.label, label="Model", elem_id="model_pick", scale=2,
-                                 info="the shipped shapes model, or a photo backend (loaded when picked)")  # fmt: skip
+        model_pick = gr.Dropdown(list(MODELS.choices), value=DEFAULT.choice.label, label=T("model"), elem_id="model_pick", scale=2,
+                                 info=T("model_info"))  # fmt: skip
         model_info = gr.Markdown(_model_info(DEFAULT), elem_id="model_info")
-    with gr.Accordion("What this model knows / 模型认识什么", open=False, elem_id="world"):
+    with gr.Accordion(T("world"), open=False, elem_id="world"):
         world_md = gr.Markdown(DEFAULT.world, elem_id="world_md")
     question = gr.State(None, time_to_live=3600)  # a page's last question (one work image, <= 0.8 MB), for an hour
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=320):
-            in_img = gradio_uploads.guard(gr.Image(type="pil", label="Image", elem_id="in_img", height=300, sources=["upload", "clipboard"]),
+            in_img = gradio_uploads.guard(gr.Image(type="pil", label=T("image"), elem_id="in_img", height=300, sources=["upload", "clipboard"]),
                                           _check_size)  # fmt: skip
-            in_txt = gr.Textbox(label=f"Caption ({LANGUAGES})", elem_id="in_txt", lines=2, max_lines=4,
-                                placeholder="a red circle left of a blue square")  # fmt: skip
-            with gr.Accordion("Settings", open=True):
-                method = gr.Radio(METHODS, value="attention", label="Method", info=METHOD_INFO)
-                layer = gr.Radio([(str(i), i) for i in range(L)], value=LAYER0, label="Fusion layer")
-                heads = gr.Radio(head_choices(H), value="mean", label="Heads", info="mean / max over heads, or one head")
-                boxes = gr.Checkbox(value=True, label="Show boxes of the words found")
-            btn = gr.Button("Ground", variant="primary", elem_id="submit")
+            in_txt = gr.Textbox(label=T(caption_key(DEFAULT)), elem_id="in_txt", lines=2, max_lines=4, placeholder=T("caption_placeholder"))
+            with gr.Accordion(T("settings"), open=True):
+                method = gr.Radio(METHODS, value="attention", label=T("method"), info=T("method_info"))
+                layer = gr.Radio([(str(i), i) for i in range(L)], value=LAYER0, label=T("layer"))
+                heads = gr.Radio(head_choices(H), value="mean", label=T("heads"), info=T("heads_info"))
+                boxes = gr.Checkbox(value=True, label=T("boxes"))
+            btn = gr.Button(T("ground_button"), variant="primary", elem_id="submit")
             status = gr.Markdown("", elem_id="status")
             examples_box = gr.Column()
         with gr.Column(scale=7):
             with gr.Tabs():
-                with gr.Tab("Ground", id="ground"):
-                    gr.Markdown("Each word's map on **one scale** shared by all words: a word that looks everywhere stays faint. "
-                                "One colour per word; tick words below to show or hide them.", elem_classes="explain")  # fmt: skip
-                    picture = gr.Image(label="Where each word looks", elem_id="out_img", type="pil", format="jpeg", interactive=False,
+                with gr.Tab(T("tab_ground"), id="ground"):
+                    gr.Markdown(T("ground_explain"), elem_classes="explain")
+                    picture = gr.Image(label=T("where"), elem_id="out_img", type="pil", format="jpeg", interactive=False,
                                        height=BOX_HEIGHT, buttons=["download", "fullscreen"])  # fmt: skip
                     legend = gr.HTML(elem_id="legend")
-                    pick = gr.CheckboxGroup(choices=[], label="Words shown", elem_id="pick")
+                    pick = gr.CheckboxGroup(choices=[], label=T("words_shown"), elem_id="pick")
                     pick_css = gr.HTML(elem_id="pick_css")
                     with gr.Row():
-                        match = gr.Label(label="Does the caption describe the image?", elem_id="match", num_top_classes=2)
-                        notice = gr.Textbox(label="Notes", elem_id="notice", interactive=False, lines=2)
+                        match = gr.Label(label=T("match"), elem_id="match", num_top_classes=2)
+                        notice = gr.Textbox(label=T("notes"), elem_id="notice", interactive=False, lines=2)
                     table = gr.Dataframe(headers=views.TABLE_HEADERS, datatype=["number", "str", "str", "str", "number", "str"],
-                                         interactive=False, label="Per word", elem_id="table", wrap=True)  # fmt: skip
+                                         interactive=False, label=T("per_word"), elem_id="table", wrap=True)  # fmt: skip
                     with gr.Accordion("JSON", open=False):
-                        data = gr.JSON(label="Result", elem_id="data")
-                with gr.Tab("Image → text", id="i2t"):
-                    gr.Markdown("**Click a region**: the patch there queries the caption; the bars are the weights it gives "
-                                "to each word. The rest goes to tokens that are not words: [CLS] (start), [SEP] (end) and "
-                                "punctuation. Run *Ground* first.", elem_classes="explain")  # fmt: skip
+                        data = gr.JSON(label=T("result"), elem_id="data")
+                with gr.Tab(T("tab_i2t"), id="i2t"):
+                    gr.Markdown(T("i2t_explain"), elem_classes="explain")
                     with gr.Row(equal_height=False):
-                        click_img = gr.Image(type="pil", label="Click a region", elem_id="click_img", interactive=False,
+                        click_img = gr.Image(type="pil", label=T("click_region"), elem_id="click_img", interactive=False,
                                              height=BOX_HEIGHT, buttons=[], scale=3, format="jpeg")  # fmt: skip
                         with gr.Column(scale=2, min_width=220):
-                            click_words_out = gr.Label(label="Words this patch attends to", elem_id="click_words", num_top_classes=12,
+                            click_words_out = gr.Label(label=T("patch_words"), elem_id="click_words", num_top_classes=12,
                                                        show_heading=False)  # fmt: skip
                             with gr.Row():
-                                x_in = gr.Number(label="x (input image pixels)", value=0, minimum=0, elem_id="x_in")
-                                y_in = gr.Number(label="y", value=0, minimum=0, elem_id="y_in")
-                            xy_btn = gr.Button("Words at (x, y)", elem_id="xy_btn")
+                                x_in = gr.Number(label=T("x"), value=0, minimum=0, elem_id="x_in")
+                                y_in = gr.Number(label=T("y"), value=0, minimum=0, elem_id="y_in")
+                            xy_btn = gr.Button(T("words_at"), elem_id="xy_btn")
                     with gr.Accordion("JSON", open=False):
-                        click_data = gr.JSON(label="Patch", elem_id="click_data")
-                with gr.Tab("Heads & layers", id="heads"):
-                    gr.Markdown("One word in every fusion layer (rows) and head (columns), both directions. Heads specialise; "
-                                "the mean combines them. One colour scale per grid (brightest = the largest value in it).",
-                                elem_classes="explain")  # fmt: skip
-                    heads_word = gr.Dropdown(choices=[], label="Word", allow_custom_value=True, elem_id="heads_word")
-                    gr.Markdown("**Text → image**: where the word looks (its attention row over the patches).")
+                        click_data = gr.JSON(label=T("patch"), elem_id="click_data")
+                with gr.Tab(T("tab_heads"), id="heads"):
+                    gr.Markdown(T("heads_explain"), elem_classes="explain")
+                    heads_word = gr.Dropdown(choices=[], label=T("word"), allow_custom_value=True, elem_id="heads_word")
+                    gr.Markdown(T("t2i_explain"))
                     heads_t2i = gr.Image(label="Text → image", show_label=False, type="pil", interactive=False, buttons=["fullscreen"],
                                          elem_id="heads_t2i", format="png")  # fmt: skip
-                    gr.Markdown("**Image → text**: the weight every patch gives to the word (each patch's weights over "
-                                "all tokens sum to 1).")  # fmt: skip
+                    gr.Markdown(T("i2t_grid_explain"))
                     heads_i2t = gr.Image(label="Image → text", show_label=False, type="pil", interactive=False, buttons=["fullscreen"],
                                          elem_id="heads_i2t", format="png")  # fmt: skip
                     with gr.Accordion("JSON", open=False):
-                        heads_data = gr.JSON(label="Maps")
-                with gr.Tab("Step by step", id="steps"):
+                        heads_data = gr.JSON(label=T("maps"))
+                with gr.Tab(T("tab_steps"), id="steps"):
                     gr.Markdown("Scaled dot-product attention of **one head**, recomputed with the model's own weights from the "
                                 "layer's inputs. Think of a library: a **query** (Q) is what you look for, a **key** (K) the title "
                                 "on a book's spine, a **value** (V) the book's content. **1. match** every query with every key "
@@ -693,7 +689,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                     heads_gal = gr.Gallery(label="Heads", columns=H + 1, height=260, object_fit="contain", elem_id="heads_gal", format="jpeg")
                     with gr.Accordion("JSON", open=False):
                         steps_data = gr.JSON(label="Shapes and checks")
-                with gr.Tab("Positions", id="positions"):
+                with gr.Tab(T("tab_positions"), id="positions"):
                     gr.Markdown("Attention alone ignores order and place. Sinusoids PE(pos, 2i) = sin(pos/10000^(2i/d)), "
                                 "PE(pos, 2i+1) = cos(…) give each position a unique vector in [-1, 1]; PE·PEᵀ depends only "
                                 "on |i − j| (constant diagonals). Images use 2-D: half the channels encode the row, half "
@@ -775,7 +771,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     with examples_box:
         EXAMPLES = load_examples()
         if EXAMPLES:
-            examples = gr.Examples(EXAMPLES, [in_img, in_txt], label="Examples (click one: it is grounded at once)",
+            examples = gr.Examples(EXAMPLES, [in_img, in_txt], label=T("examples"),
                                    examples_per_page=6, elem_id="examples")  # fmt: skip
             examples.load_input_event.then(ground_page, ground_in, ground_page_out, api_visibility="private", concurrency_id="model").success(
                 fill_tabs, tabs_in, tabs_out, api_visibility="private", concurrency_id="model")  # fmt: skip
