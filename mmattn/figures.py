@@ -1,0 +1,535 @@
+"""Interactive figures (Plotly) of one head's cross-attention and of the positional encodings.
+
+Each function takes the numbers :mod:`mmattn.explain` computed (an
+:class:`~mmattn.explain.AttentionSteps`, a PE matrix) and returns a
+``plotly.graph_objects.Figure`` for ``gr.Plot``. Nothing here runs the model or imports gradio.
+
+Every matrix is a labelled ``go.Heatmap``: rows and columns are named by token ("[CLS]",
+"red", a repeated token gets a subscript: "a₂"), by patch ("r3c5" = grid row 3, column 5,
+patch index ``3 * gw + 5``) or by dimension ("d5"; "h2·d5" in the concatenated heads). Each
+has a colour bar, and hovering a cell shows its value with the formula that produced it.
+Hover text is a ``hovertemplate`` over the axis labels, ``z`` and a few numbers per cell in
+``customdata`` (float32, sent base64-encoded), never one string per cell, so a 192 × 128
+matrix stays about 130 kB of JSON.
+
+Colours: each kind of matrix keeps one hue everywhere (title, colour scale, bars), so Q, K
+and V are recognisable in every view (see ``KIND_COLOURS``):
+
+- Q blue, K red, V green; S = Q·Kᵀ, S/√d and the softmax weights purple (where Q meets K);
+  Z = A·V and the concatenated heads teal (mixtures of V's rows); out_proj's output amber.
+- Signed matrices use a diverging scale centred at 0: grey (negative) - white (0) - the
+  kind's hue (positive), symmetric around 0. The weights (0..1) use white - purple, 0..max.
+
+Index letters: T tokens (specials included), P patches (= gh * gw), Lq / Lk queries / keys,
+hd head width, D model width, H heads.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = ["KIND_COLOURS", "MATRIX_NAMES", "STAGES", "ScalingStats", "hover_text", "key_labels", "matrix_figure", "matrix_names",
+           "pe_figure", "pe_similarity_figure", "query_labels", "scaling_figure", "scaling_stats", "stage_sentences"]  # fmt: skip
+
+LANGS = ("en", "zh")
+MATRIX_NAMES = ("q", "k", "scores", "scaled", "weights", "v", "head_output", "concat", "output")
+#: the step control's stages, in order: (name of the matrix shown, label in English, in Chinese)
+STAGES = (("scores", "Q·Kᵀ", "Q·Kᵀ"), ("scaled", "÷√d", "÷√d"), ("weights", "softmax", "softmax"),
+          ("head_output", "·V", "·V"), ("concat", "heads", "多头拼接"), ("output", "out_proj", "out_proj"))  # fmt: skip
+KIND_COLOURS = {"q": "#2563eb", "k": "#dc2626", "v": "#16a34a", "scores": "#7c3aed", "scaled": "#7c3aed", "weights": "#7c3aed",
+                "head_output": "#0d9488", "concat": "#0d9488", "output": "#d97706"}  # fmt: skip
+NEGATIVE = "#6b7280"  #: the negative end of every diverging scale (grey)
+FONT = "system-ui, -apple-system, 'Segoe UI', 'Noto Sans', 'Noto Sans CJK SC', 'PingFang SC', sans-serif"
+CELL_BUDGET = 520  #: pixels the rows of a matrix get together (each row 3..24 px)
+MARGIN = dict(l=70, r=20, t=56, b=70)
+
+
+def _check_lang(lang: str) -> str:
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {', '.join(LANGS)} (got {lang!r})")
+    return lang
+
+
+# ---- labels -------------------------------------------------------------------------------
+_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def token_labels(tokens: list[str]) -> list[str]:
+    """Unique axis labels for tokens: a repeated token gets its occurrence as a subscript ("a", "a₂")."""
+    seen: dict[str, int] = {}
+    out = []
+    for t in tokens:
+        seen[t] = seen.get(t, 0) + 1
+        out.append(t if seen[t] == 1 else f"{t}{str(seen[t]).translate(_SUB)}")
+    return out
+
+
+def patch_labels(grid: tuple[int, int]) -> list[str]:
+    """"r{row}c{col}" for the P patches, row-major (patch p = r * gw + c)."""
+    gh, gw = grid
+    return [f"r{r}c{c}" for r in range(gh) for c in range(gw)]
+
+
+def query_labels(steps) -> list[str]:
+    """Labels of the Lq queries (tokens for text -> image, patches for image -> text)."""
+    return token_labels(steps.tokens) if steps.direction == "text_to_image" else patch_labels(steps.grid)
+
+
+def key_labels(steps) -> list[str]:
+    """Labels of the Lk keys (patches for text -> image, tokens for image -> text)."""
+    return patch_labels(steps.grid) if steps.direction == "text_to_image" else token_labels(steps.tokens)
+
+
+def matrix_names(steps) -> list[str]:
+    """The matrices ``steps`` has (no V, Z, concat, output where the layer computes weights only)."""
+    return [n for n in MATRIX_NAMES if getattr(steps, n) is not None]
+
+
+_AXES = {  # what an axis is, per language
+    "tokens": ("{role}: tokens", "{role}：词元"),
+    "patches": ("{role}: patches (row r, column c)", "{role}：图像块（第 r 行，第 c 列）"),
+    "hd": ("head dimension (0–{n})", "头内维度（0–{n}）"),
+    "concat": ("head h, dimension d (the heads side by side)", "第 h 个头的第 d 维（各头并排）"),
+    "D": ("model dimension (0–{n})", "模型维度（0–{n}）"),
+}
+_ROLES = {"queries": ("queries", "查询"), "keys": ("keys", "键")}
+
+
+def _axis_title(kind: str, lang: str, role: str = "", n: int = 0) -> str:
+    i = LANGS.index(lang)
+    return _AXES[kind][i].format(role=_ROLES[role][i] if role else "", n=n - 1)
+
+
+# ---- colour scales ----------------------------------------------------------------------------
+def _diverging(colour: str) -> list:
+    return [[0.0, NEGATIVE], [0.5, "#ffffff"], [1.0, colour]]
+
+
+def _sequential(colour: str) -> list:
+    return [[0.0, "#ffffff"], [1.0, colour]]
+
+
+def _limit(a: np.ndarray) -> float:
+    m = float(np.nanmax(np.abs(a))) if a.size else 0.0
+    return m if m > 0 and np.isfinite(m) else 1.0
+
+
+def _layout(fig: go.Figure, title: str, colour: str | None, height: int) -> go.Figure:
+    fig.update_layout(
+        template="none", height=height, margin=MARGIN, font=dict(family=FONT, size=12),
+        title=dict(text=title, font=dict(color=colour, size=15), x=0.01, xanchor="left"),
+        hoverlabel=dict(bgcolor="white", font=dict(family=FONT, size=13)), plot_bgcolor="white",
+    )  # fmt: skip
+    return fig
+
+
+def _height(rows: int) -> int:
+    """Figure height for a matrix of ``rows`` rows: each row 3..24 px, plus the margins."""
+    per = min(24.0, max(3.0, CELL_BUDGET / max(rows, 1)))
+    return int(max(200, rows * per) + MARGIN["t"] + MARGIN["b"] + 30)
+
+
+# ---- 1. the matrices --------------------------------------------------------------------------
+_T = {  # (English, Chinese) titles; {shape} and {hd} filled in
+    "q": ("Q: queries, what each {q} looks for · {shape}", "Q：查询，每个{q}要找什么 · {shape}"),
+    "k": ("Kᵀ: keys, the title each {k} offers (K transposed) · {shape}", "Kᵀ：键，每个{k}亮出的“书名”（K 的转置）· {shape}"),
+    "scores": ("S = Q·Kᵀ: every query against every key · {shape}", "S = Q·Kᵀ：每个查询与每个键的点积 · {shape}"),
+    "scaled": ("S / √{hd}: the same pattern, smaller numbers · {shape}", "S / √{hd}：图案不变，数值变小 · {shape}"),
+    "weights": ("A = softmax(S / √{hd}) per row: each row sums to 1 · {shape}", "A = 按行 softmax(S / √{hd})：每行之和为 1 · {shape}"),
+    "v": ("V: values, the content each {k} hands over · {shape}", "V：值，每个{k}交出的内容 · {shape}"),
+    "head_output": ("Z = A·V: weighted sums of V's rows · {shape}", "Z = A·V：V 各行的加权和 · {shape}"),
+    "concat": ("the {H} heads' Z side by side · {shape}", "{H} 个头的 Z 并排拼接 · {shape}"),
+    "output": ("out_proj: the heads mixed into one vector per query · {shape}", "out_proj：把各头混合成每个查询一个向量 · {shape}"),
+}
+_UNITS = {"token": ("token", "词元"), "patch": ("patch", "图像块")}
+_BAR = {"value": ("value", "数值"), "weight": ("weight", "权重")}
+_WHERE = ("layer {layer}, head {head}", "第 {layer} 层，第 {head} 个头")
+
+
+def matrix_figure(steps, name: str, *, lang: str = "en", query: int | list[int] | None = None) -> go.Figure:
+    """One matrix of ``steps`` (an :class:`~mmattn.explain.AttentionSteps`) as a labelled heat map.
+
+    ``name``: one of ``MATRIX_NAMES`` (``"k"`` is drawn as Kᵀ). Rows/columns are labelled by
+    token, patch or dimension; hovering a cell shows the formula with its numbers, e.g.
+    ``S[red, r3c5] = q_red · k_r3c5 = 5.210``. ``query``: a query row (or several, e.g. a word's
+    tokens) to outline. Shapes: q (Lq, hd), Kᵀ (hd, Lk), scores/scaled/weights (Lq, Lk),
+    v (Lk, hd), head_output (Lq, hd), concat/output (Lq, D)."""
+    lang = _check_lang(lang)
+    if name not in MATRIX_NAMES:
+        raise ValueError(f"unknown matrix {name!r}: pick one of {', '.join(MATRIX_NAMES)}")
+    a = getattr(steps, name)
+    if a is None:
+        raise ValueError(f"this layer has no {name!r}: it computes only attention weights (no stage 3); "
+                         f"pick one of {', '.join(matrix_names(steps))} or an earlier layer")  # fmt: skip
+    zh = lang == "zh"
+    t2i = steps.direction == "text_to_image"
+    ql, kl = query_labels(steps), key_labels(steps)
+    hd, H, D = steps.head_dim, steps.num_heads, steps.dim
+    qkind, kkind = ("tokens", "patches") if t2i else ("patches", "tokens")
+    dims = [f"d{j}" for j in range(hd)]
+    rt = math.sqrt(hd)
+    nkeys = f"{len(kl)} {'patches' if t2i else 'tokens'}" if not zh else f"{len(kl)} 个{'图像块' if t2i else '词元'}"
+    custom = None
+    if name == "q":
+        y, x, ya, xa = ql, dims, _axis_title(qkind, lang, "queries"), _axis_title("hd", lang, n=hd)
+        tpl = "Q[%{y}, %{x}] = q_%{y}[%{x}] = %{z:.3f}<br>" + ("查询 %{y} 经 W_q 投影" if zh else "row %{y} of x·W_q") + f" (head {steps.head})"
+    elif name == "k":
+        a = a.T  # (hd, Lk)
+        y, x, ya, xa = dims, kl, _axis_title("hd", lang, n=hd), _axis_title(kkind, lang, "keys")
+        tpl = "Kᵀ[%{y}, %{x}] = k_%{x}[%{y}] = %{z:.3f}<br>" + ("键 %{x} 经 W_k 投影" if zh else "row %{x} of context·W_k") + f" (head {steps.head})"
+    elif name == "v":
+        y, x, ya, xa = kl, dims, _axis_title(kkind, lang, "keys"), _axis_title("hd", lang, n=hd)
+        tpl = "V[%{y}, %{x}] = v_%{y}[%{x}] = %{z:.3f}<br>" + ("%{y} 被选中时交出的内容" if zh else "what %{y} hands over when it is chosen")
+    elif name in ("scores", "scaled", "weights"):
+        y, x, ya, xa = ql, kl, _axis_title(qkind, lang, "queries"), _axis_title(kkind, lang, "keys")
+        if name == "scores":
+            tpl = "S[%{y}, %{x}] = q_%{y} · k_%{x} = %{z:.3f}"
+        elif name == "scaled":
+            custom = steps.scores.astype(np.float32)
+            tpl = f"S[%{{y}}, %{{x}}] / √{hd} = %{{customdata:.3f}} / {rt:.2f} = %{{z:.3f}}"
+        else:
+            s = steps.scaled.astype(np.float64)
+            shift = np.where(s.max(1, keepdims=True) > 60, s.max(1, keepdims=True), 0.0)  # keep e^s finite in float32
+            e = np.exp(s - shift)
+            custom = np.stack([s, e, np.broadcast_to(e.sum(1, keepdims=True), s.shape)], -1).astype(np.float32)  # (Lq, Lk, 3)
+            exp = "e^(%{customdata[0]:.3f} − max)" if shift.any() else "e^%{customdata[0]:.3f}"
+            row = "softmax over row %{y}" if not zh else "对 %{y} 这一行做 softmax"
+            tpl = (f"A[%{{y}}, %{{x}}] = {row} → %{{z:.3f}} " + ("（每行之和为 1）" if zh else "(row sums to 1)")
+                   + f"<br>= {exp} / Σ_row = %{{customdata[1]:.3g}} / %{{customdata[2]:.3g}}")  # fmt: skip
+    elif name == "head_output":
+        y, x, ya, xa = ql, dims, _axis_title(qkind, lang, "queries"), _axis_title("hd", lang, n=hd)
+        tpl = "Z[%{y}, %{x}] = Σ_k A[%{y}, k] · V[k, %{x}] = %{z:.3f}<br>" + (f"对 {nkeys} 求和" if zh else f"sum over the {nkeys}")
+    elif name == "concat":  # one heat map per head (one colour axis): each hover names its head
+        y, x, ya, xa = ql, [f"h{h}·d{j}" for h in range(H) for j in range(hd)], _axis_title(qkind, lang, "queries"), _axis_title("concat", lang)
+        tpl = "concat[%{y}, %{x}] = Z of head {h}, row %{y} = %{z:.3f}" if not zh else "concat[%{y}, %{x}] = 第 {h} 个头的 Z，第 %{y} 行 = %{z:.3f}"
+    else:  # output
+        y, x, ya, xa = ql, [f"d{j}" for j in range(D)], _axis_title(qkind, lang, "queries"), _axis_title("D", lang, n=D)
+        tpl = "out[%{y}, %{x}] = Σ_j concat[%{y}, j] · W_o[%{x}, j] + b[%{x}] = %{z:.3f}"
+    a = np.asarray(a, np.float32)
+    colour = KIND_COLOURS[name]
+    bar = _BAR["weight" if name == "weights" else "value"][LANGS.index(lang)]
+    if name == "weights":
+        scale = dict(colorscale=_sequential(colour), zmin=0.0, zmax=float(a.max()) or 1.0)
+    else:
+        lim = _limit(a)
+        scale = dict(colorscale=_diverging(colour), zmin=-lim, zmax=lim, zmid=0.0)
+    bar = dict(title=dict(text=bar, side="right"), thickness=14, len=1.0)
+    if name == "concat":
+        fig = go.Figure([go.Heatmap(z=a[:, h * hd : (h + 1) * hd], x=x[h * hd : (h + 1) * hd], y=y, coloraxis="coloraxis", hoverongaps=False,
+                                    hovertemplate=tpl.replace("{h}", str(h)) + "<extra></extra>") for h in range(H)])  # fmt: skip
+        scale = {("c" + k[1:] if k.startswith("z") else k): v for k, v in scale.items()}  # zmin -> cmin ...
+        fig.update_layout(coloraxis=dict(colorbar=bar, **scale))
+    else:
+        fig = go.Figure(go.Heatmap(z=a, x=x, y=y, customdata=custom, hovertemplate=tpl + "<extra></extra>", colorbar=bar, **scale))
+    fig.update_xaxes(title_text=xa, type="category", tickangle=-60 if len(x) > 12 else 0, showgrid=False, automargin=True)
+    fig.update_yaxes(title_text=ya, type="category", autorange="reversed", showgrid=False, automargin=True)
+    units = [_UNITS["token" if t2i else "patch"], _UNITS["patch" if t2i else "token"]]
+    i = LANGS.index(lang)
+    title = _T[name][i].format(q=units[0][i], k=units[1][i], shape="×".join(map(str, a.shape)), hd=hd, H=H)
+    title += f"<br><sup>{_WHERE[i].format(layer=steps.layer, head=steps.head)}</sup>"
+    _separators(fig, steps, name, x, y)
+    if query is not None and name not in ("k", "v"):
+        rows = [query] if isinstance(query, (int, np.integer)) else list(query)
+        for r in rows:
+            if not 0 <= r < len(y):
+                raise ValueError(f"query {r} is out of range: there are {len(y)} queries (0..{len(y) - 1})")
+            fig.add_shape(type="rect", x0=-0.5, x1=len(x) - 0.5, y0=r - 0.5, y1=r + 0.5, line=dict(color="#111827", width=2))
+    return _layout(fig, title, colour, _height(len(y)))
+
+
+def _separators(fig: go.Figure, steps, name: str, x: list, y: list) -> None:
+    """Thin lines between the heads (concat) and between the patch grid's rows (patch axes)."""
+    line = dict(color="rgba(17,24,39,0.35)", width=1)
+    if name == "concat":
+        for h in range(1, steps.num_heads):
+            fig.add_vline(x=h * steps.head_dim - 0.5, line=line)
+        h, hd = steps.head, steps.head_dim  # the head the other matrices show
+        fig.add_shape(type="rect", x0=h * hd - 0.5, x1=(h + 1) * hd - 0.5, y0=-0.5, y1=len(y) - 0.5, line=dict(color=KIND_COLOURS["concat"], width=2))
+    gh, gw = steps.grid
+    patches = gh * gw
+    if gh > 1 and len(x) == patches and x[0] == "r0c0":
+        for r in range(1, gh):
+            fig.add_vline(x=r * gw - 0.5, line=line)
+    if gh > 1 and len(y) == patches and y[0] == "r0c0":
+        for r in range(1, gh):
+            fig.add_hline(y=r * gw - 0.5, line=line)
+
+
+# ---- 2. why ÷√d --------------------------------------------------------------------------------
+@dataclass
+class ScalingStats:
+    """One query's softmax without and with ÷√d (then ÷ temperature)."""
+
+    query: str
+    temperature: float
+    sqrt_d: float
+    unscaled: np.ndarray  #: (Lk,) softmax(S[q])
+    scaled: np.ndarray  #: (Lk,) softmax(S[q] / √d / temperature)
+    max_unscaled: float
+    max_scaled: float
+    entropy_unscaled: float  #: bits; log2(Lk) = uniform, 0 = all on one key
+    entropy_scaled: float
+    uniform_entropy: float  #: log2(Lk)
+
+
+def _softmax(s: np.ndarray) -> np.ndarray:
+    e = np.exp(s - s.max())
+    return e / e.sum()
+
+
+def _bits(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum()) + 0.0
+
+
+def scaling_stats(steps, query_index: int, temperature: float = 1.0) -> ScalingStats:
+    """The numbers behind :func:`scaling_figure`. At temperature 1, ``scaled`` is the model's row."""
+    Lq = steps.scores.shape[0]
+    if not 0 <= int(query_index) < Lq:
+        raise ValueError(f"query_index {query_index} is out of range: there are {Lq} queries (0..{Lq - 1})")
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number (got {temperature})")
+    s = steps.scores[int(query_index)].astype(np.float64)  # (Lk,)
+    rt = math.sqrt(steps.head_dim)
+    p0, p1 = _softmax(s), _softmax(s / rt / temperature)
+    return ScalingStats(query_labels(steps)[int(query_index)], float(temperature), rt, p0, p1, float(p0.max()), float(p1.max()),
+                        _bits(p0), _bits(p1), math.log2(len(s)))  # fmt: skip
+
+
+def _p(p: float) -> str:
+    """A weight, written so that 0.99997 does not read as 1.000."""
+    return f"1 − {1 - p:.1e}" if 0.999 < p < 1 else f"{p:.3f}"
+
+
+def _h(bits: float) -> str:
+    return "< 0.001" if bits < 1e-3 else f"{bits:.3f}" if bits < 0.1 else f"{bits:.2f}"
+
+
+def scaling_figure(steps, query_index: int, temperature: float = 1.0, *, lang: str = "en") -> go.Figure:
+    """Why ÷√d: one query's softmax over the keys without ÷√d (left) and with ÷√d ÷ temperature
+    (right), as bars on one 0..1 scale; each panel's title gives its largest weight and entropy."""
+    lang = _check_lang(lang)
+    zh = lang == "zh"
+    st = scaling_stats(steps, query_index, temperature)
+    s = steps.scores[int(query_index)].astype(np.float64)
+    keys = key_labels(steps)
+    hd, rt, tau = steps.head_dim, st.sqrt_d, st.temperature
+    div = f"÷√{hd}" + (f" ÷ {tau:g}" if tau != 1 else "")
+    if zh:
+        t0 = f"不除以 √d：softmax(S)<br>最大权重 {_p(st.max_unscaled)}，熵 {_h(st.entropy_unscaled)} 比特"
+        t1 = f"{div}：softmax(S / √{hd}{f' / {tau:g}' if tau != 1 else ''})<br>最大权重 {_p(st.max_scaled)}，熵 {_h(st.entropy_scaled)} 比特"
+    else:
+        t0 = f"without ÷√d: softmax(S)<br>largest weight {_p(st.max_unscaled)}, entropy {_h(st.entropy_unscaled)} bits"
+        t1 = f"with {div}: softmax(S / √{hd}{f' / {tau:g}' if tau != 1 else ''})<br>largest weight {_p(st.max_scaled)}, entropy {_h(st.entropy_scaled)} bits"
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=(t0, t1), horizontal_spacing=0.06)
+    w = "权重" if zh else "weight"
+    fig.add_bar(x=keys, y=st.unscaled, customdata=s.astype(np.float32), marker_color=NEGATIVE, name=t0.split("<br>")[0], row=1, col=1,
+                hovertemplate=f"%{{x}}: S = %{{customdata:.3f}} → softmax(S) = %{{y:.3f}}<extra>{w}</extra>")  # fmt: skip
+    tail = f" / {tau:g}" if tau != 1 else ""
+    by = f" / {rt:.2f}{tail}"
+    fig.add_bar(x=keys, y=st.scaled, customdata=np.stack([s, s / rt / tau], -1).astype(np.float32), marker_color=KIND_COLOURS["weights"],
+                name=t1.split("<br>")[0], row=1, col=2,
+                hovertemplate=f"%{{x}}: S / √{hd}{tail} = %{{customdata[0]:.3f}}{by} = %{{customdata[1]:.3f}} → softmax = %{{y:.3f}}<extra>{w}</extra>")  # fmt: skip
+    fig.update_yaxes(range=[0, 1.02], title_text=("注意力权重（每组之和为 1）" if zh else "attention weight (sums to 1)"), row=1, col=1)
+    kax = _axis_title("patches" if steps.direction == "text_to_image" else "tokens", lang, "keys")
+    fig.update_xaxes(type="category", title_text=kax, tickangle=-60 if len(keys) > 12 else 0, automargin=True)
+    fig.update_layout(showlegend=False, bargap=0.1)
+    fig.update_annotations(font=dict(size=13))
+    title = (f"为什么要除以 √d：查询 {st.query} 的一行" if zh else f"Why ÷√d: the row of query {st.query}")
+    _layout(fig, title, KIND_COLOURS["weights"], 420)
+    fig.update_layout(margin=dict(MARGIN, t=110))
+    return fig
+
+
+# ---- 3. one sentence per stage ------------------------------------------------------------------
+_SENTENCES = {
+    "text_to_image": {
+        "scores": (
+            "Think of a library: a query is what you look for, a key is the title on a book's spine and a value is the "
+            "book's content; Q·Kᵀ compares every word's query with every patch's key at once, so look along your word's "
+            "row for the patches with the largest numbers, the titles that match best.",
+            "把注意力想成一座图书馆：查询（query）是你要找的东西，键（key）是书脊上的书名，值（value）是书的内容；Q·Kᵀ "
+            "一次把每个词的查询和每个图像块的键都比一遍，顺着你所选词的那一行看，数值最大的图像块就是书名最对得上的。",
+        ),
+        "scaled": (
+            "Dividing by √d{rt} keeps the pattern of the row but shrinks its numbers, so that the softmax that follows "
+            "does not hand almost all of the word's attention to one patch: compare the bars with and without ÷√d.",
+            "除以 √d{rt}不改变这一行的图案，只把数值缩小，这样接下来的 softmax 就不会把这个词几乎全部的注意力交给一个图像块："
+            "对比除与不除 √d 的两组柱子。",
+        ),
+        "weights": (
+            "Softmax turns each row into weights that are positive and sum to 1: your word's row now says how much of its "
+            "attention goes to each patch, which books it takes off the shelf and how much of each it reads.",
+            "softmax 把每一行变成和为 1 的正权重：你所选词的那一行现在表示它把多少注意力分给每个图像块，也就是从书架上取下哪些书、"
+            "每本读多少。",
+        ),
+        "head_output": (
+            "Multiplying by V reads the chosen books: each word's new row is the weighted average of the patches' values, "
+            "so a word that looked at the red circle now carries what the red circle's patches contain.",
+            "乘以 V 就是去读取下来的书：每个词的新一行是各图像块的值按权重求的平均，所以看向红色圆的词现在带上了红色圆那些图像块的内容。",
+        ),
+        "concat": (
+            "Every head did the same with its own Q, K and V (its own way of titling the books); the heads' answers are "
+            "put side by side, head after head, so look for the heads whose block differs.",
+            "每个头都用自己的 Q、K、V（自己给书起名的方式）做了同样的事；把各头的结果一个接一个并排放好，看看哪些头的那一块与众不同。",
+        ),
+        "output": (
+            "out_proj, a single linear layer, mixes the heads' answers into one vector per word of the model's width: this "
+            "is what the words pass on to the next layer.",
+            "out_proj 是一个线性层，它把各头的结果混合成每个词一个、与模型同宽的向量：这就是这些词交给下一层的东西。",
+        ),
+    },
+    "image_to_text": {
+        "scores": (
+            "Think of a library: a query is what you look for, a key is the title on a book's spine and a value is the "
+            "book's content; here the patches ask and the caption's tokens answer, so Q·Kᵀ compares every patch's query "
+            "with every token's key, and your patch's row shows which words' titles match it best.",
+            "把注意力想成一座图书馆：查询（query）是你要找的东西，键（key）是书脊上的书名，值（value）是书的内容；这里由图像块来提问、"
+            "由文字的词元来回答，Q·Kᵀ 把每个图像块的查询和每个词元的键都比一遍，你所选图像块的那一行显示哪些词的书名最对得上。",
+        ),
+        "scaled": (
+            "Dividing by √d{rt} keeps the pattern of the row but shrinks its numbers, so that the softmax that follows "
+            "does not hand almost all of the patch's attention to one token: compare the bars with and without ÷√d.",
+            "除以 √d{rt}不改变这一行的图案，只把数值缩小，这样接下来的 softmax 就不会把这个图像块几乎全部的注意力交给一个词元："
+            "对比除与不除 √d 的两组柱子。",
+        ),
+        "weights": (
+            "Softmax turns each row into weights that are positive and sum to 1: your patch's row now says how much of its "
+            "attention goes to each token, including [CLS] and [SEP], which carry no word of their own.",
+            "softmax 把每一行变成和为 1 的正权重：你所选图像块的那一行现在表示它把多少注意力分给每个词元，包括本身不是词的 [CLS] 和 [SEP]。",
+        ),
+        "head_output": (
+            "Multiplying by V reads the chosen books: each patch's new row is the weighted average of the tokens' values, "
+            "so a patch of the red circle that looked at \"red\" now carries what the word \"red\" means.",
+            "乘以 V 就是去读取下来的书：每个图像块的新一行是各词元的值按权重求的平均，所以红色圆上看向“红色”的图像块现在带上了这个词的含义。",
+        ),
+        "concat": (
+            "Every head did the same with its own Q, K and V (its own way of titling the books); the heads' answers are "
+            "put side by side, head after head, so look for the heads whose block differs.",
+            "每个头都用自己的 Q、K、V（自己给书起名的方式）做了同样的事；把各头的结果一个接一个并排放好，看看哪些头的那一块与众不同。",
+        ),
+        "output": (
+            "out_proj, a single linear layer, mixes the heads' answers into one vector per patch of the model's width: this "
+            "is what the patches pass on to the next layer.",
+            "out_proj 是一个线性层，它把各头的结果混合成每个图像块一个、与模型同宽的向量：这就是这些图像块交给下一层的东西。",
+        ),
+    },
+}
+
+
+def stage_sentences(direction: str = "text_to_image", head_dim: int | None = None) -> dict[str, dict[str, str]]:
+    """One plain sentence per stage of ``STAGES`` (keys "scores", "scaled", "weights",
+    "head_output", "concat", "output"), each as ``{"en": ..., "zh": ...}``: what to look at.
+    The first (Q·Kᵀ) introduces the library metaphor (query, key = the title on a book's
+    spine, value = the book's content) that the others use. ``head_dim`` fills in √d."""
+    if direction not in _SENTENCES:
+        raise ValueError(f"direction must be one of {', '.join(_SENTENCES)} (got {direction!r})")
+    rt = "" if head_dim is None else f" (√{head_dim} ≈ {math.sqrt(head_dim):.2f})"
+    rt_zh = "" if head_dim is None else f"（√{head_dim} ≈ {math.sqrt(head_dim):.2f}）"
+    return {k: {"en": en.replace("{rt}", rt), "zh": zh.replace("{rt}", rt_zh)} for k, (en, zh) in _SENTENCES[direction].items()}
+
+
+# ---- 4. positions ---------------------------------------------------------------------------------
+def _pe_matrix(pe) -> np.ndarray:
+    a = np.asarray(getattr(pe, "pe", pe), np.float64)
+    if a.ndim != 2 or a.shape[1] % 2:
+        raise ValueError(f"pe must be a (positions, dimensions) matrix with an even number of dimensions (got shape {a.shape})")
+    return a
+
+
+def _pe_height(n: int) -> int:
+    return int(min(720, max(240, n * 14)) + MARGIN["t"] + MARGIN["b"] + 20)
+
+
+def pe_figure(pe, *, lang: str = "en", base: float = 10000.0) -> go.Figure:
+    """The sinusoidal PE matrix, positions (rows) × dimensions (columns), from
+    :func:`~mmattn.explain.positional_1d` (or any (n, dim) array of such encodings).
+
+    Hover: ``PE(pos=3, 2i=4) = sin(3 / 10000^(4/64)) = 0.123`` (cos on the odd dimensions
+    2i+1). Drawn as two heat maps on one colour bar, the sin columns and the cos columns (the
+    other's cells left empty), so that each has its own formula. Height grows with positions."""
+    lang = _check_lang(lang)
+    zh = lang == "zh"
+    a = _pe_matrix(pe)
+    n, dim = a.shape
+    cols = np.arange(dim)
+    two_i = np.broadcast_to(cols - cols % 2, a.shape).astype(np.int16)  # the "2i" of each column
+    fig = go.Figure()
+    for odd, fn in ((0, "sin"), (1, "cos")):
+        z = np.where(cols % 2 == odd, a, np.nan).astype(np.float32)
+        label = "2i+1" if odd else "2i"
+        tpl = f"PE(pos=%{{y}}, {label}=%{{x}}) = {fn}(%{{y}} / {base:g}^(%{{customdata}}/{dim})) = %{{z:.3f}}<extra>{fn}</extra>"
+        fig.add_heatmap(z=z, x=cols, y=np.arange(n), customdata=two_i, hovertemplate=tpl, hoverongaps=False, coloraxis="coloraxis")
+    fig.update_layout(coloraxis=dict(colorscale=_diverging(KIND_COLOURS["scores"]), cmin=-1, cmax=1, cmid=0,
+                                     colorbar=dict(title=dict(text="PE", side="right"), thickness=14)))  # fmt: skip
+    fig.update_xaxes(title_text="维度（偶数 2i：sin，奇数 2i+1：cos）" if zh else "dimension (even 2i: sin, odd 2i+1: cos)",
+                     showgrid=False, zeroline=False)  # fmt: skip
+    fig.update_yaxes(title_text="位置 pos" if zh else "position (pos)", autorange="reversed", showgrid=False, zeroline=False)
+    title = (f"位置编码 PE：{n} 个位置 × {dim} 维，左边各维变化快，右边变化慢" if zh
+             else f"Positional encodings PE: {n} positions × {dim} dimensions; fast waves on the left, slow on the right")  # fmt: skip
+    return _layout(fig, title, None, _pe_height(n))
+
+
+def pe_similarity_figure(pe, *, lang: str = "en") -> go.Figure:
+    """PE·PEᵀ (positions × positions): every diagonal is constant, since the dot product of
+    two positions' encodings depends only on their distance |i − j|. Hover shows i, j, |i − j|
+    and the value."""
+    lang = _check_lang(lang)
+    zh = lang == "zh"
+    a = _pe_matrix(pe)
+    n, dim = a.shape
+    sim = a @ a.T  # (n, n)
+    i = np.arange(n)
+    dist = np.abs(i[:, None] - i[None, :]).astype(np.int16)
+    tpl = "PE_%{y} · PE_%{x} = %{z:.3f}<br>|i − j| = |%{y} − %{x}| = %{customdata}<extra></extra>"
+    lim = _limit(sim)
+    scale = (dict(colorscale=_diverging(KIND_COLOURS["scores"]), zmin=-lim, zmax=lim, zmid=0.0) if sim.min() < 0
+             else dict(colorscale=_sequential(KIND_COLOURS["scores"]), zmin=0.0, zmax=lim))  # fmt: skip
+    fig = go.Figure(go.Heatmap(z=sim.astype(np.float32), x=i, y=i, customdata=dist, hovertemplate=tpl,
+                               colorbar=dict(title=dict(text="PE·PEᵀ", side="right"), thickness=14), **scale))  # fmt: skip
+    fig.update_xaxes(title_text="位置 j" if zh else "position j", showgrid=False, zeroline=False, scaleanchor="y", constrain="domain")
+    fig.update_yaxes(title_text="位置 i" if zh else "position i", autorange="reversed", showgrid=False, zeroline=False)
+    title = (f"PE·PEᵀ：每条对角线上的值相同，只取决于距离 |i − j|（对角线 = {dim}/2）" if zh
+             else f"PE·PEᵀ: constant along every diagonal, it depends only on the distance |i − j| (diagonal = {dim}/2)")  # fmt: skip
+    return _layout(fig, title, None, _pe_height(n))
+
+
+# ---- what a hover shows -----------------------------------------------------------------------------
+_FIELD = re.compile(r"%\{(x|y|z|customdata|meta)((?:\[\d+\])*)(?::([^}]*))?\}")
+
+
+def hover_text(fig: go.Figure, row: int, col: int | None = None, *, trace: int = 0) -> str:
+    """The text Plotly shows when hovering cell (row, col) of heat map ``trace`` (or bar ``row``
+    of a bar trace: leave ``col`` None), rendered here from the trace's ``hovertemplate`` (the
+    subset of its syntax this module uses). For tests and for exporting a cell's explanation."""
+    t = fig.data[trace]
+    if t.type == "heatmap":
+        z = np.asarray(t.z)[row][col]
+        xs, ys = list(t.x) if t.x is not None else None, list(t.y) if t.y is not None else None
+        x, y = (xs[col] if xs else col), (ys[row] if ys else row)
+        cd = None if t.customdata is None else np.asarray(t.customdata)[row][col]
+    else:
+        x, y, z = list(t.x)[row], list(t.y)[row], None
+        cd = None if t.customdata is None else np.asarray(t.customdata)[row]
+    values = {"x": x, "y": y, "z": z, "customdata": cd, "meta": t.meta}
+
+    def sub(m: re.Match) -> str:
+        v = values[m.group(1)]
+        for k in re.findall(r"\d+", m.group(2) or ""):
+            v = v[int(k)]
+        fmt = m.group(3)
+        if isinstance(v, (np.integer, np.floating)):
+            v = v.item()
+        if fmt:
+            return format(int(v), "d") if fmt == "d" else format(float(v), fmt)
+        return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+    text = _FIELD.sub(sub, t.hovertemplate)
+    text = re.sub(r"<extra>.*?</extra>", "", text)
+    return text.replace("<br>", "\n")
