@@ -261,13 +261,21 @@ class Question:
     source_size: tuple[int, int]
     caption: str
     model: str  #: the model's label (mmattn.catalog)
+    lang: str = "en"  #: the language of the words made on the server ("en" or "zh": the browser's)
 
 
-def ask(image, caption, model=None) -> Question:
+def page_language(request) -> str:
+    """"zh" when the browser asks for Chinese first (Accept-Language), else "en"."""
+    headers = getattr(request, "headers", None) or {}
+    first = str(headers.get("accept-language", "")).split(",")[0].strip().lower()
+    return "zh" if first.startswith("zh") else "en"
+
+
+def ask(image, caption, model=None, request=None) -> Question:
     m = MODELS.get(model)
     src, caption = _image(image), _caption(caption, m)
     work = _work(src)
-    return Question(work, image_digest(work), src.size, caption, m.choice.label)
+    return Question(work, image_digest(work), src.size, caption, m.choice.label, page_language(request))
 
 
 def model_of(q: Question) -> Model:
@@ -320,27 +328,36 @@ def _keep_on_error(n_outputs: int):
 # ---- Ground ------------------------------------------------------------------------------
 def _ground_outputs(q: Question, method, layer, heads, show_boxes, shown=None):
     kw = _controls(model_of(q), method, layer, heads)
-    v = views.ground_view(trace_of(q, kw["method"]), **kw, show_boxes=bool(show_boxes), shown=shown, source_size=q.source_size)
-    match = {"the caption describes the image": v.match_score, "it does not": 1 - v.match_score}
+    v = views.ground_view(trace_of(q, kw["method"]), **kw, show_boxes=bool(show_boxes), shown=shown, source_size=q.source_size,
+                          lang=q.lang)  # fmt: skip
+    match = {views.text("describes", q.lang): v.match_score, views.text("does_not", q.lang): 1 - v.match_score}
     return v, match
 
 
+def _table(v, lang: str):
+    """The per-word table with its headers in ``lang`` (a DataFrame: gradio sends its headers along)."""
+    import pandas as pd
+
+    return pd.DataFrame(views.word_table(v.words, v.out_of_world, lang), columns=views.text("headers", lang))
+
+
 @_friendly
-def ground(image, caption, method="attention", layer=LAYER0, heads="mean", show_boxes=True, model=None):
+def ground(image, caption, method="attention", layer=LAYER0, heads="mean", show_boxes=True, model=None, request: gr.Request = None):
     """Ground every word of the caption in the image: the picture (one colour per word), the
     per-word table, the match score, a notice and the JSON. Boxes are in the input image's pixels."""
-    v, match = _ground_outputs(ask(image, caption, model), method, layer, heads, show_boxes)
-    return v.picture, views.word_table(v.words, v.out_of_world), match, v.notice, v.data
+    q = ask(image, caption, model, request)
+    v, match = _ground_outputs(q, method, layer, heads, show_boxes)
+    return v.picture, _table(v, q.lang), match, v.notice, v.data
 
 
 @_keep_on_error(9)
-def ground_page(image, caption, method, layer, heads, show_boxes, model):
-    q = ask(image, caption, model)
+def ground_page(image, caption, method, layer, heads, show_boxes, model, request: gr.Request = None):
+    q = ask(image, caption, model, request)
     v, match = _ground_outputs(q, method, layer, heads, show_boxes)
     shown = [w.label for w in v.words if w.index in set(views.default_shown([w.grounded for w in v.words]))]
     pick = gr.CheckboxGroup(choices=[w.label for w in v.words], value=shown)
-    return (v.picture, views.legend_html(v.words, [w.index for w in v.words if w.label in shown]), pick, match, v.notice,
-            views.word_table(v.words, v.out_of_world), v.data, q, _word_css(v.words))  # fmt: skip
+    return (v.picture, views.legend_html(v.words, [w.index for w in v.words if w.label in shown], q.lang), pick, match, v.notice,
+            _table(v, q.lang), v.data, q, _word_css(v.words))  # fmt: skip
 
 
 @_keep_on_error(3)
@@ -351,7 +368,7 @@ def redraw(q, method, layer, heads, show_boxes, picked):
         raise user_error("Run Ground first.")
     idx = [int(str(p).split(":", 1)[0]) for p in picked or []]
     v, match = _ground_outputs(q, method, layer, heads, show_boxes, shown=idx)
-    return v.picture, views.legend_html(v.words, idx), match
+    return v.picture, views.legend_html(v.words, idx, q.lang), match
 
 
 def _word_css(rows) -> str:
@@ -365,7 +382,7 @@ def _patch_words(q: Question, fx: float, fy: float, method, layer, heads):
     kw = _controls(model_of(q), method, layer, heads)
     pw = views.patch_words(trace_of(q), fx, fy, layer=kw["layer"], heads=kw["heads"], source_size=q.source_size)
     label = dict(pw.weights)
-    label["(not a word: [CLS], [SEP], punctuation)"] = pw.other
+    label[views.text("not_a_word", q.lang)] = pw.other
     return label, pw
 
 
@@ -510,9 +527,10 @@ def fill_tabs(q, word, layer, head, direction, n, dim, positions):
 
 
 # ---- the model picker ----------------------------------------------------------------------------
-def caption_key(m: Model) -> str:
-    """The caption box's label: the languages the model reads."""
-    return {("en", "zh"): "caption_en_zh", ("zh", "en"): "caption_zh_en"}.get(tuple(m.grounder.processor.languages), "caption_en")
+def caption_label(m: Model) -> str:
+    """The caption box's label, in English and Chinese: the languages the model reads."""
+    key = {("en", "zh"): "caption_en_zh", ("zh", "en"): "caption_zh_en"}.get(tuple(m.grounder.processor.languages), "caption_en")
+    return f"{TRANSLATIONS['en'][key]} · {TRANSLATIONS['zh'][key]}"
 
 
 def head_choices(H: int) -> list[str]:
@@ -533,7 +551,7 @@ def switch_model(label):
     except gr.Error as e:  # back to the default model, whose controls the page then shows
         m, problem = DEFAULT, f"⚠️ {views.md_text(e.message)}"
     layers = [(str(i), i) for i in range(m.L)]
-    return (_model_info(m), m.world, gr.Textbox(label=T(caption_key(m))), gr.Radio(choices=m.methods, value="attention"),
+    return (_model_info(m), m.world, gr.Textbox(label=caption_label(m)), gr.Radio(choices=m.methods, value="attention"),
             gr.Radio(choices=layers, value=m.L - 1), gr.Radio(choices=head_choices(m.H), value="mean"), gr.Radio(choices=layers, value=m.L - 1),
             gr.Radio(choices=[(str(h), h) for h in range(m.H)], value=0), None, gr.Dropdown(value=m.choice.label), problem)  # fmt: skip
 
@@ -617,9 +635,10 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     question = gr.State(None, time_to_live=3600)  # a page's last question (one work image, <= 0.8 MB), for an hour
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=320):
-            in_img = gradio_uploads.guard(gr.Image(type="pil", label=T("image"), elem_id="in_img", height=300, sources=["upload", "clipboard"]),
+            in_img = gradio_uploads.guard(gr.Image(type="pil", label="Image · 图像", elem_id="in_img", height=300, sources=["upload", "clipboard"]),
                                           _check_size)  # fmt: skip
-            in_txt = gr.Textbox(label=T(caption_key(DEFAULT)), elem_id="in_txt", lines=2, max_lines=4, placeholder=T("caption_placeholder"))
+            # plain text, not T(...): gradio's example table shows these two labels untranslated
+            in_txt = gr.Textbox(label=caption_label(DEFAULT), elem_id="in_txt", lines=2, max_lines=4, placeholder=T("caption_placeholder"))
             with gr.Accordion(T("settings"), open=True):
                 method = gr.Radio(METHODS, value="attention", label=T("method"), info=T("method_info"))
                 layer = gr.Radio([(str(i), i) for i in range(L)], value=LAYER0, label=T("layer"))

@@ -85,7 +85,9 @@ class Trace:
         out = []
         if self.out_of_world:
             out.append(out_of_world_message(self.world, lang))
-        if self.notice:
+        if self.caption.truncated and lang == "zh":
+            out.append(f"描述被截断为前 {len(self.words)} 个词（最多 {MAX_TOKENS - 2} 个记号）。")
+        elif self.notice:
             out.append(self.notice[0].upper() + self.notice[1:] + ".")
         out += [unknown_word_message(w, self.suggestions.get(w), lang) for w in dict.fromkeys(self.unknown_words)]
         return out

@@ -167,35 +167,68 @@ def default_shown(grounded: list[bool]) -> list[int]:
     return [i for i, g in enumerate(grounded) if g] or list(range(len(grounded)))
 
 
-def notice(trace: Trace, relation_score: float) -> str:
+#: the page's words made on the server, in English and Chinese (the static ones are in app_text.py)
+TEXT = {
+    "en": {
+        "relation_agrees": "Relation check: where the words' maps put the two objects agrees with the caption's relation word "
+        "(left / right / above / below): +{s:.1f} added to the match score's logit.",
+        "relation_contradicts": "Relation check: where the words' maps put the two objects contradicts the caption's relation word "
+        "(left / right / above / below): {s:.1f} taken from the match score's logit.",
+        "all_known": "Every word is in the model's vocabulary.",
+        "unknown": "not in the vocabulary", "outside": "not the model's world", "yes": "yes", "no": "no",
+        "headers": ["#", "word", "found in the image?", "how sure (model's probability)", "strongest map value (1 = strongest word)",
+                    "box x0, y0, x1, y1 (your image's pixels)"],
+        "weak": "weak", "strongest": "strongest word (1.0)",
+        "scale_note": "Colour strength = map value on one scale shared by all words; ✓ found in the image, · not found, ? not in "
+        "the vocabulary. Outlines: where a map is above half the strongest value.",
+        "describes": "the caption describes the image", "does_not": "it does not",
+        "not_a_word": "(not a word: [CLS], [SEP], punctuation)",
+    },
+    "zh": {
+        "relation_agrees": "关系检查：按各词注意力图中两个物体的位置，与描述里的方位词（左 / 右 / 上 / 下）一致：匹配分数的 logit 加了 +{s:.1f}。",
+        "relation_contradicts": "关系检查：按各词注意力图中两个物体的位置，与描述里的方位词（左 / 右 / 上 / 下）矛盾：匹配分数的 logit 减了 {s:.1f}。",
+        "all_known": "每个词都在模型的词汇表里。",
+        "unknown": "不在词汇表中", "outside": "不是模型认识的世界", "yes": "是", "no": "否",
+        "headers": ["#", "词", "在图中找到了吗？", "把握（模型给的概率）", "注意力图最大值（1 = 最强的词）", "框 x0, y0, x1, y1（原图像素）"],
+        "weak": "弱", "strongest": "最强的词（1.0）",
+        "scale_note": "颜色深浅 = 注意力值，所有词同一刻度；✓ 在图中找到，· 没找到，? 不在词汇表中。轮廓线：注意力高于最强值一半的地方。",
+        "describes": "描述与图像相符", "does_not": "不相符",
+        "not_a_word": "（不是词：[CLS]、[SEP]、标点）",
+    },
+}
+
+
+def text(key: str, lang: str = "en") -> str | list:
+    """One of the page's server-made phrases (``TEXT``) in ``lang`` ("en" or "zh"; others: English)."""
+    return TEXT.get(lang, TEXT["en"])[key]
+
+
+def notice(trace: Trace, relation_score: float, lang: str = "en") -> str:
     """What the user should know about a result, in plain sentences."""
-    parts = trace.notices()
+    parts = trace.notices(lang)
     if abs(relation_score) >= RELATION_SHOWN and not trace.out_of_world:
-        if relation_score > 0:
-            parts.append("Relation check: where the words' maps put the two objects agrees with the caption's relation "
-                         f"word (left / right / above / below): +{relation_score:.1f} added to the match score's logit.")  # fmt: skip
-        else:
-            parts.append("Relation check: where the words' maps put the two objects contradicts the caption's relation "
-                         f"word (left / right / above / below): {relation_score:.1f} taken from the match score's logit.")  # fmt: skip
-    return " ".join(parts) or "Every word is in the model's vocabulary."
+        key = "relation_agrees" if relation_score > 0 else "relation_contradicts"
+        parts.append(text(key, lang).format(s=relation_score))
+    return (" " if lang != "zh" else "").join(parts) or text("all_known", lang)
 
 
 def ground_view(trace: Trace, *, method: str = "attention", layer: int | None = None, heads: str | int = "mean",
-                show_boxes: bool = True, shown: list[int] | None = None, source_size: tuple[int, int] | None = None) -> GroundView:  # fmt: skip
+                show_boxes: bool = True, shown: list[int] | None = None, source_size: tuple[int, int] | None = None,
+                lang: str = "en") -> GroundView:  # fmt: skip
     """The Ground tab: the words' maps on the image, one colour per word (``shown``: which
     words; default the words found in the image, or all if none is), the per-word rows, the match score, a notice and the JSON. Boxes are
     given in pixels of an image of ``source_size`` (the user's upload, when ``trace`` grounded
     a downscaled copy). The default view (``shown=None``) is made once per setting and kept
     in the trace's memo; a user's own choice of words is drawn each time (not kept)."""
     if shown is not None:
-        return _ground_view(trace, method, layer, heads, show_boxes, shown, source_size)
-    key = ("ground_view", method, trace.layer(layer), heads, show_boxes, source_size)
+        return _ground_view(trace, method, layer, heads, show_boxes, shown, source_size, lang)
+    key = ("ground_view", method, trace.layer(layer), heads, show_boxes, source_size, lang)
     if key not in trace.memo:
-        trace.memo[key] = _ground_view(trace, method, layer, heads, show_boxes, shown, source_size)
+        trace.memo[key] = _ground_view(trace, method, layer, heads, show_boxes, shown, source_size, lang)
     return trace.memo[key]
 
 
-def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_size) -> GroundView:
+def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_size, lang) -> GroundView:
     r = trace.grounding(method, layer, heads)
     source_size = source_size or r.size
     view = view_image(r.image)
@@ -215,25 +248,24 @@ def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_s
     data = r.to_json()
     data.update(boxes=boxes, image_size=list(source_size), model_input_size=list(trace.model_size),
                 colours=colours, precision=trace.precision)  # fmt: skip
-    return GroundView(picture, rows, r.match_score, notice(trace, r.relation_score), data, r.out_of_world)
+    return GroundView(picture, rows, r.match_score, notice(trace, r.relation_score, lang), data, r.out_of_world)
 
 
-def word_table(rows: list[WordRow], out_of_world: bool = False) -> list[list]:
-    """The per-word table, every number in plain words (see TABLE_HEADERS). Outside the
-    model's world no probability is shown: it would mean nothing there."""
+def word_table(rows: list[WordRow], out_of_world: bool = False, lang: str = "en") -> list[list]:
+    """The per-word table, every number in plain words (headers: ``text("headers")``). Outside
+    the model's world no probability is shown: it would mean nothing there."""
     out = []
     for w in rows:
-        found = "not in the vocabulary" if not w.known else ("not the model's world" if out_of_world else ("yes" if w.grounded else "no"))
+        found = text("unknown", lang) if not w.known else (text("outside", lang) if out_of_world else text("yes" if w.grounded else "no", lang))
         conf = "–" if not w.known or out_of_world else f"{w.score:.0%}"
         out.append([w.index, w.word, found, conf, round(w.peak, 2), "" if w.box is None else "({}, {}, {}, {})".format(*w.box)])
     return out
 
 
-TABLE_HEADERS = ["#", "word", "found in the image?", "how sure (model's probability)", "strongest map value (1 = strongest word)",
-                 "box x0, y0, x1, y1 (your image's pixels)"]  # fmt: skip
+TABLE_HEADERS = TEXT["en"]["headers"]
 
 
-def legend_html(rows: list[WordRow], shown: list[int] | None = None) -> str:
+def legend_html(rows: list[WordRow], shown: list[int] | None = None, lang: str = "en") -> str:
     """The legend: each word in its colour (faded when hidden), and the colour scale."""
     shown_set = set(range(len(rows))) if shown is None else set(shown)
     chips = []
@@ -242,9 +274,8 @@ def legend_html(rows: list[WordRow], shown: list[int] | None = None) -> str:
         mark = "✓" if w.grounded else ("?" if not w.known else "·")
         chips.append(f'<span class="chip" data-index="{w.index}" style="{style}"><span class="swatch" style="background:{w.colour}"></span>'
                      f"{w.index}:{html.escape(w.word)} <small>{mark}</small></span>")  # fmt: skip
-    scale = ('<div class="scale"><span>weak</span><span class="bar"></span><span>strongest word (1.0)</span></div>'
-             '<div class="scale-note">Colour strength = map value on one scale shared by all words; ✓ found in the image, '
-             '· not found, ? not in the vocabulary. Outlines: where a map is above half the strongest value.</div>')  # fmt: skip
+    scale = (f'<div class="scale"><span>{text("weak", lang)}</span><span class="bar"></span><span>{text("strongest", lang)}</span></div>'
+             f'<div class="scale-note">{text("scale_note", lang)}</div>')  # fmt: skip
     return f'<div class="legend">{"".join(chips)}</div>{scale}'
 
 

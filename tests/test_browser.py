@@ -175,3 +175,28 @@ def test_example_click(server, page):
     best = max(range(len(words)), key=lambda i: r.grounded_scores[i])
     page.get_by_role("tab", name="Heads & layers").click()
     expect(page.locator("#heads_word input")).to_have_value(f"{best}:{words[best]}", timeout=60_000)
+
+
+def test_chinese_interface(server, browser, tmp_path):
+    """A browser that asks for Chinese gets the page in Chinese: labels, tabs, the table and notes."""
+    app, url = server
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        _open(page, url)
+        expect(page.get_by_role("tab", name="逐步计算")).to_be_visible(timeout=60_000)
+        expect(page.locator("#submit")).to_have_text("定位")
+        image = app.EXAMPLES[1][0] if len(app.EXAMPLES) > 1 else write_scene(tmp_path / "scene.png", 240, 160)
+        _ground(page, image, "一个红色的圆在蓝色方块的左边")
+        expect(page.locator("#legend .chip").first).to_be_visible(timeout=60_000)
+        expect(page.locator("#table")).to_contain_text("在图中找到了吗", timeout=30_000)
+        expect(page.locator("#legend")).to_contain_text("颜色深浅")
+        page.wait_for_timeout(500)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "ground_zh.png"), full_page=True)
+        page.get_by_role("tab", name="逐步计算").click()
+        expect(page.locator("#steps_gal img").first).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(400)
+        page.screenshot(path=str(SHOTS / "steps_zh.png"), full_page=True)
+    finally:
+        context.close()
