@@ -29,7 +29,9 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +46,7 @@ import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from app_text import TRANSLATIONS  # noqa: E402
-from mmattn import catalog, explain, views  # noqa: E402
+from mmattn import catalog, explain, fileio, views  # noqa: E402
 from mmattn.catalog import ModelChoice  # noqa: E402
 from mmattn.checkpoint import CheckpointError  # noqa: E402
 from mmattn.grounding import BACKWARD_METHODS, DEFAULT_MODEL, Grounder, resolve_checkpoint  # noqa: E402
@@ -325,6 +327,26 @@ def _keep_on_error(n_outputs: int):
     return deco
 
 
+# ---- downloads: the numbers of a view as JSON ------------------------------------------------------
+EXPORTS = Path(tempfile.gettempdir()) / f"mmattn-exports-{os.getpid()}"
+EXPORT_AGE = 600  #: seconds a download file is kept
+
+
+def export(numbers: dict, stem: str) -> str:
+    """``numbers`` as a JSON file to download (named by its content; files older than
+    EXPORT_AGE are removed, so the folder stays small)."""
+    text = json.dumps(numbers, ensure_ascii=False, indent=1)
+    path = EXPORTS / f"{stem}-{hashlib.sha1(text.encode()).hexdigest()[:12]}.json"
+    if not path.is_file():
+        EXPORTS.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        for old in EXPORTS.glob("*.json"):
+            if now - old.stat().st_mtime > EXPORT_AGE:
+                old.unlink(missing_ok=True)
+        fileio.write_text(path, text)
+    return str(path)
+
+
 # ---- Ground ------------------------------------------------------------------------------
 def _ground_outputs(q: Question, method, layer, heads, show_boxes, shown=None):
     kw = _controls(model_of(q), method, layer, heads)
@@ -350,14 +372,16 @@ def ground(image, caption, method="attention", layer=LAYER0, heads="mean", show_
     return v.picture, _table(v, q.lang), match, v.notice, v.data
 
 
-@_keep_on_error(9)
+@_keep_on_error(10)
 def ground_page(image, caption, method, layer, heads, show_boxes, model, request: gr.Request = None):
     q = ask(image, caption, model, request)
     v, match = _ground_outputs(q, method, layer, heads, show_boxes)
     shown = [w.label for w in v.words if w.index in set(views.default_shown([w.grounded for w in v.words]))]
     pick = gr.CheckboxGroup(choices=[w.label for w in v.words], value=shown)
+    kw = _controls(model_of(q), method, layer, heads)
+    numbers = {**trace_of(q, kw["method"]).grounding(**kw).to_json(maps=True), **v.data}  # the patch maps too
     return (v.picture, views.legend_html(v.words, [w.index for w in v.words if w.label in shown], q.lang), pick, match, v.notice,
-            _table(v, q.lang), v.data, q, _word_css(v.words))  # fmt: skip
+            _table(v, q.lang), v.data, q, _word_css(v.words), export(numbers, "grounding"))  # fmt: skip
 
 
 @_keep_on_error(3)
@@ -663,6 +687,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                                          interactive=False, label=T("per_word"), elem_id="table", wrap=True)  # fmt: skip
                     with gr.Accordion("JSON", open=False):
                         data = gr.JSON(label=T("result"), elem_id="data")
+                    ground_export = gr.DownloadButton(T("download_json"), elem_id="ground_export", size="sm")
                 with gr.Tab(T("tab_i2t"), id="i2t"):
                     gr.Markdown(T("i2t_explain"), elem_classes="explain")
                     with gr.Row(equal_height=False):
@@ -681,10 +706,10 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                     gr.Markdown(T("heads_explain"), elem_classes="explain")
                     heads_word = gr.Dropdown(choices=[], label=T("word"), allow_custom_value=True, elem_id="heads_word")
                     gr.Markdown(T("t2i_explain"))
-                    heads_t2i = gr.Image(label="Text → image", show_label=False, type="pil", interactive=False, buttons=["fullscreen"],
+                    heads_t2i = gr.Image(label="Text → image", show_label=False, type="pil", interactive=False, buttons=["download", "fullscreen"],
                                          elem_id="heads_t2i", format="png")  # fmt: skip
                     gr.Markdown(T("i2t_grid_explain"))
-                    heads_i2t = gr.Image(label="Image → text", show_label=False, type="pil", interactive=False, buttons=["fullscreen"],
+                    heads_i2t = gr.Image(label="Image → text", show_label=False, type="pil", interactive=False, buttons=["download", "fullscreen"],
                                          elem_id="heads_i2t", format="png")  # fmt: skip
                     with gr.Accordion("JSON", open=False):
                         heads_data = gr.JSON(label=T("maps"))
@@ -748,7 +773,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
 
     # ---- the page: a Ground click traces once, then fills every tab from that trace
     ground_in = [in_img, in_txt, method, layer, heads, boxes, model_pick]
-    ground_page_out = [picture, legend, pick, match, notice, table, data, question, pick_css, status]
+    ground_page_out = [picture, legend, pick, match, notice, table, data, question, pick_css, ground_export, status]
     tabs_in = [question, steps_word, steps_layer, steps_head, steps_dir, pos_n, pos_dim, pos_list]
     tabs_out = [click_img, click_words_out, heads_word, heads_t2i, heads_i2t, heads_data, steps_word, steps_gal, steps_md, heads_gal,
                 steps_data, pos_row, pos_col, pe_img, sim_img, grid_img]  # fmt: skip

@@ -34,6 +34,7 @@ EN = {
     "per_word": "Per word",
     "json": "JSON",
     "result": "Result",
+    "download_json": "Download the numbers (JSON)",
     "tab_i2t": "Image → text",
     "i2t_explain": "**Click a region**: the patch there queries the caption; the bars are the weights it gives to each word. "
     "The rest goes to tokens that are not words: [CLS] (start), [SEP] (end) and punctuation. Run *Ground* first.",
@@ -83,6 +84,7 @@ ZH = {
     "per_word": "逐词",
     "json": "JSON",
     "result": "结果",
+    "download_json": "下载数据（JSON）",
     "tab_i2t": "图像 → 文本",
     "i2t_explain": "**点击一个区域**：那里的图块去查询描述；条形是它分给每个词的权重。其余的权重给了不是词的记号："
     "[CLS]（开头）、[SEP]（结尾）和标点。请先点“定位”。",

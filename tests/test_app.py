@@ -167,6 +167,8 @@ def test_page_errors_keep_the_previous_result(app, image):
 
     out = app.ground_page(Image.open(image), CAPTION, "attention", app.LAYER0, "mean", True, None)
     assert out[-1] == "" and isinstance(out[0], Image.Image)
+    exported = json.loads(Path(out[-2]).read_text(encoding="utf-8"))  # the numbers to download: maps included
+    assert exported["words"] == out[6]["words"] and len(exported["patch_maps"]) == len(exported["words"])
     out = app.ground_page(Image.open(image), "   ", "attention", app.LAYER0, "mean", True, None)
     assert "caption is empty" in out[-1]
     assert all(isinstance(o, type(gr.skip())) for o in out[:-1])
