@@ -9,8 +9,8 @@ Every matrix is a labelled ``go.Heatmap``: rows and columns are named by token (
 patch index ``3 * gw + 5``) or by dimension ("d5"; "h2·d5" in the concatenated heads). Each
 has a colour bar, and hovering a cell shows its value with the formula that produced it.
 Hover text is a ``hovertemplate`` over the axis labels, ``z`` and a few numbers per cell in
-``customdata`` (float32, sent base64-encoded), never one string per cell, so a 192 × 128
-matrix stays about 130 kB of JSON.
+``customdata`` (float32, sent base64-encoded), never one string per cell: a 10 × 192 matrix
+is 15-50 kB of JSON, a 192 × 128 one (image -> text, concat / output) about 160 kB.
 
 Colours: each kind of matrix keeps one hue everywhere (title, colour scale, bars), so Q, K
 and V are recognisable in every view (see ``KIND_COLOURS``):
@@ -158,7 +158,7 @@ def matrix_figure(steps, name: str, *, lang: str = "en", query: int | list[int] 
     ``name``: one of ``MATRIX_NAMES`` (``"k"`` is drawn as Kᵀ). Rows/columns are labelled by
     token, patch or dimension; hovering a cell shows the formula with its numbers, e.g.
     ``S[red, r3c5] = q_red · k_r3c5 = 5.210``. ``query``: a query row (or several, e.g. a word's
-    tokens) to outline. Shapes: q (Lq, hd), Kᵀ (hd, Lk), scores/scaled/weights (Lq, Lk),
+    tokens) to outline (ignored on Kᵀ and V, whose rows are not queries). Shapes: q (Lq, hd), Kᵀ (hd, Lk), scores/scaled/weights (Lq, Lk),
     v (Lk, hd), head_output (Lq, hd), concat/output (Lq, D)."""
     lang = _check_lang(lang)
     if name not in MATRIX_NAMES:
@@ -471,8 +471,8 @@ def pe_figure(pe, *, lang: str = "en", base: float = 10000.0) -> go.Figure:
     fig.update_xaxes(title_text="维度（偶数 2i：sin，奇数 2i+1：cos）" if zh else "dimension (even 2i: sin, odd 2i+1: cos)",
                      showgrid=False, zeroline=False)  # fmt: skip
     fig.update_yaxes(title_text="位置 pos" if zh else "position (pos)", autorange="reversed", showgrid=False, zeroline=False)
-    title = (f"位置编码 PE：{n} 个位置 × {dim} 维，左边各维变化快，右边变化慢" if zh
-             else f"Positional encodings PE: {n} positions × {dim} dimensions; fast waves on the left, slow on the right")  # fmt: skip
+    title = (f"位置编码 PE：{n} 个位置 × {dim} 维<br><sup>左边的维度随位置变化快，右边的变化慢</sup>" if zh
+             else f"Positional encodings PE: {n} positions × {dim} dimensions<br><sup>fast waves on the left, slow ones on the right</sup>")  # fmt: skip
     return _layout(fig, title, None, _pe_height(n))
 
 
@@ -495,8 +495,8 @@ def pe_similarity_figure(pe, *, lang: str = "en") -> go.Figure:
                                colorbar=dict(title=dict(text="PE·PEᵀ", side="right"), thickness=14), **scale))  # fmt: skip
     fig.update_xaxes(title_text="位置 j" if zh else "position j", showgrid=False, zeroline=False, scaleanchor="y", constrain="domain")
     fig.update_yaxes(title_text="位置 i" if zh else "position i", autorange="reversed", showgrid=False, zeroline=False)
-    title = (f"PE·PEᵀ：每条对角线上的值相同，只取决于距离 |i − j|（对角线 = {dim}/2）" if zh
-             else f"PE·PEᵀ: constant along every diagonal, it depends only on the distance |i − j| (diagonal = {dim}/2)")  # fmt: skip
+    title = (f"PE·PEᵀ：{n} × {n} 个位置<br><sup>每条对角线上的值相同：只取决于距离 |i − j|（主对角线 = {dim}/2）</sup>" if zh
+             else f"PE·PEᵀ: {n} × {n} positions<br><sup>constant along every diagonal: it depends only on the distance |i − j| (main diagonal = {dim}/2)</sup>")  # fmt: skip
     return _layout(fig, title, None, _pe_height(n))
 
 
