@@ -466,14 +466,14 @@ def _steps(q: Question, word, layer, head, direction):
     layer, head = _int(layer, "Layer", 0, m.L - 1, m.L - 1), _int(head, "Head", 0, m.H - 1, 0)
     if direction not in explain.DIRECTIONS:
         raise user_error(f"Direction must be one of {', '.join(explain.DIRECTIONS)} (got {str(direction)[:30]!r}).")
-    s = views.steps_view(m.grounder, trace_of(q), word, layer, head, direction)
-    return s.stages, s.text, s.heads, s.data
+    return views.steps_view(m.grounder, trace_of(q), word, layer, head, direction)
 
 
 @_friendly
 def steps_view(image, caption, word=None, layer=LAYER0, head=0, direction="text_to_image", model=None):
     """One head's cross-attention, stage by stage, recomputed from the layer's inputs."""
-    return _steps(ask(image, caption, model), word, layer, head, direction)
+    s = _steps(ask(image, caption, model), word, layer, head, direction)
+    return s.stages, s.text, s.heads, s.data
 
 
 @_keep_on_error(3)
@@ -483,11 +483,33 @@ def heads_page(q, word):
     return views.heads_view(trace_of(q), word)
 
 
-@_keep_on_error(4)
-def steps_page(q, word, layer, head, direction):
+def _temperature(value) -> float:
+    try:
+        t = float(value if value not in (None, "") else 1.0)
+    except (TypeError, ValueError):
+        raise user_error(f"The temperature must be a number (got {str(value)[:20]!r}).") from None
+    if not 0.05 <= t <= 20:
+        raise user_error(f"The temperature must be between 0.05 and 20 (got {t:g}).")
+    return t
+
+
+@_keep_on_error(7)
+def steps_page(q, word, layer, head, direction, stage, temperature):
+    """The Step by step tab: the stage pictures and table, and the interactive figures."""
     if q is None:
         raise user_error("Run Ground first.")
-    return _steps(q, word, layer, head, direction)
+    s = _steps(q, word, layer, head, direction)
+    fig, sentence, scaling = views.step_figures(s.steps, stage, s.word, _temperature(temperature), q.lang)
+    return s.stages, s.text, s.heads, s.data, fig, sentence, scaling
+
+
+@_keep_on_error(3)
+def step_figures_page(q, word, layer, head, direction, stage, temperature):
+    """Another stage or temperature: the figures only (the numbers are kept in the trace)."""
+    if q is None:
+        raise user_error("Run Ground first.")
+    s = _steps(q, word, layer, head, direction)
+    return views.step_figures(s.steps, stage, s.word, _temperature(temperature), q.lang)
 
 
 # ---- Positions --------------------------------------------------------------------------------
@@ -503,7 +525,7 @@ def _parse_positions(text) -> list[int] | None:
     return pos
 
 
-def _positions(m: Model, work: Image.Image | None, n, dim, positions, row, col, clamp: bool = False):
+def _positions(m: Model, work: Image.Image | None, n, dim, positions, row, col, clamp: bool = False, lang: str = "en"):
     import pandas as pd
 
     n = _int(n, "The number of positions", 1, 1024, MAX_TOKENS)
@@ -514,8 +536,8 @@ def _positions(m: Model, work: Image.Image | None, n, dim, positions, row, col, 
     col = None if col in (None, "") else _int(col, "The patch column", 0, 10_000, 0)
     if clamp:  # the page's sliders may still hold a bigger image's grid
         row, col = None if row is None else min(row, grid[0] - 1), None if col is None else min(col, grid[1] - 1)
-    p = views.positions_view(g, work, n, dim, _parse_positions(positions), row, col)
-    return p.pe, p.similarity, pd.DataFrame(p.curves), pd.DataFrame(p.dims), p.grid_picture, p.data
+    p = views.positions_view(g, work, n, dim, _parse_positions(positions), row, col, lang)
+    return p.pe, p.similarity, pd.DataFrame(p.dims), p.grid_picture, p.data
 
 
 @_friendly
@@ -526,27 +548,29 @@ def positions_view(image=None, n=MAX_TOKENS, dim=None, positions="", row=None, c
     return _positions(MODELS.get(model), work, n, dim, positions, row, col)
 
 
-@_keep_on_error(6)
-def positions_page(q, n, dim, positions, row, col):
+@_keep_on_error(5)
+def positions_page(q, n, dim, positions, row, col, request: gr.Request = None):
     m = model_of(q) if q is not None else DEFAULT
-    return _positions(m, q.work if q is not None else None, n, dim, positions, row, col, clamp=True)
+    lang = q.lang if q is not None else page_language(request)
+    return _positions(m, q.work if q is not None else None, n, dim, positions, row, col, clamp=True, lang=lang)
 
 
 # ---- after a grounding: every other tab from the same trace (no forward pass) ---------------------
-def fill_tabs(q, word, layer, head, direction, n, dim, positions):
+def fill_tabs(q, word, layer, head, direction, stage, temperature, n, dim, positions):
     """The other tabs for the new question, read from its trace."""
     if q is None:
-        return tuple(gr.skip() for _ in range(16))
+        return tuple(gr.skip() for _ in range(19))
     t = trace_of(q)
     labels = views.labels(t.words)
     first = labels[max(range(len(labels)), key=lambda i: t.grounded_scores[i])] if labels else None
     t2i, i2t, hdata = views.heads_view(t, first)
-    stages, text, per_head, sdata = _steps(q, first, layer, head, direction)
+    s = _steps(q, first, layer, head, direction)
+    fig, sentence, scaling = views.step_figures(s.steps, stage, s.word, _temperature(temperature), q.lang)
     grid = t.grid
-    pe, sim, curves, dims, grid_pic, pdata = _positions(model_of(q), q.work, n, dim, positions, grid[0] // 2, grid[1] // 2)
+    pe, sim, dims, grid_pic, pdata = _positions(model_of(q), q.work, n, dim, positions, grid[0] // 2, grid[1] // 2, lang=q.lang)
     click = views.patch_words(t, 0.5, 0.5).picture  # the picture with its patch grid, to click on
     return (click, None, gr.Dropdown(choices=labels, value=first), t2i, i2t, hdata, gr.Dropdown(choices=labels, value=first),
-            stages, text, per_head, sdata, gr.Slider(maximum=grid[0] - 1, value=grid[0] // 2),
+            s.stages, s.text, s.heads, s.data, fig, sentence, scaling, gr.Slider(maximum=grid[0] - 1, value=grid[0] // 2),
             gr.Slider(maximum=grid[1] - 1, value=grid[1] // 2), pe, sim, grid_pic)  # fmt: skip
 
 
@@ -714,49 +738,45 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                     with gr.Accordion("JSON", open=False):
                         heads_data = gr.JSON(label=T("maps"))
                 with gr.Tab(T("tab_steps"), id="steps"):
-                    gr.Markdown("Scaled dot-product attention of **one head**, recomputed with the model's own weights from the "
-                                "layer's inputs. Think of a library: a **query** (Q) is what you look for, a **key** (K) the title "
-                                "on a book's spine, a **value** (V) the book's content. **1. match** every query with every key "
-                                "(S = Q·Kᵀ), **2. normalise** (÷√d, softmax per row: weights that sum to 1), **3. read** (the "
-                                "weighted sum of V); then the heads are concatenated and mixed by out_proj. Text → image: Q = "
-                                "words, K/V = patches; image → text: the other way round.", elem_classes="explain")  # fmt: skip
+                    gr.Markdown(T("steps_explain"), elem_classes="explain")
                     with gr.Row():
-                        steps_word = gr.Dropdown(choices=[], label="Word", allow_custom_value=True, elem_id="steps_word")
-                        steps_layer = gr.Radio([(str(i), i) for i in range(L)], value=LAYER0, label="Layer")
-                        steps_head = gr.Radio([(str(h), h) for h in range(H)], value=0, label="Head")
-                        steps_dir = gr.Radio([("text → image", "text_to_image"), ("image → text", "image_to_text")],
-                                             value="text_to_image", label="Direction")  # fmt: skip
-                    steps_gal = gr.Gallery(label="Stages", columns=4, height="auto", object_fit="contain", elem_id="steps_gal", format="png")
+                        steps_word = gr.Dropdown(choices=[], label=T("word"), allow_custom_value=True, elem_id="steps_word")
+                        steps_layer = gr.Radio([(str(i), i) for i in range(L)], value=LAYER0, label=T("steps_layer"))
+                        steps_head = gr.Radio([(str(h), h) for h in range(H)], value=0, label=T("steps_head"))
+                        steps_dir = gr.Radio([(T("t2i"), "text_to_image"), (T("i2t"), "image_to_text")],
+                                             value="text_to_image", label=T("direction"))  # fmt: skip
+                    steps_stage = gr.Radio([(label, name) for name, label in views.STAGES], value="scores", label=T("stage"),
+                                           info=T("stage_info"), elem_id="steps_stage")  # fmt: skip
+                    steps_sentence = gr.Markdown(elem_id="steps_sentence", elem_classes="explain")
+                    steps_plot = gr.Plot(show_label=False, elem_id="steps_plot")
+                    gr.Markdown(T("why_scale"), elem_classes="explain")
+                    steps_temp = gr.Slider(0.25, 4, value=1, step=0.05, label=T("temperature"), info=T("temperature_info"), elem_id="steps_temp")
+                    scale_plot = gr.Plot(show_label=False, elem_id="scale_plot")
+                    gr.Markdown(T("stage_pictures"), elem_classes="explain")
+                    steps_gal = gr.Gallery(label=T("stages"), columns=4, height="auto", object_fit="contain", elem_id="steps_gal", format="png")
                     steps_md = gr.Markdown(elem_id="steps_md", elem_classes="explain")
-                    gr.Markdown("**One head against several**: the word's map in every head of the layer, and their mean "
-                                "(one shared colour scale).", elem_classes="explain")  # fmt: skip
-                    heads_gal = gr.Gallery(label="Heads", columns=H + 1, height=260, object_fit="contain", elem_id="heads_gal", format="jpeg")
-                    with gr.Accordion("JSON", open=False):
-                        steps_data = gr.JSON(label="Shapes and checks")
+                    gr.Markdown(T("heads_against"), elem_classes="explain")
+                    heads_gal = gr.Gallery(label=T("heads"), columns=H + 1, height=260, object_fit="contain", elem_id="heads_gal", format="jpeg")
+                    with gr.Accordion(T("json"), open=False):
+                        steps_data = gr.JSON(label=T("checks"))
                 with gr.Tab(T("tab_positions"), id="positions"):
-                    gr.Markdown("Attention alone ignores order and place. Sinusoids PE(pos, 2i) = sin(pos/10000^(2i/d)), "
-                                "PE(pos, 2i+1) = cos(…) give each position a unique vector in [-1, 1]; PE·PEᵀ depends only "
-                                "on |i − j| (constant diagonals). Images use 2-D: half the channels encode the row, half "
-                                "the column.", elem_classes="explain")  # fmt: skip
+                    gr.Markdown(T("positions_explain"), elem_classes="explain")
                     with gr.Row():
-                        pos_n = gr.Slider(2, 128, value=MAX_TOKENS, step=1, label="positions n")
-                        pos_dim = gr.Slider(4, 256, value=min(GROUNDER.model.config.dim, 256), step=4, label="dimension d")
-                        pos_list = gr.Textbox(value="", label="positions to draw", placeholder="e.g. 0, 1, 10 (empty: a few)")
+                        pos_n = gr.Slider(2, 128, value=MAX_TOKENS, step=1, label=T("pos_n"))
+                        pos_dim = gr.Slider(4, 256, value=min(GROUNDER.model.config.dim, 256), step=4, label=T("pos_dim"))
+                        pos_list = gr.Textbox(value="", label=T("pos_list"), placeholder=T("pos_list_placeholder"), visible=False)
+                    pe_img = gr.Plot(show_label=False, elem_id="pe_plot")
+                    with gr.Row(equal_height=False):
+                        sim_img = gr.Plot(show_label=False, elem_id="sim_plot")
+                        dims_plot = gr.LinePlot(x="position", y="value", color="dimension", label=T("dims_plot"), height=320)
+                    gr.Markdown(T("grid_explain"), elem_classes="explain")
                     with gr.Row():
-                        pos_row = gr.Slider(0, 63, value=0, step=1, label="patch row")
-                        pos_col = gr.Slider(0, 63, value=0, step=1, label="patch column")
-                    with gr.Row():
-                        pe_img = gr.Image(label="PE matrix (rows: positions, columns: dimensions)", type="pil", interactive=False, format="png",
-                                          elem_id="pe_img")  # fmt: skip
-                        sim_img = gr.Image(label="PE·PEᵀ (constant diagonals)", type="pil", interactive=False, format="png")
-                    with gr.Row():
-                        curves = gr.LinePlot(x="dimension", y="value", color="position", label="A few positions' vectors", height=260)
-                        dims_plot = gr.LinePlot(x="position", y="value", color="dimension",
-                                                label="A few dimensions across positions: low ones flicker, high ones drift", height=260)  # fmt: skip
-                    grid_img = gr.Image(label="2-D encoding: cosine similarity of every patch to the outlined one", type="pil", elem_id="grid_img",
+                        pos_row = gr.Slider(0, 63, value=0, step=1, label=T("pos_row"))
+                        pos_col = gr.Slider(0, 63, value=0, step=1, label=T("pos_col"))
+                    grid_img = gr.Image(label=T("grid_img"), type="pil", elem_id="grid_img",
                                         interactive=False, height=BOX_HEIGHT, format="jpeg")  # fmt: skip
                     with gr.Accordion("JSON", open=False):
-                        pos_data = gr.JSON(label="Positions")
+                        pos_data = gr.JSON(label=T("tab_positions"))
     # a wrongly typed API value gets a message naming the input (patches/gradio_inputs.py)
     for comp, name, expects in ((in_txt, "The caption", "text"), (x_in, "x", "a number"), (y_in, "y", "a number"),
                                 (method, "The method", f"one of {', '.join(METHODS)}"), (layer, "The layer", f"a number 0..{L - 1}"),
@@ -774,9 +794,9 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     # ---- the page: a Ground click traces once, then fills every tab from that trace
     ground_in = [in_img, in_txt, method, layer, heads, boxes, model_pick]
     ground_page_out = [picture, legend, pick, match, notice, table, data, question, pick_css, ground_export, status]
-    tabs_in = [question, steps_word, steps_layer, steps_head, steps_dir, pos_n, pos_dim, pos_list]
+    tabs_in = [question, steps_word, steps_layer, steps_head, steps_dir, steps_stage, steps_temp, pos_n, pos_dim, pos_list]
     tabs_out = [click_img, click_words_out, heads_word, heads_t2i, heads_i2t, heads_data, steps_word, steps_gal, steps_md, heads_gal,
-                steps_data, pos_row, pos_col, pe_img, sim_img, grid_img]  # fmt: skip
+                steps_data, steps_plot, steps_sentence, scale_plot, pos_row, pos_col, pe_img, sim_img, grid_img]  # fmt: skip
     for trigger in (btn.click, in_txt.submit):
         trigger(ground_page, ground_in, ground_page_out, api_visibility="private", concurrency_id="model").success(
             fill_tabs, tabs_in, tabs_out, api_visibility="private", concurrency_id="model")  # fmt: skip
@@ -787,11 +807,14 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     click_img.select(click_words, [question, method, layer, heads], click_out, api_visibility="private", concurrency_id="model")
     xy_btn.click(words_at_page, [question, x_in, y_in, method, layer, heads], click_out, api_visibility="private", concurrency_id="model")
     heads_word.input(heads_page, [question, heads_word], [heads_t2i, heads_i2t, heads_data, status], api_visibility="private")
-    steps_in, steps_out = [question, steps_word, steps_layer, steps_head, steps_dir], [steps_gal, steps_md, heads_gal, steps_data, status]
+    steps_in = [question, steps_word, steps_layer, steps_head, steps_dir, steps_stage, steps_temp]
+    steps_out = [steps_gal, steps_md, heads_gal, steps_data, steps_plot, steps_sentence, scale_plot, status]
     for c in (steps_word, steps_layer, steps_head, steps_dir):
         c.input(steps_page, steps_in, steps_out, api_visibility="private", concurrency_id="model")
+    steps_stage.input(step_figures_page, steps_in, [steps_plot, steps_sentence, scale_plot, status], api_visibility="private")
+    steps_temp.release(step_figures_page, steps_in, [steps_plot, steps_sentence, scale_plot, status], api_visibility="private")
     pos_in = [question, pos_n, pos_dim, pos_list, pos_row, pos_col]
-    pos_out = [pe_img, sim_img, curves, dims_plot, grid_img, pos_data, status]
+    pos_out = [pe_img, sim_img, dims_plot, grid_img, pos_data, status]
     for c in (pos_n, pos_dim, pos_row, pos_col):
         c.release(positions_page, pos_in, pos_out, api_visibility="private")
     pos_list.submit(positions_page, pos_in, pos_out, api_visibility="private")
@@ -810,7 +833,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     api_steps.click(steps_view, [in_img, in_txt, steps_word, steps_layer, steps_head, steps_dir, model_pick], [steps_gal, steps_md, heads_gal, steps_data],
                     api_name="steps", concurrency_id="model")  # fmt: skip
     api_positions.click(positions_view, [in_img, pos_n, pos_dim, pos_list, pos_row, pos_col, model_pick],
-                        [pe_img, sim_img, curves, dims_plot, grid_img, pos_data], api_name="positions")  # fmt: skip
+                        [pe_img, sim_img, dims_plot, grid_img, pos_data], api_name="positions")  # fmt: skip
 
     with examples_box:
         EXAMPLES = load_examples()

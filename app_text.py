@@ -53,6 +53,41 @@ EN = {
     "maps": "Maps",
     "tab_steps": "Step by step",
     "tab_positions": "Positions",
+    "steps_explain": "Scaled dot-product attention of **one head**, recomputed with the model's own weights from the layer's "
+    "inputs, on your caption and picture. Think of a library: a **query** (Q) is what you look for, a **key** (K) the title on "
+    "a book's spine, a **value** (V) the book's content. **1.** match every query with every key (S = Q·Kᵀ), **2.** scale "
+    "(÷√d) and **3.** softmax each row (weights that sum to 1), **4.** read: the weighted sum of V; then the heads are put "
+    "side by side and mixed by out_proj. Text → image: the queries are the caption's tokens, the keys and values the image's "
+    "patches; image → text: the other way round. Hover any cell: its value and the formula with its numbers.",
+    "steps_layer": "Layer",
+    "steps_head": "Head",
+    "t2i": "text → image",
+    "i2t": "image → text",
+    "direction": "Direction",
+    "stage": "Stage",
+    "stage_info": "walk the stages in order; your word's row is outlined",
+    "why_scale": "**Why ÷√d?** Your word's row of scores through softmax without ÷√d (left) and with it (right): without it, "
+    "the largest dot products swamp the rest and softmax turns into a hard choice. Raise the temperature to flatten the "
+    "weights further, lower it to sharpen them.",
+    "temperature": "Temperature",
+    "temperature_info": "softmax(S / √d / temperature): 1 = what the model does",
+    "stage_pictures": "**All stages at a glance**, then your word through the stages on the picture:",
+    "stages": "Stages",
+    "heads_against": "**One head against several**: the word's map in every head of the layer, and their mean (one shared colour scale).",
+    "checks": "Shapes and checks",
+    "positions_explain": "Attention alone ignores order and place. Sinusoids PE(pos, 2i) = sin(pos/10000^(2i/d)), PE(pos, 2i+1) = "
+    "cos(…) give each position its own vector in [-1, 1]; PE·PEᵀ depends only on |i − j| (constant diagonals). Hover a cell "
+    "for the formula with its numbers.",
+    "pos_n": "positions n",
+    "pos_dim": "dimension d",
+    "pos_list": "positions",
+    "pos_list_placeholder": "e.g. 0, 1, 10",
+    "dims_plot": "A few dimensions across positions: low ones flicker, high ones drift",
+    "grid_explain": "Images use 2-D encodings: half the channels encode the patch's row, half its column. Pick a patch: the "
+    "colour is how similar every other patch's encoding is to it.",
+    "pos_row": "patch row",
+    "pos_col": "patch column",
+    "grid_img": "2-D encoding: cosine similarity of every patch to the outlined one",
 }
 
 ZH = {
@@ -102,6 +137,36 @@ ZH = {
     "maps": "注意力图",
     "tab_steps": "逐步计算",
     "tab_positions": "位置编码",
+    "steps_explain": "**一个注意力头**的缩放点积注意力，用模型自己的权重、从这一层的输入在你的描述和图片上重新算一遍。"
+    "把它想成图书馆：**查询**（Q）是你要找的东西，**键**（K）是书脊上的书名，**值**（V）是书的内容。**1.** 把每个查询和每个键比较"
+    "（S = Q·Kᵀ），**2.** 缩放（÷√d），**3.** 每行做 softmax（权重之和为 1），**4.** 读取：V 的加权和；然后把各个头并排，"
+    "再由 out_proj 混合。文本 → 图像：查询是描述的词元，键和值是图像块；图像 → 文本则反过来。把鼠标放到任一格上：显示数值和带数字的公式。",
+    "steps_layer": "层",
+    "steps_head": "头",
+    "t2i": "文本 → 图像",
+    "i2t": "图像 → 文本",
+    "direction": "方向",
+    "stage": "步骤",
+    "stage_info": "按顺序走一遍；你所选词的那一行有框线",
+    "why_scale": "**为什么要 ÷√d？** 你所选词的那一行分数，不除以 √d（左）和除以 √d（右）之后做 softmax："
+    "不除的话，最大的几个点积压倒其余，softmax 变成硬选择。调高温度让权重更平，调低让它更尖。",
+    "temperature": "温度",
+    "temperature_info": "softmax(S / √d / 温度)：1 = 模型实际的做法",
+    "stage_pictures": "**所有步骤一览**，然后是你所选的词在图片上经过各个步骤：",
+    "stages": "步骤",
+    "heads_against": "**一个头对比多个头**：这个词在这一层每个头里的注意力图，以及它们的平均（同一个颜色刻度）。",
+    "checks": "形状与校验",
+    "positions_explain": "只有注意力的话，模型不知道顺序和位置。正弦编码 PE(pos, 2i) = sin(pos/10000^(2i/d))，PE(pos, 2i+1) = "
+    "cos(…) 给每个位置一个 [-1, 1] 之间的独特向量；PE·PEᵀ 只取决于 |i − j|（对角线上数值不变）。把鼠标放到格子上看带数字的公式。",
+    "pos_n": "位置数 n",
+    "pos_dim": "维度 d",
+    "pos_list": "位置",
+    "pos_list_placeholder": "例如 0, 1, 10",
+    "dims_plot": "几个维度随位置的变化：低维快速振荡，高维缓慢变化",
+    "grid_explain": "图像用二维编码：一半通道编码图像块所在的行，一半编码列。选一个图像块：颜色表示其他图像块的编码和它有多相似。",
+    "pos_row": "图像块行",
+    "pos_col": "图像块列",
+    "grid_img": "二维编码：每个图像块与框出的那个的余弦相似度",
 }
 
 assert EN.keys() == ZH.keys(), sorted(EN.keys() ^ ZH.keys())

@@ -345,11 +345,58 @@ class StepsView:
     text: str  #: Markdown: what each stage is
     heads: list[tuple[Image.Image, str]]  #: the word's map in every head of the layer, and their mean
     data: dict = field(repr=False)
+    steps: explain.AttentionSteps | None = field(default=None, repr=False)  #: the numbers (for the interactive figures)
+    word: int = 0  #: the chosen word's index
+
+
+def attention_steps(grounder, trace: Trace, layer: int | None, head: int, direction: str) -> explain.AttentionSteps:
+    """:func:`mmattn.explain.attention_steps`, made once per (layer, head, direction) and kept in the trace's memo."""
+    key = ("steps", trace.layer(layer), trace.head(head), direction)
+    if key not in trace.memo:
+        trace.memo[key] = explain.attention_steps(grounder, trace, layer, head, direction)
+    return trace.memo[key]
+
+
+#: the stages of the step control, in the order a learner walks them (matrix name, label)
+STAGES = (("scores", "1 · S = Q·Kᵀ"), ("scaled", "2 · ÷√d"), ("weights", "3 · softmax"), ("head_output", "4 · ·V"),
+          ("concat", "5 · heads"), ("output", "6 · out_proj"), ("q", "Q"), ("k", "Kᵀ"), ("v", "V"))  # fmt: skip
+_QKV_SENTENCES = {
+    "q": ("Q = x·W_q: one row per query, what it looks for (the library's question).", "Q = x·W_q：每个查询一行，表示它要找什么（图书馆里的问题）。"),
+    "k": ("K = context·W_k, shown as Kᵀ: one column per key, the title on each book's spine.", "K = context·W_k，这里画成 Kᵀ：每个键一列，就是每本书书脊上的书名。"),
+    "v": ("V = context·W_v: one row per key, the book's content that is handed over when it is chosen.",
+          "V = context·W_v：每个键一行，是这本书被选中时交出的内容。"),
+}  # fmt: skip
+
+
+def step_query(steps: explain.AttentionSteps, word: int) -> int:
+    """The query row the figures follow for word ``word``: its first token (text -> image), or
+    the patch that gives the word the most weight (image -> text)."""
+    toks = steps.word_tokens[word]
+    if steps.direction == "text_to_image":
+        return toks[0]
+    return int(steps.weights[:, toks].sum(1).argmax())
+
+
+def step_figures(steps: explain.AttentionSteps, stage: str, word: int, temperature: float = 1.0, lang: str = "en"):
+    """The step control's three outputs: the chosen stage's interactive matrix (the word's row
+    outlined), one sentence on what to look at, and the ÷√d comparison for the word's row."""
+    from . import figures  # plotly: only the page needs it
+
+    names = figures.matrix_names(steps)
+    stage = stage if stage in names else "scores"
+    query = steps.word_tokens[word] if steps.direction == "text_to_image" else step_query(steps, word)
+    fig = figures.matrix_figure(steps, stage, lang=lang, query=query)
+    if stage in _QKV_SENTENCES:
+        sentence = _QKV_SENTENCES[stage][lang == "zh"]
+    else:
+        sentence = figures.stage_sentences(steps.direction, steps.head_dim)[stage][lang if lang in ("en", "zh") else "en"]
+    scaling = figures.scaling_figure(steps, step_query(steps, word), temperature, lang=lang)
+    return fig, sentence, scaling
 
 
 def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: int = 0, direction: str = "text_to_image") -> StepsView:
     """One head's cross-attention, stage by stage, recomputed from the inputs the trace recorded."""
-    s = explain.attention_steps(grounder, trace, layer, head, direction)
+    s = attention_steps(grounder, trace, layer, head, direction)
     w = explain.resolve_word(s.words, word)
     word_name, image = s.words[w], trace.image
     t2i = direction == "text_to_image"
@@ -410,30 +457,30 @@ def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: 
     )
     data = s.summary()
     data.update(word=word_name, word_index=w, head_peaks=hm.peaks, head_entropy_bits=hm.entropy)
-    return StepsView(stages, text, per_head, data)
+    return StepsView(stages, text, per_head, data, s, w)
 
 
 # ---- Positions -------------------------------------------------------------------------------------
 @dataclass
 class PositionsView:
-    pe: Image.Image
-    similarity: Image.Image
-    curves: list[dict]  #: rows (dimension, value, position) for a line plot
-    dims: list[dict]  #: rows (position, value, dimension) for a line plot
+    pe: object  #: plotly Figure: the PE matrix, positions x dimensions (hover: the formula with its numbers)
+    similarity: object  #: plotly Figure: PE·PEᵀ (hover: |i - j| and the value)
+    dims: list[dict]  #: rows (position, value, dimension) for a line plot: a few dimensions across positions
     grid_picture: Image.Image
     data: dict = field(repr=False)
 
 
 def positions_view(grounder, image: Image.Image | None = None, n: int = 32, dim: int = 64, positions: list[int] | None = None,
-                   row: int | None = None, col: int | None = None) -> PositionsView:  # fmt: skip
-    """Sinusoidal encodings: the PE matrix, PE·PEᵀ, a few positions as curves, a few
-    dimensions across positions, and the 2-D encoding of the image's patch grid."""
+                   row: int | None = None, col: int | None = None, lang: str = "en") -> PositionsView:  # fmt: skip
+    """Sinusoidal encodings: the PE matrix and PE·PEᵀ (interactive), a few dimensions across
+    positions, and the 2-D encoding of the image's patch grid."""
+    from . import figures  # plotly: only the page needs it
+
     p = explain.positional_1d(n, dim, positions)
     grid = explain.model_grid(grounder, image)
     row = grid[0] // 2 if row is None else row
     col = grid[1] // 2 if col is None else col
     g = explain.grid_similarity(grid, row, col, dim=dim if dim % 4 == 0 else dim + 2, grounder=grounder)
-    curves = [{"dimension": d, "value": float(v), "position": f"pos {pos}"} for pos, vec in zip(p.positions, p.curves) for d, v in enumerate(vec)]
     dims = sorted({0, 1, dim // 2, dim - 2, dim - 1})
     lines = [{"position": i, "value": float(p.pe[i, d]), "dimension": f"dim {d} ({'sin' if d % 2 == 0 else 'cos'})"} for d in dims for i in range(n)]
     ps = grounder.processor.patch_size
@@ -442,5 +489,4 @@ def positions_view(grounder, image: Image.Image | None = None, n: int = 32, dim:
     data = {"n": n, "dim": dim, "positions": p.positions, "diagonal_spread": p.diagonal_spread, "grid": list(grid),
             "patch": [row, col], "grid_encoding": g.source, "grid_encoding_dim": g.dim,
             "grid_similarity": np.round(g.similarity, 4).tolist()}  # fmt: skip
-    return PositionsView(viz.matrix_picture(p.pe, signed=True, limit=1.0), viz.matrix_picture(p.similarity, signed=True),
-                         curves, lines, sim_pic, data)  # fmt: skip
+    return PositionsView(figures.pe_figure(p, lang=lang), figures.pe_similarity_figure(p, lang=lang), lines, sim_pic, data)

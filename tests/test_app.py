@@ -192,7 +192,8 @@ def test_heads_steps_positions(app, client, image):
     _, _, _, s2 = client.predict(handle_file(image), CAPTION, "red", 0, 0, "image_to_text", api_name="/steps")
     assert s2["shapes"]["q"][0] == s2["grid"][0] * s2["grid"][1]
 
-    pe, sim, curves, dims, grid, pinfo = client.predict(handle_file(image), 24, 16, "0, 1, 5", 1, 2, api_name="/positions")
+    pe, sim, dims, grid, pinfo = client.predict(handle_file(image), 24, 16, "0, 1, 5", 1, 2, api_name="/positions")
+    assert "plot" in json.dumps(pe)[:20000] and pinfo["grid"]  # an interactive figure
     assert pinfo["n"] == 24 and pinfo["dim"] == 16 and pinfo["positions"] == [0, 1, 5]
     assert pinfo["diagonal_spread"] < 1e-4 and pinfo["patch"] == [1, 2]
     sim_grid = np.asarray(pinfo["grid_similarity"])

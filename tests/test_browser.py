@@ -24,7 +24,7 @@ SCREENSHOT = ROOT / "assets" / "screenshot.png"
 SHOTS = ROOT / "docs" / "screenshots"
 #: each tab, and what shows that it was filled
 TABS = {"Image → text": ("i2t", "#click_img img"), "Heads & layers": ("heads", "#heads_t2i img"),
-        "Step by step": ("steps", "#steps_gal img"), "Positions": ("positions", "#pe_img img")}  # fmt: skip
+        "Step by step": ("steps", "#steps_plot .js-plotly-plot"), "Positions": ("positions", "#pe_plot .js-plotly-plot")}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
