@@ -555,6 +555,16 @@ def positions_page(q, n, dim, positions, row, col, request: gr.Request = None):
     return _positions(m, q.work if q is not None else None, n, dim, positions, row, col, clamp=True, lang=lang)
 
 
+@_keep_on_error(2)
+def positions_off_page(q):
+    """The question again without positional encodings: one more forward pass, asked for."""
+    if q is None:
+        raise user_error("Run Ground first: the experiment grounds your own caption and picture again.")
+    m = model_of(q)
+    picture, text, _ = views.positions_off_view(m.grounder, trace_of(q), q.lang)
+    return picture, text
+
+
 # ---- after a grounding: every other tab from the same trace (no forward pass) ---------------------
 def fill_tabs(q, word, layer, head, direction, stage, temperature, n, dim, positions):
     """The other tabs for the new question, read from its trace."""
@@ -761,6 +771,13 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                         steps_data = gr.JSON(label=T("checks"))
                 with gr.Tab(T("tab_positions"), id="positions"):
                     gr.Markdown(T("positions_explain"), elem_classes="explain")
+                    with gr.Accordion(T("pos_off"), open=True, elem_id="pos_off"):
+                        gr.Markdown(T("pos_off_explain"), elem_classes="explain")
+                        pos_off_btn = gr.Button(T("pos_off_button"), elem_id="pos_off_btn", size="sm")
+                        with gr.Column():
+                            pos_off_img = gr.Image(label=T("pos_off_picture"), type="pil", interactive=False, format="jpeg", height=320,
+                                                   elem_id="pos_off_img", buttons=["download", "fullscreen"])  # fmt: skip
+                            pos_off_md = gr.Markdown(elem_id="pos_off_md")
                     with gr.Row():
                         pos_n = gr.Slider(2, 128, value=MAX_TOKENS, step=1, label=T("pos_n"))
                         pos_dim = gr.Slider(4, 256, value=min(GROUNDER.model.config.dim, 256), step=4, label=T("pos_dim"))
@@ -819,6 +836,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
         c.release(positions_page, pos_in, pos_out, api_visibility="private")
     pos_list.submit(positions_page, pos_in, pos_out, api_visibility="private")
     demo.load(positions_page, pos_in, pos_out, api_visibility="private")
+    pos_off_btn.click(positions_off_page, [question], [pos_off_img, pos_off_md, status], api_visibility="private", concurrency_id="model")
 
     # ---- another model: the controls follow it (its layers, heads, methods, languages)
     model_pick.input(switch_model, [model_pick], [model_info, world_md, in_txt, method, layer, heads, steps_layer, steps_head, question,

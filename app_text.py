@@ -88,6 +88,12 @@ EN = {
     "pos_row": "patch row",
     "pos_col": "patch column",
     "grid_img": "2-D encoding: cosine similarity of every patch to the outlined one",
+    "pos_off": "Experiment: positions off",
+    "pos_off_explain": "What do the positions add? Ground your own caption and picture again with the positional encodings "
+    "removed from both encoders (the same weights otherwise): which words' maps move, and can the model still tell "
+    "“left of” from “right of”?",
+    "pos_off_button": "Ground again without positions",
+    "pos_off_picture": "Without positions: the words found with them",
 }
 
 ZH = {
@@ -167,6 +173,11 @@ ZH = {
     "pos_row": "图像块行",
     "pos_col": "图像块列",
     "grid_img": "二维编码：每个图像块与框出的那个的余弦相似度",
+    "pos_off": "实验：去掉位置编码",
+    "pos_off_explain": "位置编码到底加了什么？把你的描述和图片在两个编码器都去掉位置编码后再定位一次（其余权重不变）："
+    "哪些词的注意力图移动了？模型还分得清“左边”和“右边”吗？",
+    "pos_off_button": "去掉位置编码再定位一次",
+    "pos_off_picture": "去掉位置编码后：有位置编码时找到的词",
 }
 
 assert EN.keys() == ZH.keys(), sorted(EN.keys() ^ ZH.keys())

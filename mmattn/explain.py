@@ -332,3 +332,56 @@ def grid_similarity(grid: tuple[int, int], row: int = 0, col: int = 0, dim: int 
     unit = enc / np.clip(np.linalg.norm(enc, axis=1, keepdims=True), 1e-12, None)
     sim = unit @ unit[row * gw + col]
     return GridSimilarity((gh, gw), (row, col), enc.shape[1], source, sim.reshape(gh, gw).astype(np.float32), enc.astype(np.float32))
+
+
+# ---- 5. positions off: what the encodings add ----------------------------------------------------
+_NO_POSITIONS: dict[int, Grounder] = {}  # id(model) -> a copy without positional encodings
+
+
+def without_positions(grounder: Grounder) -> Grounder:
+    """A copy of ``grounder`` whose text and image encoders add no positional encodings (made
+    once per model; the original is untouched, so other questions keep their positions)."""
+    import copy
+
+    if not hasattr(grounder.model, "text_encoder") or not hasattr(grounder.model.text_encoder, "pos"):
+        raise ValueError("this backend has no positional encodings of its own to switch off (CLIP's are part of its towers)")
+    key = id(grounder.model)
+    if key not in _NO_POSITIONS:
+        model = copy.deepcopy(grounder.model)
+        model.text_encoder.pos = None
+        model.image_encoder.pos = None
+        _NO_POSITIONS.clear()  # one copy at a time: the current model's
+        _NO_POSITIONS[key] = Grounder(model, grounder.processor, name=f"{grounder.name} (positions off)", precision="float32")
+    return _NO_POSITIONS[key]
+
+
+@dataclass
+class PositionsOff:
+    """The same question with and without positional encodings."""
+
+    words: list[str]
+    maps_on: np.ndarray  #: (W, P) each word's map with positions (the shared scale of its caption)
+    maps_off: np.ndarray  #: (W, P) the same without positions
+    moved: list[float]  #: per word, how much of its map moved: half the L1 distance of the two maps as distributions (0..1)
+    grounded_on: list[bool]
+    grounded_off: list[bool]
+    relation_on: float  #: the relation probes' score (> 0: the maps agree with "left of", ...)
+    relation_off: float
+    match_on: float
+    match_off: float
+    trace_off: Trace = field(repr=False)
+
+
+def positions_off(grounder: Grounder, trace: Trace, layer: int | None = None) -> PositionsOff:
+    """Ground ``trace``'s image and caption again without positional encodings (one more
+    forward pass, of the copy from :func:`without_positions`) and compare the words' maps."""
+    off = without_positions(grounder).trace(trace.image, trace.caption.text)
+    a, b = trace.grounding(layer=layer), off.grounding(layer=layer)
+
+    def dist(m):
+        s = m.sum(1, keepdims=True)
+        return m / np.where(s > 0, s, 1)
+
+    moved = (0.5 * np.abs(dist(a.patch_maps) - dist(b.patch_maps)).sum(1)).tolist()
+    return PositionsOff(list(a.words), a.patch_maps, b.patch_maps, [float(x) for x in moved], a.grounded, b.grounded,
+                        a.relation_score, b.relation_score, a.match_score, b.match_score, off)  # fmt: skip

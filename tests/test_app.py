@@ -161,6 +161,17 @@ def test_click_maps_display_pixels_to_patches(app, image):
     assert "outside the picture" in status and all(isinstance(o, type(gr.skip())) for o in outputs)
 
 
+def test_positions_off_experiment(app, image):
+    q = app.ask(Image.open(image), CAPTION)
+    app.trace_of(q)
+    before = app.GROUNDER.forward_passes
+    picture, text, status = app.positions_off_page(q)
+    assert status == "" and "Without positions" in text and isinstance(picture, Image.Image)
+    assert app.GROUNDER.forward_passes == before  # a copy of the model ran, this one did not
+    *_, status = app.positions_off_page(None)
+    assert "Run Ground first" in status
+
+
 def test_page_errors_keep_the_previous_result(app, image):
     """On the page, a user error leaves every output as it is and says why in the status line."""
     import gradio as gr

@@ -104,6 +104,13 @@ def test_one_forward_pass_for_a_click_every_tab_and_an_image_click(server, page,
         if slug != "i2t":
             page.screenshot(path=str(SHOTS / f"{slug}.png"), full_page=True)
 
+    # positions off: the experiment grounds the same question with a copy of the model (this one is not run)
+    page.get_by_role("tab", name="Positions").click()
+    page.locator("#pos_off_btn").click()
+    expect(page.locator("#pos_off_md")).to_contain_text("Without positions", timeout=60_000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / "positions.png"), full_page=True)
+
     # image -> text: click on the object of the first word found (or the middle)
     page.get_by_role("tab", name="Image → text").click()
     img = page.locator("#click_img img")

@@ -194,3 +194,35 @@ def test_viz_helpers(image):
     assert table.width > 2 * over.width and table.height > 2 * over.height
     rgb = viz.colorize_signed(np.array([[-1.0, 0.0, 1.0]]))
     assert tuple(rgb[0, 1]) == tuple(viz.DIVERGING[127]) or tuple(rgb[0, 1]) == tuple(viz.DIVERGING[128])
+
+
+# ---- positions off ------------------------------------------------------------------------------------------
+def test_positions_off_leaves_the_model_as_it_was(g, image, trace):
+    before = g.forward_passes
+    p = explain.positions_off(g, trace)
+    assert g.forward_passes == before  # the experiment ran a copy, not this model
+    assert g.model.text_encoder.pos is not None and g.model.image_encoder.pos is not None
+    assert len(p.moved) == len(trace.words) and all(0 <= m <= 1 + 1e-6 for m in p.moved)
+    assert p.maps_off.shape == p.maps_on.shape and not np.allclose(p.maps_off, p.maps_on)
+    np.testing.assert_allclose(g.trace(image, CAPTION).text_to_image[0], trace.text_to_image[0], atol=1e-6)  # unchanged
+
+
+def test_without_positions_left_and_right_are_no_longer_told_apart():
+    """On the shipped model: with positions the relation check agrees with the true relation
+    and contradicts its swap; without them it cannot tell the two apart."""
+    from app_fixtures import shipped_model_ready
+
+    from mmattn.data import TRAIN, make_sample
+
+    if not shipped_model_ready():
+        pytest.skip("needs the shipped model")
+    g = Grounder.from_pretrained(precision="float32")
+    seed = 91_000
+    while not (s := make_sample(seed, 160, 120, TRAIN, lang="en")).caption.relation:
+        seed += 1
+    swap = next(n for n in s.negatives if n.neg_kind == "relation")
+    true, swapped = (explain.positions_off(g, g.trace(s.image, c)) for c in (s.caption.text, swap.text))
+    assert true.relation_on > 1 and swapped.relation_on < -1  # with positions: told apart
+    gap_on = true.relation_on - swapped.relation_on
+    gap_off = true.relation_off - swapped.relation_off
+    assert gap_off < 0.5 * gap_on  # without: much less (here the sign even flips)
