@@ -405,9 +405,11 @@ def _word_css(rows) -> str:
 def _patch_words(q: Question, fx: float, fy: float, method, layer, heads):
     kw = _controls(model_of(q), method, layer, heads)
     pw = views.patch_words(trace_of(q), fx, fy, layer=kw["layer"], heads=kw["heads"], source_size=q.source_size)
-    label = dict(pw.weights)
-    label[views.text("not_a_word", q.lang)] = pw.other
-    return label, pw
+    return dict(pw.weights), pw  # the words only: what is left goes to tokens that are not words (said apart)
+
+
+def _other(pw, lang: str) -> str:
+    return views.text("other_tokens", lang).format(p=pw.other)
 
 
 def _xy(q: Question, x, y) -> tuple[float, float]:
@@ -429,15 +431,15 @@ def words_at(image, caption, x, y, method="attention", layer=LAYER0, heads="mean
     return label, pw.data
 
 
-@_keep_on_error(5)
+@_keep_on_error(6)
 def words_at_page(q, x, y, method, layer, heads):
     if q is None:
         raise user_error("Run Ground first.")
     label, pw = _patch_words(q, *_xy(q, x, y), method, layer, heads)
-    return label, pw.data, pw.picture, x, y
+    return label, pw.data, pw.picture, x, y, _other(pw, q.lang)
 
 
-@_keep_on_error(5)
+@_keep_on_error(6)
 def click_words(q, method, layer, heads, evt: gr.SelectData):
     """A click on the picture in the Image -> text tab (coordinates in the shown picture)."""
     if q is None:
@@ -450,7 +452,7 @@ def click_words(q, method, layer, heads, evt: gr.SelectData):
         raise user_error("That click was outside the picture: click on the image itself.")
     label, pw = _patch_words(q, fx, fy, method, layer, heads)
     w, h = q.source_size
-    return label, pw.data, pw.picture, round(fx * w, 1), round(fy * h, 1)
+    return label, pw.data, pw.picture, round(fx * w, 1), round(fy * h, 1), _other(pw, q.lang)
 
 
 # ---- Heads & layers, Step by step ----------------------------------------------------------------
@@ -730,6 +732,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                         with gr.Column(scale=2, min_width=220):
                             click_words_out = gr.Label(label=T("patch_words"), elem_id="click_words", num_top_classes=12,
                                                        show_heading=False)  # fmt: skip
+                            click_other = gr.Markdown(elem_id="click_other", elem_classes="explain")
                             with gr.Row():
                                 x_in = gr.Number(label=T("x"), value=0, minimum=0, elem_id="x_in")
                                 y_in = gr.Number(label=T("y"), value=0, minimum=0, elem_id="y_in")
@@ -820,7 +823,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     redraw_in, redraw_out = [question, method, layer, heads, boxes, pick], [picture, legend, match, status]
     for c in (method, layer, heads, boxes, pick):
         c.input(redraw, redraw_in, redraw_out, api_visibility="private", concurrency_id="model")
-    click_out = [click_words_out, click_data, click_img, x_in, y_in, status]
+    click_out = [click_words_out, click_data, click_img, x_in, y_in, click_other, status]
     click_img.select(click_words, [question, method, layer, heads], click_out, api_visibility="private", concurrency_id="model")
     xy_btn.click(words_at_page, [question, x_in, y_in, method, layer, heads], click_out, api_visibility="private", concurrency_id="model")
     heads_word.input(heads_page, [question, heads_word], [heads_t2i, heads_i2t, heads_data, status], api_visibility="private")

@@ -183,6 +183,8 @@ TEXT = {
         "the vocabulary. Outlines: where a map is above half the strongest value.",
         "describes": "the caption describes the image", "does_not": "it does not",
         "not_a_word": "(not a word: [CLS], [SEP], punctuation)",
+        "other_tokens": "The other **{p:.0%}** of this patch's attention goes to tokens that are not words: [CLS] (the start "
+        "of the caption), [SEP] (its end) and punctuation. A patch that no word describes puts most of its weight there.",
     },
     "zh": {
         "relation_agrees": "关系检查：按各词注意力图中两个物体的位置，与描述里的方位词（左 / 右 / 上 / 下）一致：匹配分数的 logit 加了 +{s:.1f}。",
@@ -194,6 +196,8 @@ TEXT = {
         "scale_note": "颜色深浅 = 注意力值，所有词同一刻度；✓ 在图中找到，· 没找到，? 不在词汇表中。轮廓线：注意力高于最强值一半的地方。",
         "describes": "描述与图像相符", "does_not": "不相符",
         "not_a_word": "（不是词：[CLS]、[SEP]、标点）",
+        "other_tokens": "这个图像块其余 **{p:.0%}** 的注意力给了不是词的记号：[CLS]（描述的开头）、[SEP]（结尾）和标点。"
+        "没有哪个词描述的图像块，大部分权重都在那里。",
     },
 }
 

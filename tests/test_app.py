@@ -147,12 +147,14 @@ def test_click_maps_display_pixels_to_patches(app, image):
 
     src = Image.open(image).convert("RGB")
     q = app.ask(src, CAPTION)
+    q_words = app.trace_of(q).words
     view = app.views.view_size(q.work.size)
     gh, gw = app.explain.model_grid(app.GROUNDER, src)
     for r, c in ((0, 0), (gh - 1, gw - 1), (gh // 2, gw // 3)):
         x, y = int((c + 0.5) * view[0] / gw), int((r + 0.5) * view[1] / gh)
         evt = gr.SelectData(None, {"index": [x, y], "value": None, "selected": True})
-        label, data, picture, fx, fy, status = app.click_words(q, "attention", app.LAYER0, "mean", evt)
+        label, data, picture, fx, fy, other, status = app.click_words(q, "attention", app.LAYER0, "mean", evt)
+        assert "not words" in other and set(label) == {f"{i}:{w}" for i, w in enumerate(q_words)}
         assert data["patch"] == [r, c] and status == ""
         assert picture.size == view and 0 <= fx < src.width and 0 <= fy < src.height  # the click fills x and y
     # a click outside the picture says so, and changes nothing
