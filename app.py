@@ -5,18 +5,20 @@
 
 Tabs: Ground (each word's map over the image), Image -> text (click a region: which words
 it attends to), Heads & layers, Step by step (Q, Kᵀ, Q·Kᵀ, ÷√d, softmax, ·V, heads,
-out_proj, recomputed with the model's own weights), Positions.
+out_proj, recomputed with the model's own weights, as interactive figures), Positions (and
+the positions-off experiment). In English or Chinese (app_text.py).
 
 One question, one forward pass: a Ground click traces the model once
 (``mmattn.tracecache.TraceCache``); every tab, click, word, layer, head and direction is then
 a reading of that trace (``mmattn.views``). Grad-CAM adds one backward pass.
 
-Public API (gradio_client; note the leading slash):
-    /ground     (image, caption, method, layer, heads, show_boxes) -> picture, per-word table, match, notice, JSON
-    /words_at   (image, caption, x, y, method, layer, heads)       -> word weights (label), JSON
-    /heads      (image, caption, word)                              -> text->image grid, image->text grid, JSON
-    /steps      (image, caption, word, layer, head, direction)      -> stage pictures, explanation, per-head pictures, JSON
-    /positions  (image, n, dim, positions, row, col)                -> PE, PE·PEᵀ, curves, dimensions, 2-D map, JSON
+Public API (gradio_client; note the leading slash; every endpoint ends with ``model``, the
+label of a model in the page's picker, default the one served at start-up):
+    /ground     (image, caption, method, layer, heads, show_boxes, model) -> picture, per-word table, match, notes, JSON
+    /words_at   (image, caption, x, y, method, layer, heads, model)       -> word weights (label), JSON
+    /heads      (image, caption, word, model)                              -> text->image grid, image->text grid, JSON
+    /steps      (image, caption, word, layer, head, direction, model)      -> stage pictures, explanation, per-head pictures, JSON
+    /positions  (image, n, dim, positions, row, col, model)                -> PE figure, PE·PEᵀ figure, dimensions, 2-D map, JSON
 
 This file holds the layout and the wiring: inputs are checked here, pictures and tables come
 from ``mmattn.views``, and workarounds of gradio and glibc live in ``patches/``.
