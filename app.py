@@ -48,7 +48,7 @@ import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from app_text import TRANSLATIONS  # noqa: E402
-from mmattn import catalog, explain, fileio, views  # noqa: E402
+from mmattn import catalog, explain, figures, fileio, views  # noqa: E402, F401 -- figures: plotly imported at start-up, not on the first click
 from mmattn.catalog import ModelChoice  # noqa: E402
 from mmattn.checkpoint import CheckpointError  # noqa: E402
 from mmattn.grounding import BACKWARD_METHODS, DEFAULT_MODEL, Grounder, resolve_checkpoint  # noqa: E402
@@ -509,9 +509,10 @@ def steps_page(q, word, layer, head, direction, stage, temperature):
 
 @_keep_on_error(3)
 def step_figures_page(q, word, layer, head, direction, stage, temperature):
-    """Another stage or temperature: the figures only (the numbers are kept in the trace)."""
+    """Another stage or temperature, or the tab opened: the figures only (the numbers are kept
+    in the trace). Before any question there is nothing to draw."""
     if q is None:
-        raise user_error("Run Ground first.")
+        return gr.skip(), gr.skip(), gr.skip()
     s = _steps(q, word, layer, head, direction)
     return views.step_figures(s.steps, stage, s.word, _temperature(temperature), q.lang)
 
@@ -529,7 +530,8 @@ def _parse_positions(text) -> list[int] | None:
     return pos
 
 
-def _positions(m: Model, work: Image.Image | None, n, dim, positions, row, col, clamp: bool = False, lang: str = "en"):
+def _positions(m: Model, work: Image.Image | None, n, dim, positions, row, col, clamp: bool = False, lang: str = "en",
+               draw: bool = True):  # fmt: skip
     import pandas as pd
 
     n = _int(n, "The number of positions", 1, 1024, MAX_TOKENS)
@@ -540,7 +542,7 @@ def _positions(m: Model, work: Image.Image | None, n, dim, positions, row, col, 
     col = None if col in (None, "") else _int(col, "The patch column", 0, 10_000, 0)
     if clamp:  # the page's sliders may still hold a bigger image's grid
         row, col = None if row is None else min(row, grid[0] - 1), None if col is None else min(col, grid[1] - 1)
-    p = views.positions_view(g, work, n, dim, _parse_positions(positions), row, col, lang)
+    p = views.positions_view(g, work, n, dim, _parse_positions(positions), row, col, lang, figures=draw)
     return p.pe, p.similarity, pd.DataFrame(p.dims), p.grid_picture, p.data
 
 
@@ -570,8 +572,19 @@ def positions_off_page(q):
 
 
 # ---- after a grounding: every other tab from the same trace (no forward pass) ---------------------
-def fill_tabs(q, word, layer, head, direction, stage, temperature, n, dim, positions):
-    """The other tabs for the new question, read from its trace."""
+TAB_IDS = ("ground", "i2t", "heads", "steps", "positions")  #: the tabs, in the page's order
+
+
+def active_tab(evt: gr.SelectData) -> str:
+    """Which tab the page shows (its interactive figures are drawn only there: Plotly's
+    drawing of four figures in hidden tabs took 150 ms of the browser's time per Ground click)."""
+    i = evt.index if evt is not None else 0
+    return TAB_IDS[i] if isinstance(i, int) and 0 <= i < len(TAB_IDS) else "ground"
+
+
+def fill_tabs(q, word, layer, head, direction, stage, temperature, n, dim, positions, tab="ground"):
+    """The other tabs for the new question, read from its trace; the interactive figures of
+    Step by step and Positions only if that tab is shown (otherwise when it is opened)."""
     if q is None:
         return tuple(gr.skip() for _ in range(19))
     t = trace_of(q)
@@ -579,9 +592,12 @@ def fill_tabs(q, word, layer, head, direction, stage, temperature, n, dim, posit
     first = labels[max(range(len(labels)), key=lambda i: t.grounded_scores[i])] if labels else None
     t2i, i2t, hdata = views.heads_view(t, first)
     s = _steps(q, first, layer, head, direction)
-    fig, sentence, scaling = views.step_figures(s.steps, stage, s.word, _temperature(temperature), q.lang)
+    fig = sentence = scaling = None  # drawn when the tab is opened
+    if tab == "steps":
+        fig, sentence, scaling = views.step_figures(s.steps, stage, s.word, _temperature(temperature), q.lang)
     grid = t.grid
-    pe, sim, dims, grid_pic, pdata = _positions(model_of(q), q.work, n, dim, positions, grid[0] // 2, grid[1] // 2, lang=q.lang)
+    pe, sim, dims, grid_pic, pdata = _positions(model_of(q), q.work, n, dim, positions, grid[0] // 2, grid[1] // 2, lang=q.lang,
+                                                draw=tab == "positions")  # fmt: skip
     click = views.patch_words(t, 0.5, 0.5).picture  # the picture with its patch grid, to click on
     return (click, None, gr.Dropdown(choices=labels, value=first), t2i, i2t, hdata, gr.Dropdown(choices=labels, value=first),
             s.stages, s.text, s.heads, s.data, fig, sentence, scaling, gr.Slider(maximum=grid[0] - 1, value=grid[0] // 2),
@@ -695,6 +711,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     with gr.Accordion(T("world"), open=False, elem_id="world"):
         world_md = gr.Markdown(DEFAULT.world, elem_id="world_md")
     question = gr.State(None, time_to_live=3600)  # a page's last question (one work image, <= 0.8 MB), for an hour
+    shown_tab = gr.State("ground")  # the tab the page shows
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=320):
             in_img = gradio_uploads.guard(gr.Image(type="pil", label="Image · 图像", elem_id="in_img", height=300, sources=["upload", "clipboard"]),
@@ -710,7 +727,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
             status = gr.Markdown("", elem_id="status")
             examples_box = gr.Column()
         with gr.Column(scale=7):
-            with gr.Tabs():
+            with gr.Tabs() as tabs:
                 with gr.Tab(T("tab_ground"), id="ground"):
                     gr.Markdown(T("ground_explain"), elem_classes="explain")
                     picture = gr.Image(label=T("where"), elem_id="out_img", type="pil", format="jpeg", interactive=False,
@@ -752,7 +769,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                                          elem_id="heads_i2t", format="png")  # fmt: skip
                     with gr.Accordion("JSON", open=False):
                         heads_data = gr.JSON(label=T("maps"))
-                with gr.Tab(T("tab_steps"), id="steps"):
+                with gr.Tab(T("tab_steps"), id="steps") as steps_tab:
                     gr.Markdown(T("steps_explain"), elem_classes="explain")
                     with gr.Row():
                         steps_word = gr.Dropdown(choices=[], label=T("word"), allow_custom_value=True, elem_id="steps_word")
@@ -774,7 +791,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                     heads_gal = gr.Gallery(label=T("heads"), columns=H + 1, height=260, object_fit="contain", elem_id="heads_gal", format="jpeg")
                     with gr.Accordion(T("json"), open=False):
                         steps_data = gr.JSON(label=T("checks"))
-                with gr.Tab(T("tab_positions"), id="positions"):
+                with gr.Tab(T("tab_positions"), id="positions") as positions_tab:
                     gr.Markdown(T("positions_explain"), elem_classes="explain")
                     with gr.Accordion(T("pos_off"), open=True, elem_id="pos_off"):
                         gr.Markdown(T("pos_off_explain"), elem_classes="explain")
@@ -816,7 +833,8 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     # ---- the page: a Ground click traces once, then fills every tab from that trace
     ground_in = [in_img, in_txt, method, layer, heads, boxes, model_pick]
     ground_page_out = [picture, legend, pick, match, notice, table, data, question, pick_css, ground_export, status]
-    tabs_in = [question, steps_word, steps_layer, steps_head, steps_dir, steps_stage, steps_temp, pos_n, pos_dim, pos_list]
+    tabs_in = [question, steps_word, steps_layer, steps_head, steps_dir, steps_stage, steps_temp, pos_n, pos_dim, pos_list, shown_tab]
+    tabs.select(active_tab, None, shown_tab, api_visibility="private", queue=False)
     tabs_out = [click_img, click_words_out, heads_word, heads_t2i, heads_i2t, heads_data, steps_word, steps_gal, steps_md, heads_gal,
                 steps_data, steps_plot, steps_sentence, scale_plot, pos_row, pos_col, pe_img, sim_img, grid_img]  # fmt: skip
     for trigger in (btn.click, in_txt.submit):
@@ -835,12 +853,14 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
         c.input(steps_page, steps_in, steps_out, api_visibility="private", concurrency_id="model")
     steps_stage.input(step_figures_page, steps_in, [steps_plot, steps_sentence, scale_plot, status], api_visibility="private")
     steps_temp.release(step_figures_page, steps_in, [steps_plot, steps_sentence, scale_plot, status], api_visibility="private")
+    steps_tab.select(step_figures_page, steps_in, [steps_plot, steps_sentence, scale_plot, status], api_visibility="private")
     pos_in = [question, pos_n, pos_dim, pos_list, pos_row, pos_col]
     pos_out = [pe_img, sim_img, dims_plot, grid_img, pos_data, status]
     for c in (pos_n, pos_dim, pos_row, pos_col):
         c.release(positions_page, pos_in, pos_out, api_visibility="private")
     pos_list.submit(positions_page, pos_in, pos_out, api_visibility="private")
     demo.load(positions_page, pos_in, pos_out, api_visibility="private")
+    positions_tab.select(positions_page, pos_in, pos_out, api_visibility="private")
     pos_off_btn.click(positions_off_page, [question], [pos_off_img, pos_off_md, status], api_visibility="private", concurrency_id="model")
 
     # ---- another model: the controls follow it (its layers, heads, methods, languages)

@@ -5,8 +5,10 @@
 Starts ``python app.py``, opens the page (1400x1000), visits every tab once so that all of
 them are on the page, then for each of 8 example questions (image and caption): clicks
 Ground and waits until the legend lists the new words and every tab's picture has changed
-(Ground, Image -> text, Heads & layers, Step by step, Positions). Prints the CPU model and the
-times (median and max); the goal (issue #15) is <= 400 ms on a quiet machine.
+(Ground, Image -> text, Heads & layers, Step by step, Positions); then opens Step by step and
+waits until its two interactive (Plotly) figures are drawn: the page draws those only in the
+tab that is shown. Prints the CPU model and the times (median and max); the goal (issue #15)
+for the first is <= 400 ms on a quiet machine.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def main() -> int:
     from mmattn.grounding import Grounder
 
     g = Grounder.from_pretrained()
-    times = []
+    times, figures = [], []
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
@@ -70,12 +72,25 @@ def main() -> int:
                         page.wait_for_timeout(300)
                 else:
                     times.append(time.perf_counter() - t0)
+                    # then open Step by step: its interactive figures are drawn when the tab is shown
+                    page.evaluate("() => document.querySelectorAll('#steps_plot .js-plotly-plot, #scale_plot .js-plotly-plot')"
+                                  ".forEach(e => e.remove())")  # fmt: skip
+                    t1 = time.perf_counter()
+                    page.get_by_role("tab", name="Step by step").click()
+                    page.wait_for_function("() => document.querySelector('#steps_plot .js-plotly-plot .main-svg') && "
+                                           "document.querySelector('#scale_plot .js-plotly-plot .main-svg')", timeout=60_000, polling=10)  # fmt: skip
+                    figures.append(time.perf_counter() - t1)
+                    page.get_by_role("tab", name="Ground").click()
+                    page.wait_for_timeout(300)
             browser.close()
     finally:
         proc.terminate()
         proc.wait(10)
     print(f"CPU: {cpu_model()}, {os.cpu_count()} CPUs; headless Chromium; {len(times)} questions")
-    print(f"Ground click -> every tab filled: median {1000 * statistics.median(times):.0f} ms, max {1000 * max(times):.0f} ms (goal <= 400 ms)")
+    print(f"Ground click -> every tab filled (the interactive figures excepted): median {1000 * statistics.median(times):.0f} ms, "
+          f"max {1000 * max(times):.0f} ms (goal <= 400 ms)")
+    print(f"Step by step opened -> its two interactive figures drawn: median {1000 * statistics.median(figures):.0f} ms, "
+          f"max {1000 * max(figures):.0f} ms")
     return 0
 
 

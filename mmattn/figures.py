@@ -244,21 +244,35 @@ def matrix_figure(steps, name: str, *, lang: str = "en", query: int | list[int] 
 
 
 def _separators(fig: go.Figure, steps, name: str, x: list, y: list) -> None:
-    """Thin lines between the heads (concat) and between the patch grid's rows (patch axes)."""
+    """Thin lines between the heads (concat) and between the patch grid's rows (patch axes).
+
+    All the lines go into the layout at once: ``Figure.add_vline`` validates the whole layout
+    on every call (10 lines took 70 ms of a 100 ms figure; once: under 5 ms)."""
     line = dict(color="rgba(17,24,39,0.35)", width=1)
+    shapes = []
+
+    def vline(at: float):
+        shapes.append(dict(type="line", xref="x", yref="paper", x0=at, x1=at, y0=0, y1=1, line=line))
+
+    def hline(at: float):
+        shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=at, y1=at, line=line))
+
     if name == "concat":
         for h in range(1, steps.num_heads):
-            fig.add_vline(x=h * steps.head_dim - 0.5, line=line)
+            vline(h * steps.head_dim - 0.5)
         h, hd = steps.head, steps.head_dim  # the head the other matrices show
-        fig.add_shape(type="rect", x0=h * hd - 0.5, x1=(h + 1) * hd - 0.5, y0=-0.5, y1=len(y) - 0.5, line=dict(color=KIND_COLOURS["concat"], width=2))
+        shapes.append(dict(type="rect", x0=h * hd - 0.5, x1=(h + 1) * hd - 0.5, y0=-0.5, y1=len(y) - 0.5,
+                           line=dict(color=KIND_COLOURS["concat"], width=2)))  # fmt: skip
     gh, gw = steps.grid
     patches = gh * gw
     if gh > 1 and len(x) == patches and x[0] == "r0c0":
         for r in range(1, gh):
-            fig.add_vline(x=r * gw - 0.5, line=line)
+            vline(r * gw - 0.5)
     if gh > 1 and len(y) == patches and y[0] == "r0c0":
         for r in range(1, gh):
-            fig.add_hline(y=r * gw - 0.5, line=line)
+            hline(r * gw - 0.5)
+    if shapes:
+        fig.update_layout(shapes=[*fig.layout.shapes, *shapes])
 
 
 # ---- 2. why ÷√d --------------------------------------------------------------------------------

@@ -475,10 +475,10 @@ class PositionsView:
 
 
 def positions_view(grounder, image: Image.Image | None = None, n: int = 32, dim: int = 64, positions: list[int] | None = None,
-                   row: int | None = None, col: int | None = None, lang: str = "en") -> PositionsView:  # fmt: skip
-    """Sinusoidal encodings: the PE matrix and PE·PEᵀ (interactive), a few dimensions across
-    positions, and the 2-D encoding of the image's patch grid."""
-    from . import figures  # plotly: only the page needs it
+                   row: int | None = None, col: int | None = None, lang: str = "en", figures: bool = True) -> PositionsView:  # fmt: skip
+    """Sinusoidal encodings: the PE matrix and PE·PEᵀ (interactive; None with ``figures=False``),
+    a few dimensions across positions, and the 2-D encoding of the image's patch grid."""
+    from . import figures as figs  # plotly: only the page needs it
 
     p = explain.positional_1d(n, dim, positions)
     grid = explain.model_grid(grounder, image)
@@ -493,7 +493,8 @@ def positions_view(grounder, image: Image.Image | None = None, n: int = 32, dim:
     data = {"n": n, "dim": dim, "positions": p.positions, "diagonal_spread": p.diagonal_spread, "grid": list(grid),
             "patch": [row, col], "grid_encoding": g.source, "grid_encoding_dim": g.dim,
             "grid_similarity": np.round(g.similarity, 4).tolist()}  # fmt: skip
-    return PositionsView(figures.pe_figure(p, lang=lang), figures.pe_similarity_figure(p, lang=lang), lines, sim_pic, data)
+    pe, sim = (figs.pe_figure(p, lang=lang), figs.pe_similarity_figure(p, lang=lang)) if figures else (None, None)
+    return PositionsView(pe, sim, lines, sim_pic, data)
 
 
 # ---- Positions off: the same question without positional encodings --------------------------------
