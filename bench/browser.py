@@ -23,7 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from service import cpu_model, free_port  # noqa: E402
+from machine import cpu_model  # noqa: E402
+from service import free_port  # noqa: E402
 
 TABS = ["Image → text", "Heads & layers", "Step by step", "Positions", "Ground"]
 PICTURES = ["#out_img img", "#click_img img", "#heads_t2i img", "#steps_gal img", "#grid_img img"]

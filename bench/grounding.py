@@ -25,9 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import platform  # noqa: E402
-
 import torch  # noqa: E402
+from machine import cpu_model  # noqa: E402  (bench/machine.py, beside this script)
 
 import mmattn  # noqa: E402
 import mmattn.image  # noqa: E402
@@ -41,16 +40,6 @@ def png_bytes(seed: int) -> bytes:
     buf = io.BytesIO()
     make_sample(seed, 320, 240).image.save(buf, format="PNG")
     return buf.getvalue()
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed(fn, n: int) -> list[float]:

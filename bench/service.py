@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import httpx
+from machine import cpu_model  # bench/machine.py, beside this script
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,16 +58,6 @@ CAPTIONS = [
 FRESH = [f"a {c} {s} {r} a {c2} {s2}" for c, c2 in (("red", "blue"), ("green", "yellow"), ("pink", "cyan"))
          for s, s2 in (("circle", "square"), ("star", "heart"), ("triangle", "cross"))
          for r in ("left of", "right of", "above")]  # fmt: skip
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def free_port() -> int:

@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+from machine import cpu_model  # noqa: E402  (bench/machine.py, beside this script)
 from PIL import Image  # noqa: E402
 
 from mmattn.data import SHIFTED, TRAIN, make_sample  # noqa: E402
@@ -61,16 +62,6 @@ REPORT = {
 #: not photographs: a colour wheel, a silhouette, a CT phantom, a logo, a chessboard
 OTHER = {"sk": ["colorwheel", "horse", "shepp_logan_phantom", "logo", "checkerboard"], "gradio": []}
 TUNE_SCENE_SEED = 20_000_000  #: scenes looked at while tuning (the report uses held_out_samples' seeds)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_source(kind: str, name: str) -> Image.Image:
@@ -207,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sized", type=int, default=100, help="scenes per config at each larger size (default 100)")
     args = ap.parse_args(argv)
 
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores), Python {platform.python_version()}\n")
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores), Python {platform.python_version()}\n")
     print("Flagged when the score is above 1.\n")
     print("## Shapes scenes (goal: <= 1% flagged)\n\n| set | scenes | flagged | rate | rules | highest score |\n|---|---|---|---|---|---|")
     for name, ims in scene_sets(args.scenes, args.sized).items():
