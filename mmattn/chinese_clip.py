@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from .clip import FUNCTION_WORDS, ClipGroundingConfig, ClipTextEncoder
 from .clip_grounding import ClipGrounder, ClipProcessor
-from .tokenizer import MAX_TOKENS, Encoded
+from .tokenizer import MAX_TOKENS, Encoded, encode_split
 
 PROMPT = "一张{}的照片。"  #: the template a word is read in ("a photo of {}.")
 NEUTRAL = "一张照片。"  #: the neutral prompt ("a photo.")
@@ -52,18 +52,7 @@ def encode_words(tokenizer, captions: list[str], max_tokens: int = MAX_TOKENS) -
     """Tokenise captions word by word with a BERT tokenizer, keeping the word of every token;
     a caption longer than ``max_tokens`` tokens ([CLS] and [SEP] included) keeps its first
     whole words that fit and is flagged in ``truncated``."""
-    words = [split_words(c) or [""] for c in captions]
-    pieces = tokenizer(words, is_split_into_words=True, add_special_tokens=False)
-    truncated = []
-    for b in range(len(words)):
-        wid = [w for w in pieces.word_ids(b) if w is not None]
-        budget = max_tokens - 2  # room for [CLS] and [SEP]
-        truncated.append(len(wid) > budget)
-        if truncated[-1]:
-            words[b] = words[b][: wid[budget]]  # up to the first word that does not fit completely
-    enc = tokenizer(words, is_split_into_words=True, padding="longest", return_tensors="pt")
-    word_ids = [enc.word_ids(b) for b in range(len(words))]
-    return Encoded(enc["input_ids"], enc["attention_mask"].bool(), word_ids, words, truncated)
+    return encode_split(tokenizer, [split_words(c) or [""] for c in captions], max_tokens)
 
 
 class ChineseClipTextEncoder(ClipTextEncoder):

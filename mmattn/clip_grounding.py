@@ -51,7 +51,7 @@ from .image import load_image
 from .legrad import START_LAYER, normalize
 from .model import CheckpointError
 from .processor import Processor
-from .tokenizer import MAX_TOKENS, Encoded
+from .tokenizer import MAX_TOKENS, Encoded, encode_split
 
 log = logging.getLogger(__name__)
 
@@ -322,18 +322,7 @@ def encode_words(tokenizer, captions: list[str], max_tokens: int = MAX_TOKENS) -
 
     A caption longer than ``max_tokens`` tokens (specials included) keeps its first whole
     words that fit and is flagged in ``truncated``."""
-    words = [split_words(c) or [""] for c in captions]
-    pieces = tokenizer(words, is_split_into_words=True, add_special_tokens=False)
-    truncated = []
-    for b in range(len(words)):
-        wid = [w for w in pieces.word_ids(b) if w is not None]
-        budget = max_tokens - 2  # room for <|startoftext|> and <|endoftext|>
-        truncated.append(len(wid) > budget)
-        if truncated[-1]:
-            words[b] = words[b][: wid[budget]]  # up to the first word that does not fit completely
-    enc = tokenizer(words, is_split_into_words=True, padding="longest", return_tensors="pt")
-    word_ids = [enc.word_ids(b) for b in range(len(words))]
-    return Encoded(enc["input_ids"], enc["attention_mask"].bool(), word_ids, words, truncated)
+    return encode_split(tokenizer, [split_words(c) or [""] for c in captions], max_tokens)
 
 
 # ---- trained fusion weights --------------------------------------------------------------

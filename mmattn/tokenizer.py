@@ -100,16 +100,23 @@ def encode(tokenizer: PreTrainedTokenizerFast, captions: list[str], max_tokens: 
     A caption longer than ``max_tokens`` tokens keeps only its first whole words that fit,
     and is flagged in ``truncated``.
     """
-    words = [split_words(tokenizer, c) for c in captions]
+    return encode_split(tokenizer, [split_words(tokenizer, c) for c in captions], max_tokens)
+
+
+def encode_split(tokenizer, words: list[list[str]], max_tokens: int = MAX_TOKENS) -> Encoded:
+    """Tokenise captions already split into words (any backend's split), keeping the word of
+    every token: the one truncation rule of every backend. A caption longer than
+    ``max_tokens`` tokens (the two specials included) keeps its first whole words that fit
+    and is flagged in ``truncated``."""
+    words = [list(w) for w in words]
     pieces = tokenizer([w or [""] for w in words], is_split_into_words=True, add_special_tokens=False)
     truncated = []
     for b in range(len(words)):
         wid = [w for w in pieces.word_ids(b) if w is not None]
-        budget = max_tokens - 2  # room for [CLS] and [SEP]
+        budget = max_tokens - 2  # room for the two specials ([CLS] and [SEP], or CLIP's start and end)
         truncated.append(len(wid) > budget)
         if truncated[-1]:
-            keep = wid[budget]  # the first word that does not fit completely
-            words[b] = words[b][:keep]
+            words[b] = words[b][: wid[budget]]  # up to the first word that does not fit completely
     enc = tokenizer([w or [""] for w in words], is_split_into_words=True, padding="longest", return_tensors="pt")
     word_ids = [enc.word_ids(b) for b in range(len(words))]
     return Encoded(enc["input_ids"], enc["attention_mask"].bool(), word_ids, words, truncated)

@@ -28,10 +28,10 @@ def overlay_map(image: Image.Image, m: np.ndarray, box=None, alpha: float = 0.6)
     out = np.empty_like(base)
     for r in range(0, base.shape[0], OVERLAY_ROWS):  # a band of rows at a time: small temporaries
         rows = slice(r, r + OVERLAY_ROWS)
-        mm = np.clip(np.asarray(m[rows], np.float32), 0, 1)
-        heat = RAMP[(mm * 255).astype(np.uint8)]  # colorize(mm), without its float64 copy
-        b = base[rows]
-        out[rows] = (b + (alpha * mm)[..., None] * (heat.astype(np.float32) - b)).clip(0, 255)  # b (1 - a m) + heat a m
+        m64 = np.clip(np.asarray(m[rows], np.float64), 0, 1)
+        heat = RAMP[(m64 * 255).astype(np.uint8)]  # colorize(m): the same ramp entry (picked in float64, as there)
+        mm, b = m64.astype(np.float32), base[rows]
+        out[rows] = np.rint(b + (alpha * mm)[..., None] * (heat.astype(np.float32) - b)).clip(0, 255)  # b (1 - a m) + heat a m
     im = Image.fromarray(out)
     if box is not None:
         ImageDraw.Draw(im).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(0, 255, 255), width=max(1, min(im.size) // 100))

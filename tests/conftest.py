@@ -1,7 +1,18 @@
 """Shared test setup: every test starts from the same random state."""
 
+import os
+
 import pytest
 import torch
+
+try:  # property tests: the same examples on every CI run (locally, Hypothesis explores anew each time)
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, database=None)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")
+except ImportError:
+    pass
 
 
 @pytest.fixture(autouse=True)
