@@ -378,7 +378,7 @@ def ground(image, caption, method="attention", layer=LAYER0, heads="mean", show_
 def ground_page(image, caption, method, layer, heads, show_boxes, model, request: gr.Request = None):
     q = ask(image, caption, model, request)
     v, match = _ground_outputs(q, method, layer, heads, show_boxes)
-    shown = [w.label for w in v.words if w.index in set(views.default_shown([w.grounded for w in v.words]))]
+    shown = [w.label for w in v.words if w.index in set(views.default_shown([w.grounded for w in v.words], v.out_of_world))]
     pick = gr.CheckboxGroup(choices=[w.label for w in v.words], value=shown)
     kw = _controls(model_of(q), method, layer, heads)
     numbers = {**trace_of(q, kw["method"]).grounding(**kw).to_json(maps=True), **v.data}  # the patch maps too

@@ -239,9 +239,10 @@ class Trace:
 def out_of_world_message(world: WorldCheck, lang: str = "en") -> str:
     if lang == "zh":
         return (f"这张图不像模型训练时的形状世界（{world.reason_zh}），因此没有任何词被标为“找到”。"
-                "照片请用 CLIP 后端：MMATTN_MODEL=openai/clip-vit-base-patch16。")  # fmt: skip
+                "照片请用 CLIP 后端：在页面的“模型”菜单里选一个照片后端，或启动时设 MMATTN_MODEL=openai/clip-vit-base-patch16。")  # fmt: skip
     return (f"This image does not look like the shapes world the model was trained on ({world.reason}), so no word is "
-            "marked found. For photographs use the CLIP backend: MMATTN_MODEL=openai/clip-vit-base-patch16 (see the README).")  # fmt: skip
+            "marked found. For photographs use the CLIP backend: pick a photo backend in the page's Model menu, or start with "
+            "MMATTN_MODEL=openai/clip-vit-base-patch16 (see the README).")  # fmt: skip
 
 
 def truncation_notice(caption: Caption) -> str | None:

@@ -162,8 +162,11 @@ def _grow(mask: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def default_shown(grounded: list[bool]) -> list[int]:
-    """The words drawn until the user picks: those found in the image, or every word if none is."""
+def default_shown(grounded: list[bool], out_of_world: bool = False) -> list[int]:
+    """The words drawn until the user picks: those found in the image, or every word if none
+    is; none at all on an image outside the model's world (its maps would look like answers)."""
+    if out_of_world:
+        return []
     return [i for i, g in enumerate(grounded) if g] or list(range(len(grounded)))
 
 
@@ -239,7 +242,7 @@ def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_s
     maps = maps_at_size(r.patch_maps, r.grid, (view.height, view.width))  # rendered once, at the size shown
     W = len(r.words)
     if shown is None:
-        shown = default_shown(r.grounded)
+        shown = default_shown(r.grounded, r.out_of_world)
     shown = [i for i in shown if 0 <= i < W]
     colours = [word_colour(i) for i in range(W)]
     view_boxes = [scale_box(b, r.size, view.size) for b in r.boxes] if show_boxes else None

@@ -207,3 +207,32 @@ def test_chinese_interface(server, browser, tmp_path):
         page.screenshot(path=str(SHOTS / "steps_zh.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_a_photo_and_an_unavailable_photo_backend(server, page, tmp_path, monkeypatch):
+    """A photograph on the shipped model: the page says it is outside the model's world and finds
+    nothing; picking the CLIP backend with no network says why in one line and the page stays
+    on the shipped model."""
+    data = pytest.importorskip("skimage.data")
+    import huggingface_hub.constants
+    from PIL import Image
+
+    app, url = server
+    photo = tmp_path / "cat.jpg"
+    Image.fromarray(data.chelsea()).save(photo)
+    _open(page, url)
+    _ground(page, str(photo), "a small orange circle")
+    expect(page.locator("#notice textarea")).to_have_value(re.compile("does not look like the shapes world"), timeout=60_000)
+    expect(page.locator("#table")).to_contain_text("not the model's world")
+    expect(page.locator("#pick input:checked")).to_have_count(0)  # no map drawn as if it were an answer
+    page.wait_for_timeout(500)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "photo_on_shapes_model.png"), full_page=True)
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network, not in the cache
+    page.locator("#model_pick input").click()
+    page.get_by_role("option", name="hub: openai/clip-vit-base-patch16").click()
+    expect(page.locator("#status")).to_contain_text("unavailable", timeout=10_000)
+    expect(page.locator("#model_pick input")).to_have_value(app.DEFAULT.choice.label, timeout=10_000)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / "model_picker_offline.png"), full_page=True)

@@ -170,6 +170,8 @@ def test_photographs_are_outside_the_world_and_nothing_is_found(g):
         assert "CLIP backend" in r.notice
     r = g.ground(scene(160, 120), "a red circle")
     assert not r.out_of_world and any(r.grounded)
+    t = g.trace(Image.fromarray(data.chelsea()), "a small orange circle")
+    assert views.default_shown(t.grounding().grounded, True) == []  # the page draws no map on a photo until asked
 
 
 def test_unknown_words_get_a_suggestion(g):
