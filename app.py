@@ -349,6 +349,10 @@ def export(numbers: dict, stem: str) -> str:
     return str(path)
 
 
+def export_or_none(numbers, stem: str):
+    return export(numbers, stem) if numbers else None
+
+
 # ---- Ground ------------------------------------------------------------------------------
 def _ground_outputs(q: Question, method, layer, heads, show_boxes, shown=None):
     kw = _controls(model_of(q), method, layer, heads)
@@ -470,7 +474,7 @@ def _steps(q: Question, word, layer, head, direction):
     layer, head = _int(layer, "Layer", 0, m.L - 1, m.L - 1), _int(head, "Head", 0, m.H - 1, 0)
     if direction not in explain.DIRECTIONS:
         raise user_error(f"Direction must be one of {', '.join(explain.DIRECTIONS)} (got {str(direction)[:30]!r}).")
-    return views.steps_view(m.grounder, trace_of(q), word, layer, head, direction)
+    return views.steps_view(m.grounder, trace_of(q), word, layer, head, direction, q.lang)
 
 
 @_friendly
@@ -769,6 +773,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                                          elem_id="heads_i2t", format="png")  # fmt: skip
                     with gr.Accordion("JSON", open=False):
                         heads_data = gr.JSON(label=T("maps"))
+                    heads_export = gr.DownloadButton(T("download_json"), elem_id="heads_export", size="sm")
                 with gr.Tab(T("tab_steps"), id="steps") as steps_tab:
                     gr.Markdown(T("steps_explain"), elem_classes="explain")
                     with gr.Row():
@@ -791,6 +796,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                     heads_gal = gr.Gallery(label=T("heads"), columns=H + 1, height=260, object_fit="contain", elem_id="heads_gal", format="jpeg")
                     with gr.Accordion(T("json"), open=False):
                         steps_data = gr.JSON(label=T("checks"))
+                    steps_export = gr.DownloadButton(T("download_json"), elem_id="steps_export", size="sm")
                 with gr.Tab(T("tab_positions"), id="positions") as positions_tab:
                     gr.Markdown(T("positions_explain"), elem_classes="explain")
                     with gr.Accordion(T("pos_off"), open=True, elem_id="pos_off"):
@@ -816,6 +822,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                                         interactive=False, height=BOX_HEIGHT, format="jpeg")  # fmt: skip
                     with gr.Accordion("JSON", open=False):
                         pos_data = gr.JSON(label=T("tab_positions"))
+                    pos_export = gr.DownloadButton(T("download_json"), elem_id="pos_export", size="sm")
     # a wrongly typed API value gets a message naming the input (patches/gradio_inputs.py)
     for comp, name, expects in ((in_txt, "The caption", "text"), (x_in, "x", "a number"), (y_in, "y", "a number"),
                                 (method, "The method", f"one of {', '.join(METHODS)}"), (layer, "The layer", f"a number 0..{L - 1}"),
@@ -847,6 +854,9 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     click_img.select(click_words, [question, method, layer, heads], click_out, api_visibility="private", concurrency_id="model")
     xy_btn.click(words_at_page, [question, x_in, y_in, method, layer, heads], click_out, api_visibility="private", concurrency_id="model")
     heads_word.input(heads_page, [question, heads_word], [heads_t2i, heads_i2t, heads_data, status], api_visibility="private")
+    # each view's numbers as a JSON file to download, kept in step with the view
+    for numbers, button, stem in ((heads_data, heads_export, "heads"), (steps_data, steps_export, "steps"), (pos_data, pos_export, "positions")):
+        numbers.change(functools.partial(export_or_none, stem=stem), numbers, button, api_visibility="private", queue=False)
     steps_in = [question, steps_word, steps_layer, steps_head, steps_dir, steps_stage, steps_temp]
     steps_out = [steps_gal, steps_md, heads_gal, steps_data, steps_plot, steps_sentence, scale_plot, status]
     for c in (steps_word, steps_layer, steps_head, steps_dir):

@@ -401,39 +401,50 @@ def step_figures(steps: explain.AttentionSteps, stage: str, word: int, temperatu
     return fig, sentence, scaling
 
 
-def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: int = 0, direction: str = "text_to_image") -> StepsView:
-    """One head's cross-attention, stage by stage, recomputed from the inputs the trace recorded."""
+def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: int = 0, direction: str = "text_to_image",
+               lang: str = "en") -> StepsView:  # fmt: skip
+    """One head's cross-attention, stage by stage, recomputed from the inputs the trace recorded
+    (the explanation in English or Chinese)."""
     s = attention_steps(grounder, trace, layer, head, direction)
     w = explain.resolve_word(s.words, word)
     word_name, image = s.words[w], trace.image
     t2i = direction == "text_to_image"
-    qn, kn = ("T tokens", "P patches") if t2i else ("P patches", "T tokens")
+
+    def tr(en: str, zh: str) -> str:
+        return zh if lang == "zh" else en
+
+    qn, kn = (tr("T tokens", "T 个词元"), tr("P patches", "P 个图像块")) if t2i else (tr("P patches", "P 个图像块"), tr("T tokens", "T 个词元"))
     lim = float(np.abs(s.scores).max())
     Lq, Lk, hd, T = s.q.shape[0], s.k.shape[0], s.head_dim, len(s.tokens)
     rows = [  # (picture, short caption, stage, shapes, meaning)
         (viz.matrix_picture(s.q, signed=True), f"Q {_shape(s.q)}", f"Q = x·W_q (head {s.head})", f"{_shape(s.q)}",
-         f"one row per query ({qn}): what it looks for"),
-        (viz.matrix_picture(s.k.T, signed=True), f"Kᵀ {_shape(s.k.T)}", "K = context·W_k, shown as Kᵀ", f"{_shape(s.k)} → Kᵀ {_shape(s.k.T)}",
-         f"one column per key ({kn}): what each one offers to be found by"),
-        (viz.matrix_picture(s.scores, signed=True, limit=lim), f"S = Q·Kᵀ {_shape(s.scores)}", "1. match: S = Q·Kᵀ",
-         f"{_shape(s.q)} · {hd}×{Lk} → {_shape(s.scores)}", "every query–key dot product at once (blue < 0 < red)"),
-        (viz.matrix_picture(s.scaled, signed=True), f"S/√{hd} {_shape(s.scaled)}", f"2. scale: S / √{hd} = S / {math.sqrt(hd):.2f}",
-         f"{_shape(s.scaled)}", "the same pattern, smaller numbers: keeps softmax out of saturation"),
-        (viz.matrix_picture(s.weights), f"softmax {_shape(s.weights)}", "2. softmax, per row", f"{_shape(s.weights)}",
-         f"each row sums to 1 (black 0 → yellow = the largest weight); max difference from the model's own weights: {s.max_weight_error:.1e}"),
+         tr(f"one row per query ({qn}): what it looks for", f"每个查询一行（{qn}）：它要找什么")),
+        (viz.matrix_picture(s.k.T, signed=True), f"Kᵀ {_shape(s.k.T)}", tr("K = context·W_k, shown as Kᵀ", "K = context·W_k，画成 Kᵀ"),
+         f"{_shape(s.k)} → Kᵀ {_shape(s.k.T)}", tr(f"one column per key ({kn}): what each one offers to be found by", f"每个键一列（{kn}）：它凭什么被找到")),
+        (viz.matrix_picture(s.scores, signed=True, limit=lim), f"S = Q·Kᵀ {_shape(s.scores)}", tr("1. match: S = Q·Kᵀ", "1. 匹配：S = Q·Kᵀ"),
+         f"{_shape(s.q)} · {hd}×{Lk} → {_shape(s.scores)}", tr("every query–key dot product at once (blue < 0 < red)", "一次算出所有查询–键的点积（蓝 < 0 < 红）")),
+        (viz.matrix_picture(s.scaled, signed=True), f"S/√{hd} {_shape(s.scaled)}", tr(f"2. scale: S / √{hd} = S / {math.sqrt(hd):.2f}", f"2. 缩放：S / √{hd} = S / {math.sqrt(hd):.2f}"),
+         f"{_shape(s.scaled)}", tr("the same pattern, smaller numbers: keeps softmax out of saturation", "图案一样，数值变小：让 softmax 不至于饱和")),
+        (viz.matrix_picture(s.weights), f"softmax {_shape(s.weights)}", tr("2. softmax, per row", "2. 每行 softmax"), f"{_shape(s.weights)}",
+         tr(f"each row sums to 1 (black 0 → yellow = the largest weight); max difference from the model's own weights: {s.max_weight_error:.1e}",
+            f"每行之和为 1（黑 0 → 黄 = 最大权重）；与模型自己的权重最多相差 {s.max_weight_error:.1e}")),
     ]  # fmt: skip
     if s.reads_values:
         rows += [
-            (viz.matrix_picture(s.v, signed=True), f"V {_shape(s.v)}", "V = context·W_v", f"{_shape(s.v)}", "what each key hands over when it is chosen"),
-            (viz.matrix_picture(s.head_output, signed=True), f"Z = A·V {_shape(s.head_output)}", "3. read: Z = softmax(S/√d)·V",
-             f"{_shape(s.weights)} · {_shape(s.v)} → {_shape(s.head_output)}", "each row is a weighted sum of the rows of V"),
-            (viz.matrix_picture(s.concat, signed=True, grid_every=(0, hd)), f"concat {_shape(s.concat)}", f"concatenate the {s.num_heads} heads",
-             f"{s.num_heads} × ({Lq}×{hd}) → {_shape(s.concat)}", "each head's Z side by side (dark lines separate heads)"),
-            (viz.matrix_picture(s.output, signed=True), f"out_proj {_shape(s.output)}", "mix: out_proj", f"{_shape(s.concat)} · {s.dim}×{s.dim} → {_shape(s.output)}",
-             f"one linear layer combines the heads' evidence; max difference from the model's output: {s.max_output_error:.1e}"),
+            (viz.matrix_picture(s.v, signed=True), f"V {_shape(s.v)}", "V = context·W_v", f"{_shape(s.v)}",
+             tr("what each key hands over when it is chosen", "每个键被选中时交出的内容")),
+            (viz.matrix_picture(s.head_output, signed=True), f"Z = A·V {_shape(s.head_output)}", tr("3. read: Z = softmax(S/√d)·V", "3. 读取：Z = softmax(S/√d)·V"),
+             f"{_shape(s.weights)} · {_shape(s.v)} → {_shape(s.head_output)}", tr("each row is a weighted sum of the rows of V", "每一行是 V 各行的加权和")),
+            (viz.matrix_picture(s.concat, signed=True, grid_every=(0, hd)), f"concat {_shape(s.concat)}",
+             tr(f"concatenate the {s.num_heads} heads", f"把 {s.num_heads} 个头拼起来"),
+             f"{s.num_heads} × ({Lq}×{hd}) → {_shape(s.concat)}", tr("each head's Z side by side (dark lines separate heads)", "各头的 Z 并排（深色线分隔各头）")),
+            (viz.matrix_picture(s.output, signed=True), f"out_proj {_shape(s.output)}", tr("mix: out_proj", "混合：out_proj"),
+             f"{_shape(s.concat)} · {s.dim}×{s.dim} → {_shape(s.output)}",
+             tr(f"one linear layer combines the heads' evidence; max difference from the model's output: {s.max_output_error:.1e}",
+                f"一个线性层把各头的结果合起来；与模型输出最多相差 {s.max_output_error:.1e}")),
         ]  # fmt: skip
     stages = [(pic, cap) for pic, cap, *_ in rows]
-    table = "| stage | shapes | what it is |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for _, _, a, b, c in rows)
+    table = tr("| stage | shapes | what it is |", "| 步骤 | 形状 | 是什么 |") + "\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for _, _, a, b, c in rows)
     toks = s.word_tokens[w]
     for name, title in (("scores", "Q·Kᵀ"), ("scaled", "÷√d"), ("weights", "softmax")):
         a = getattr(s, name)
@@ -441,27 +452,38 @@ def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: 
         signed = name != "weights"
         pic = viz.grid_map_overlay(image, m, signed=signed, limit=None if not signed else float(np.abs(m).max()), height=STEP_THUMB)
         stages.append((pic, f"{word_name}: {title}"))
-    how = "its row of S, S/√d and the softmax" if t2i else "its column: every patch's score for it, and the weight every patch gives it"
-    text = (
-        f"**Layer {s.layer}, head {s.head}, {'text → image' if t2i else 'image → text'}**: {Lq} queries, {Lk} keys, head width "
-        f"d = {hd} (= {s.dim} / {s.num_heads} heads); the caption has T = {T} tokens with [CLS] and [SEP], the image "
-        f"P = {s.grid[0]}×{s.grid[1]} = {s.grid[0] * s.grid[1]} patches. The last three pictures follow the word "
-        f"**{md_text(word_name)}** through the stages on the patch grid ({how}).\n\n{table}"
-    )
+    if lang == "zh":
+        how = "它在 S、S/√d 和 softmax 中的那一行" if t2i else "它那一列：每个图像块给它的分数，以及每个图像块给它的权重"
+        text = (f"**第 {s.layer} 层，第 {s.head} 个头，{'文本 → 图像' if t2i else '图像 → 文本'}**：{Lq} 个查询，{Lk} 个键，头宽 "
+                f"d = {hd}（= {s.dim} / {s.num_heads} 个头）；描述有 T = {T} 个词元（含 [CLS] 和 [SEP]），图像有 "
+                f"P = {s.grid[0]}×{s.grid[1]} = {s.grid[0] * s.grid[1]} 个图像块。最后三张图在图像块网格上跟着词 "
+                f"**{md_text(word_name)}** 走过各步骤（{how}）。\n\n{table}")  # fmt: skip
+    else:
+        how = "its row of S, S/√d and the softmax" if t2i else "its column: every patch's score for it, and the weight every patch gives it"
+        text = (
+            f"**Layer {s.layer}, head {s.head}, {'text → image' if t2i else 'image → text'}**: {Lq} queries, {Lk} keys, head width "
+            f"d = {hd} (= {s.dim} / {s.num_heads} heads); the caption has T = {T} tokens with [CLS] and [SEP], the image "
+            f"P = {s.grid[0]}×{s.grid[1]} = {s.grid[0] * s.grid[1]} patches. The last three pictures follow the word "
+            f"**{md_text(word_name)}** through the stages on the patch grid ({how}).\n\n{table}"
+        )
     if not s.reads_values:
-        text += ("\n\n*No stage 3 here:* in the last fusion layer nothing reads the image stream any more (the match "
-                 "and grounded heads read the text), so this direction computes only where each patch looks: no V, no "
-                 "output. Pick an earlier layer to see the weighted sum with V.")  # fmt: skip
+        text += tr("\n\n*No stage 3 here:* in the last fusion layer nothing reads the image stream any more (the match "
+                   "and grounded heads read the text), so this direction computes only where each patch looks: no V, no "
+                   "output. Pick an earlier layer to see the weighted sum with V.",
+                   "\n\n*这里没有第 3 步：* 最后一个融合层之后没有东西再读图像流（匹配头和定位头读的是文本），所以这个方向只算"
+                   "每个图像块看向哪里：没有 V，也没有输出。选前面的层可以看到 V 的加权和。")  # fmt: skip
     hm = explain.head_maps(trace, w, s.layer)
     vmax = float(max(hm.heads.max(), hm.mean.max())) or 1.0
     per_head = [(viz.grid_map_overlay(image, m, vmax=vmax, height=STEP_THUMB), f"head {h}") for h, m in enumerate(hm.heads)]
     per_head.append((viz.grid_map_overlay(image, hm.mean, vmax=vmax, height=STEP_THUMB), f"mean of {len(hm.heads)} heads"))
-    text += (
+    flat = math.log2(hm.heads[0].size)
+    text += tr(
         f"\n\nThe heads below (text → image, layer {s.layer}): the strongest weight and the entropy of each head's map "
-        f"(a flat map has {math.log2(hm.heads[0].size):.2f} bits, a single patch 0): "
-        + ", ".join(f"head {h}: {p:.3f} / {e:.2f} bits" for h, (p, e) in enumerate(zip(hm.peaks, hm.entropy)))
-        + "."
-    )
+        f"(a flat map has {flat:.2f} bits, a single patch 0): "
+        + ", ".join(f"head {h}: {p:.3f} / {e:.2f} bits" for h, (p, e) in enumerate(zip(hm.peaks, hm.entropy))) + ".",
+        f"\n\n下面的各个头（文本 → 图像，第 {s.layer} 层）：每个头注意力图的最大权重和熵（完全平坦的图是 {flat:.2f} 比特，"
+        "只看一个图像块是 0）：" + "，".join(f"头 {h}：{p:.3f} / {e:.2f} 比特" for h, (p, e) in enumerate(zip(hm.peaks, hm.entropy))) + "。",
+    )  # fmt: skip
     data = s.summary()
     data.update(word=word_name, word_index=w, head_peaks=hm.peaks, head_entropy_bits=hm.entropy)
     return StepsView(stages, text, per_head, data, s, w)

@@ -201,10 +201,13 @@ def test_chinese_interface(server, browser, tmp_path):
         page.wait_for_timeout(500)
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "ground_zh.png"), full_page=True)
-        page.get_by_role("tab", name="逐步计算").click()
-        expect(page.locator("#steps_gal img").first).to_be_visible(timeout=60_000)
-        page.wait_for_timeout(400)
-        page.screenshot(path=str(SHOTS / "steps_zh.png"), full_page=True)
+        for tab, slug, filled in (("图像 → 文本", "image_to_text_zh", "#click_img img"), ("注意力头与层", "heads_zh", "#heads_t2i img"),
+                                  ("逐步计算", "steps_zh", "#steps_plot .js-plotly-plot"), ("位置编码", "positions_zh", "#pe_plot .js-plotly-plot")):
+            page.get_by_role("tab", name=tab).click()
+            expect(page.locator(filled).first).to_be_visible(timeout=60_000)
+            page.wait_for_timeout(400)
+            page.screenshot(path=str(SHOTS / f"{slug}.png"), full_page=True)
+        expect(page.locator("#steps_sentence")).to_contain_text("图书馆")  # the stage's sentence, in Chinese
     finally:
         context.close()
 
