@@ -51,7 +51,7 @@ from app_text import TRANSLATIONS  # noqa: E402
 from mmattn import catalog, explain, figures, fileio, views  # noqa: E402, F401 -- figures: plotly imported at start-up, not on the first click
 from mmattn.catalog import ModelChoice  # noqa: E402
 from mmattn.checkpoint import CheckpointError  # noqa: E402
-from mmattn.grounding import BACKWARD_METHODS, DEFAULT_MODEL, Grounder, resolve_checkpoint  # noqa: E402
+from mmattn.grounding import BACKWARD_METHODS, DEFAULT_MODEL, Grounder  # noqa: E402
 from mmattn.image import load_image  # noqa: E402
 from mmattn.tokenizer import MAX_TOKENS  # noqa: E402
 from mmattn.tracecache import TraceCache, image_digest  # noqa: E402
@@ -168,9 +168,6 @@ L, H = DEFAULT.L, DEFAULT.H
 LAYER0 = L - 1
 METHODS = DEFAULT.methods
 MODEL_INFO = DEFAULT.info
-#: the shapes world the shipped kind of model knows, said on the page (None for photo backends)
-WORLD = model_world(GROUNDER.tokenizer) if GROUNDER.checks_world else None
-LANGUAGES = DEFAULT.languages
 
 
 # ---- inputs ----------------------------------------------------------------------------
@@ -639,18 +636,6 @@ def switch_model(label):
 
 
 # ---- examples ----------------------------------------------------------------------------------
-def _model_fingerprint() -> str:
-    """Changes whenever the checkpoint files change (path, sizes, modification times)."""
-    folder = Path(resolve_checkpoint(None))
-    parts = [str(folder.resolve())]
-    for name in ("model.safetensors", "config.json", "tokenizer.json"):
-        f = folder / name
-        if f.is_file():
-            st = f.stat()
-            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
-    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
-
-
 def load_examples() -> list[list[str]]:
     """[[path, caption], ...] from assets/examples (generated on first use if missing)."""
     captions = EXAMPLES_DIR / "captions.json"

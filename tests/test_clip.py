@@ -329,7 +329,7 @@ def test_demo_serves_the_clip_backend(clip_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, spec.name, app)  # dataclasses look their module up
     with offline():
         spec.loader.exec_module(app)
-    assert isinstance(app.GROUNDER, ClipGrounder) and app.WORLD is None and "legrad" in app.METHODS
+    assert isinstance(app.GROUNDER, ClipGrounder) and not app.DEFAULT.grounder.checks_world and "legrad" in app.METHODS
     assert "CLIP backend, zero-shot fusion" in app.MODEL_INFO and clip_dir.name in app.MODEL_INFO
     image = photo(160, 120)
     picture, table, match, notice, data = app.ground(image, "a red dog on the grass")
