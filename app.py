@@ -533,7 +533,6 @@ def _parse_positions(text) -> list[int] | None:
 
 def _positions(m: Model, work: Image.Image | None, n, dim, positions, row, col, clamp: bool = False, lang: str = "en",
                draw: bool = True):  # fmt: skip
-    import pandas as pd
 
     n = _int(n, "The number of positions", 1, 1024, MAX_TOKENS)
     g = m.grounder
@@ -544,7 +543,7 @@ def _positions(m: Model, work: Image.Image | None, n, dim, positions, row, col, 
     if clamp:  # the page's sliders may still hold a bigger image's grid
         row, col = None if row is None else min(row, grid[0] - 1), None if col is None else min(col, grid[1] - 1)
     p = views.positions_view(g, work, n, dim, _parse_positions(positions), row, col, lang, figures=draw)
-    return p.pe, p.similarity, pd.DataFrame(p.dims), p.grid_picture, p.data
+    return p.pe, p.similarity, p.dims, p.grid_picture, p.data
 
 
 @_friendly
@@ -798,7 +797,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                     pe_img = gr.Plot(show_label=False, elem_id="pe_plot")
                     with gr.Row(equal_height=False):
                         sim_img = gr.Plot(show_label=False, elem_id="sim_plot")
-                        dims_plot = gr.LinePlot(x="position", y="value", color="dimension", label=T("dims_plot"), height=320)
+                        dims_plot = gr.Plot(show_label=False, elem_id="dims_plot")
                     gr.Markdown(T("grid_explain"), elem_classes="explain")
                     with gr.Row():
                         pos_row = gr.Slider(0, 63, value=0, step=1, label=T("pos_row"))

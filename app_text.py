@@ -82,7 +82,6 @@ EN = {
     "pos_dim": "dimension d",
     "pos_list": "positions",
     "pos_list_placeholder": "e.g. 0, 1, 10",
-    "dims_plot": "A few dimensions across positions: low ones flicker, high ones drift",
     "grid_explain": "Images use 2-D encodings: half the channels encode the patch's row, half its column. Pick a patch: the "
     "colour is how similar every other patch's encoding is to it.",
     "pos_row": "patch row",
@@ -168,7 +167,6 @@ ZH = {
     "pos_dim": "维度 d",
     "pos_list": "位置",
     "pos_list_placeholder": "例如 0, 1, 10",
-    "dims_plot": "几个维度随位置的变化：低维快速振荡，高维缓慢变化",
     "grid_explain": "图像用二维编码：一半通道编码图像块所在的行，一半编码列。选一个图像块：颜色表示其他图像块的编码和它有多相似。",
     "pos_row": "图像块行",
     "pos_col": "图像块列",

@@ -35,7 +35,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 __all__ = ["KIND_COLOURS", "MATRIX_NAMES", "STAGES", "ScalingStats", "hover_text", "key_labels", "matrix_figure", "matrix_names",
-           "pe_figure", "pe_similarity_figure", "query_labels", "scaling_figure", "scaling_stats", "stage_sentences"]  # fmt: skip
+           "pe_dims_figure", "pe_figure", "pe_similarity_figure", "query_labels", "scaling_figure", "scaling_stats", "stage_sentences"]  # fmt: skip
 
 LANGS = ("en", "zh")
 MATRIX_NAMES = ("q", "k", "scores", "scaled", "weights", "v", "head_output", "concat", "output")
@@ -508,10 +508,33 @@ def pe_similarity_figure(pe, *, lang: str = "en") -> go.Figure:
     fig = go.Figure(go.Heatmap(z=sim.astype(np.float32), x=i, y=i, customdata=dist, hovertemplate=tpl,
                                colorbar=dict(title=dict(text="PE·PEᵀ", side="right"), thickness=14), **scale))  # fmt: skip
     fig.update_xaxes(title_text="位置 j" if zh else "position j", showgrid=False, zeroline=False, scaleanchor="y", constrain="domain")
-    fig.update_yaxes(title_text="位置 i" if zh else "position i", autorange="reversed", showgrid=False, zeroline=False)
-    title = (f"PE·PEᵀ：{n} × {n} 个位置<br><sup>每条对角线上的值相同：只取决于距离 |i − j|（主对角线 = {dim}/2）</sup>" if zh
-             else f"PE·PEᵀ: {n} × {n} positions<br><sup>constant along every diagonal: it depends only on the distance |i − j| (main diagonal = {dim}/2)</sup>")  # fmt: skip
+    fig.update_yaxes(title_text="位置 i" if zh else "position i", autorange="reversed", showgrid=False, zeroline=False, constrain="domain")
+    title = (f"PE·PEᵀ：{n} × {n} 个位置<br><sup>每条对角线上的值相同：<br>只取决于距离 |i − j|（主对角线 = {dim}/2）</sup>" if zh
+             else f"PE·PEᵀ: {n} × {n} positions<br><sup>constant along every diagonal: it depends only on<br>the distance |i − j| (main diagonal = {dim}/2)</sup>")  # fmt: skip
     return _layout(fig, title, None, _pe_height(n))
+
+
+def pe_dims_figure(pe, dims: list[int] | None = None, *, lang: str = "en") -> go.Figure:
+    """A few dimensions of the PE matrix across positions, one line each: the low dimensions
+    flicker (short wavelengths), the high ones drift (long ones). ``dims`` default: 0, 1, d/2,
+    d-2, d-1."""
+    lang = _check_lang(lang)
+    zh = lang == "zh"
+    a = _pe_matrix(pe)
+    n, dim = a.shape
+    dims = sorted({0, 1, dim // 2, dim - 2, dim - 1}) if dims is None else [int(d) for d in dims]
+    fig = go.Figure()
+    for d in dims:
+        kind = "sin" if d % 2 == 0 else "cos"
+        fig.add_trace(go.Scatter(x=np.arange(n), y=a[:, d].astype(np.float32), mode="lines", name=f"d{d} ({kind})",
+                                 hovertemplate=f"PE(pos=%{{x}}, {d}) = %{{y:.3f}}<extra>d{d} ({kind})</extra>"))  # fmt: skip
+    fig.update_xaxes(title_text="位置" if zh else "position")
+    fig.update_yaxes(title_text="值" if zh else "value", range=[-1.1, 1.1])
+    title = ("几个维度随位置的变化<br><sup>低维快速振荡，高维缓慢变化</sup>" if zh
+             else "A few dimensions across positions<br><sup>low dimensions flicker, high ones drift</sup>")  # fmt: skip
+    _layout(fig, title, None, 420)
+    fig.update_layout(legend=dict(orientation="h", y=-0.25, x=0), margin=dict(MARGIN, b=110))
+    return fig
 
 
 # ---- what a hover shows -----------------------------------------------------------------------------

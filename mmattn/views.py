@@ -494,7 +494,7 @@ def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: 
 class PositionsView:
     pe: object  #: plotly Figure: the PE matrix, positions x dimensions (hover: the formula with its numbers)
     similarity: object  #: plotly Figure: PE·PEᵀ (hover: |i - j| and the value)
-    dims: list[dict]  #: rows (position, value, dimension) for a line plot: a few dimensions across positions
+    dims: object  #: plotly Figure: a few dimensions across positions
     grid_picture: Image.Image
     data: dict = field(repr=False)
 
@@ -510,16 +510,14 @@ def positions_view(grounder, image: Image.Image | None = None, n: int = 32, dim:
     row = grid[0] // 2 if row is None else row
     col = grid[1] // 2 if col is None else col
     g = explain.grid_similarity(grid, row, col, dim=dim if dim % 4 == 0 else dim + 2, grounder=grounder)
-    dims = sorted({0, 1, dim // 2, dim - 2, dim - 1})
-    lines = [{"position": i, "value": float(p.pe[i, d]), "dimension": f"dim {d} ({'sin' if d % 2 == 0 else 'cos'})"} for d in dims for i in range(n)]
     ps = grounder.processor.patch_size
     base = image if image is not None else Image.new("RGB", (grid[1] * ps, grid[0] * ps), (128, 128, 128))
     sim_pic = viz.draw_patch_grid(viz.grid_map_overlay(base, g.similarity, signed=True, limit=1.0, height=320), grid, (row, col))
     data = {"n": n, "dim": dim, "positions": p.positions, "diagonal_spread": p.diagonal_spread, "grid": list(grid),
             "patch": [row, col], "grid_encoding": g.source, "grid_encoding_dim": g.dim,
             "grid_similarity": np.round(g.similarity, 4).tolist()}  # fmt: skip
-    pe, sim = (figs.pe_figure(p, lang=lang), figs.pe_similarity_figure(p, lang=lang)) if figures else (None, None)
-    return PositionsView(pe, sim, lines, sim_pic, data)
+    pe, sim, dims = (figs.pe_figure(p, lang=lang), figs.pe_similarity_figure(p, lang=lang), figs.pe_dims_figure(p, lang=lang)) if figures else (None, None, None)
+    return PositionsView(pe, sim, dims, sim_pic, data)
 
 
 # ---- Positions off: the same question without positional encodings --------------------------------

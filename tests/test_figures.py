@@ -260,3 +260,13 @@ def test_no_gradio_import():
     code = "import sys, mmattn.figures; print('gradio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_pe_dims_figure_lines_and_legend():
+    p = explain.positional_1d(24, 16)
+    fig = F.pe_dims_figure(p)
+    names = [t.name for t in fig.data]
+    assert names == ["d0 (sin)", "d1 (cos)", "d8 (sin)", "d14 (sin)", "d15 (cos)"]
+    np.testing.assert_allclose(fig.data[1].y, p.pe[:, 1], atol=1e-6)
+    assert fig.layout.legend.orientation == "h"  # below the plot, never clipped by its frame
+    assert "位置" in F.pe_dims_figure(p, lang="zh").layout.xaxis.title.text
