@@ -72,13 +72,7 @@ class ChineseClipTextEncoder(ClipTextEncoder):
             function[i] = tok in FUNCTION_CHARS or tok in FUNCTION_WORDS
         self.register_buffer("continues", continues, persistent=False)  # (V,) a WordPiece continuation (##...)
         self.register_buffer("function", function, persistent=False)  # (V,) the token is a whole function word
-        before, after = config.prompt.split("{}")
-
-        def ids(text: str) -> list[int]:
-            return tokenizer(text.strip(), add_special_tokens=False)["input_ids"] if text.strip() else []
-
-        self.prefix, self.suffix = ids(before), ids(after)
-        self.neutral_ids = [self.bos_id, *ids(config.neutral), self.eos_id]
+        self._set_prompts(tokenizer, config)
 
     def _pooled(self, out) -> Tensor:
         """The text tower's output -> (N, Dt) at [CLS], as Chinese-CLIP's ``get_text_features``."""

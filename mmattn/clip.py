@@ -126,6 +126,11 @@ class ClipTextEncoder(nn.Module):
             function[i] = tok.removesuffix("</w>") in FUNCTION_WORDS and tok.endswith("</w>")
         self.register_buffer("word_end", word_end, persistent=False)  # (V,) the token ends a word
         self.register_buffer("function", function, persistent=False)  # (V,) the token is a whole function word
+        self._set_prompts(tokenizer, config)
+
+    def _set_prompts(self, tokenizer, config: ClipGroundingConfig) -> None:
+        """The token ids around a word in ``config.prompt`` and of the neutral prompt (with the
+        tower's own start and end tokens)."""
         before, after = config.prompt.split("{}")
 
         def ids(text: str) -> list[int]:
