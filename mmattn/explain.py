@@ -20,6 +20,7 @@ H heads, hd head width (= D // H), D model width.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -335,7 +336,7 @@ def grid_similarity(grid: tuple[int, int], row: int = 0, col: int = 0, dim: int 
 
 
 # ---- 5. positions off: what the encodings add ----------------------------------------------------
-_NO_POSITIONS: dict[int, Grounder] = {}  # id(model) -> a copy without positional encodings
+_NO_POSITIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> a grounder on its copy without positions
 
 
 def without_positions(grounder: Grounder) -> Grounder:
@@ -345,7 +346,7 @@ def without_positions(grounder: Grounder) -> Grounder:
 
     if not hasattr(grounder.model, "text_encoder") or not hasattr(grounder.model.text_encoder, "pos"):
         raise ValueError("this backend has no positional encodings of its own to switch off (CLIP's are part of its towers)")
-    key = id(grounder.model)
+    key = grounder.model
     if key not in _NO_POSITIONS:
         model = copy.deepcopy(grounder.model)
         model.text_encoder.pos = None
