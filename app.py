@@ -48,14 +48,16 @@ import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from app_text import TRANSLATIONS  # noqa: E402
-from mmattn import catalog, explain, figures, fileio, views  # noqa: E402, F401 -- figures: plotly imported at start-up, not on the first click
-from mmattn.catalog import ModelChoice  # noqa: E402
-from mmattn.checkpoint import CheckpointError  # noqa: E402
-from mmattn.grounding import BACKWARD_METHODS, DEFAULT_MODEL, Grounder  # noqa: E402
-from mmattn.image import load_image  # noqa: E402
-from mmattn.tokenizer import MAX_TOKENS  # noqa: E402
-from mmattn.tracecache import TraceCache, image_digest  # noqa: E402
-from mmattn.vocabulary import model_world  # noqa: E402
+from mmattn.api.grounder import BACKWARD_METHODS, DEFAULT_MODEL, Grounder  # noqa: E402
+from mmattn.api.image import load_image  # noqa: E402
+from mmattn.backends import catalog  # noqa: E402
+from mmattn.backends.catalog import ModelChoice  # noqa: E402
+from mmattn.backends.shapes.vocabulary import model_world  # noqa: E402
+from mmattn.demo.tracecache import TraceCache, image_digest  # noqa: E402
+from mmattn.io import files  # noqa: E402
+from mmattn.io.checkpoint import CheckpointError  # noqa: E402
+from mmattn.models.tokenizer import MAX_TOKENS  # noqa: E402
+from mmattn.teach import figures, recompute, views  # noqa: E402, F401 -- figures: plotly imported at start-up, not on the first click
 from patches import gradio_cache, gradio_inputs, gradio_uploads  # noqa: E402
 
 gradio_cache.install()
@@ -342,7 +344,7 @@ def export(numbers: dict, stem: str) -> str:
         for old in EXPORTS.glob("*.json"):
             if now - old.stat().st_mtime > EXPORT_AGE:
                 old.unlink(missing_ok=True)
-        fileio.write_text(path, text)
+        files.write_text(path, text)
     return str(path)
 
 
@@ -469,8 +471,8 @@ def heads_view(image, caption, word=None, model=None):
 def _steps(q: Question, word, layer, head, direction):
     m = model_of(q)
     layer, head = _int(layer, "Layer", 0, m.L - 1, m.L - 1), _int(head, "Head", 0, m.H - 1, 0)
-    if direction not in explain.DIRECTIONS:
-        raise user_error(f"Direction must be one of {', '.join(explain.DIRECTIONS)} (got {str(direction)[:30]!r}).")
+    if direction not in recompute.DIRECTIONS:
+        raise user_error(f"Direction must be one of {', '.join(recompute.DIRECTIONS)} (got {str(direction)[:30]!r}).")
     return views.steps_view(m.grounder, trace_of(q), word, layer, head, direction, q.lang)
 
 
@@ -537,7 +539,7 @@ def _positions(m: Model, work: Image.Image | None, n, dim, positions, row, col, 
     n = _int(n, "The number of positions", 1, 1024, MAX_TOKENS)
     g = m.grounder
     dim = _int(dim, "The dimension", 2, 1024, min(g.model.config.dim, 256))
-    grid = explain.model_grid(g, work)
+    grid = recompute.model_grid(g, work)
     row = None if row in (None, "") else _int(row, "The patch row", 0, 10_000, 0)
     col = None if col in (None, "") else _int(col, "The patch column", 0, 10_000, 0)
     if clamp:  # the page's sliders may still hold a bigger image's grid

@@ -27,7 +27,7 @@ SCENES = [
 def make_examples(folder: str | Path = HERE / "examples") -> Path:
     if str(HERE.parent) not in sys.path:
         sys.path.insert(0, str(HERE.parent))
-    from mmattn.data import make_sample
+    from mmattn.scenes import make_sample
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

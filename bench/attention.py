@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from mmattn.attention import MultiHeadAttention  # noqa: E402
+from mmattn.nn.attention import MultiHeadAttention  # noqa: E402
 
 D, H = 128, 4
 GOALS = {"weights": 1.00, "fused": 1.05}

@@ -42,7 +42,7 @@ def main() -> int:
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sys.path.insert(0, str(ROOT))
-    from mmattn.grounding import Grounder
+    from mmattn.api.grounder import Grounder
 
     g = Grounder.from_pretrained()
     times, figures = [], []

@@ -41,9 +41,9 @@ def clip_grounder(tmp: Path):
     """The CLIP backend on a random CLIP with ViT-B/16 sizes (built in memory, no 600 MB file)."""
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-    from mmattn.clip import ClipGroundingConfig, ClipGroundingModel
-    from mmattn.clip_grounding import ClipGrounder
-    from mmattn.clip_random import WORDS, clip_config, write_tokenizer_files
+    from mmattn.backends.clip.grounder import ClipGrounder
+    from mmattn.backends.clip.model import ClipGroundingConfig, ClipGroundingModel
+    from mmattn.backends.clip.random_clip import WORDS, clip_config, write_tokenizer_files
 
     files = write_tokenizer_files(tmp, [*WORDS, "next", "to"])
     tok = CLIPTokenizer(vocab=str(files / "vocab.json"), merges=str(files / "merges.txt"))
@@ -72,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     import tempfile
 
-    from mmattn.data import make_sample
+    from mmattn.scenes import make_sample
 
     image = make_sample(0, 320, 240).image
     words = CAPTION.split()

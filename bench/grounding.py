@@ -29,9 +29,9 @@ import torch  # noqa: E402
 from machine import cpu_model  # noqa: E402  (bench/machine.py, beside this script)
 
 import mmattn  # noqa: E402
-import mmattn.image  # noqa: E402
-from mmattn.data import make_sample  # noqa: E402
-from mmattn.precision import PRECISIONS, arithmetic, cpu_has_bfloat16  # noqa: E402
+import mmattn.api.image  # noqa: E402
+from mmattn.api.precision import PRECISIONS, arithmetic, cpu_has_bfloat16  # noqa: E402
+from mmattn.scenes import make_sample  # noqa: E402
 
 CAPTION = "the small red circle above the blue square"  # 8 words, as in issue #4
 

@@ -34,9 +34,9 @@ import numpy as np  # noqa: E402
 from machine import cpu_model  # noqa: E402  (bench/machine.py, beside this script)
 from PIL import Image  # noqa: E402
 
-from mmattn.data import SHIFTED, TRAIN, make_sample  # noqa: E402
-from mmattn.evaluate import EVAL_SIZES, held_out_samples  # noqa: E402
-from mmattn.worldcheck import check_image  # noqa: E402
+from mmattn.backends.shapes.worldcheck import check_image  # noqa: E402
+from mmattn.scenes import SHIFTED, TRAIN, make_sample  # noqa: E402
+from mmattn.training.evaluate import EVAL_SIZES, held_out_samples  # noqa: E402
 
 #: scikit-image's photographs (skimage.data function names) and gradio's (paths in its wheel)
 TUNE = {
@@ -155,7 +155,7 @@ def photo_rows(split: dict[str, list[str]], seed0: int) -> list[tuple]:
 
 def pasted_shapes(background: Image.Image, seed: int, n: int = 20) -> list[Image.Image]:
     """``n`` pictures of 1-4 flat shapes of the palette drawn on a 256x256 grey photograph."""
-    from mmattn.data.render import PALETTE, SHAPES, draw_shape
+    from mmattn.scenes.render import PALETTE, SHAPES, draw_shape
 
     rng = np.random.default_rng(seed)
     base = np.asarray(background.convert("RGB").resize((256, 256), Image.BICUBIC), dtype=np.float32)

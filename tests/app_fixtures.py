@@ -28,8 +28,8 @@ def make_tiny_checkpoint(path: str | os.PathLike) -> Path:
     """A small random GroundingModel + tokenizer saved to ``path`` (for tests and development)."""
     import torch
 
-    from mmattn.model import GroundingConfig, GroundingModel
-    from mmattn.tokenizer import build_tokenizer
+    from mmattn.models.grounding_model import GroundingConfig, GroundingModel
+    from mmattn.models.tokenizer import build_tokenizer
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

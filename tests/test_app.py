@@ -105,7 +105,7 @@ def test_one_question_one_forward_pass(app, client, tmp_path):
 def test_notice_explains_the_relation_check(client, tmp_path):
     """A relational caption gets the relation probes' verdict in the notice: "agree" for the
     true relation, "contradict" for its swap; a one-object caption gets none."""
-    from mmattn.data import TRAIN, make_sample
+    from mmattn.scenes import TRAIN, make_sample
 
     seed = 91_000
     while not (s := make_sample(seed, 160, 120, TRAIN, lang="en")).caption.relation:
@@ -149,7 +149,7 @@ def test_click_maps_display_pixels_to_patches(app, image):
     q = app.ask(src, CAPTION)
     q_words = app.trace_of(q).words
     view = app.views.view_size(q.work.size)
-    gh, gw = app.explain.model_grid(app.GROUNDER, src)
+    gh, gw = app.recompute.model_grid(app.GROUNDER, src)
     for r, c in ((0, 0), (gh - 1, gw - 1), (gh // 2, gw // 3)):
         x, y = int((c + 0.5) * view[0] / gw), int((r + 0.5) * view[1] / gh)
         evt = gr.SelectData(None, {"index": [x, y], "value": None, "selected": True})
@@ -437,8 +437,8 @@ def test_picking_an_unreachable_hub_model_says_why_in_one_line(app, client, imag
 
 
 def test_a_local_clip_folder_can_be_picked(app, tmp_path):
-    from mmattn import catalog
-    from mmattn.clip_random import save_random_clip
+    from mmattn.backends import catalog
+    from mmattn.backends.clip.random_clip import save_random_clip
 
     folder = save_random_clip(tmp_path / "tiny-clip")
     choice = catalog.describe(str(folder))

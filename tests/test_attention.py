@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmattn.attention import MultiHeadAttention, scaled_dot_product_attention
+from mmattn.nn.attention import MultiHeadAttention, scaled_dot_product_attention
 
 D, H = 32, 4
 ATOL = 1e-5
@@ -315,7 +315,7 @@ def test_module_built_under_inference_mode_runs_and_follows_weight_changes():
 def test_attention_weights_module_is_the_first_two_stages_of_multi_head_attention():
     """AttentionWeights (Q, K, softmax; no V) gives the weights MultiHeadAttention gives with
     the same query and key projections, masks included (fully masked rows: zeros)."""
-    from mmattn.attention import AttentionWeights
+    from mmattn.nn.attention import AttentionWeights
 
     torch.manual_seed(0)
     mha, aw = MultiHeadAttention(32, 4).eval(), AttentionWeights(32, 4)

@@ -75,7 +75,7 @@ def test_one_forward_pass_for_a_click_every_tab_and_an_image_click(server, page,
         image, caption = app.EXAMPLES[-1]
     else:
         image, caption = write_scene(tmp_path / "scene.png", 240, 160), "a red circle left of a blue square"
-    words = app.explain.read_caption(app.GROUNDER, caption).words
+    words = app.recompute.read_caption(app.GROUNDER, caption).words
     _open(page, url)
     page.locator("#in_img input[type=file]").set_input_files(image)
     page.locator("#in_txt textarea").fill(caption)
@@ -152,7 +152,7 @@ def test_html_caption_is_text_and_errors_keep_the_result(server, page, tmp_path)
     _open(page, url)
     caption = '<img src=x onerror="alert(1)"> <b>red</b> circle <script>alert(2)</script>'
     _ground(page, write_scene(tmp_path / "scene.png"), caption)
-    words = app.explain.read_caption(app.GROUNDER, caption).words
+    words = app.recompute.read_caption(app.GROUNDER, caption).words
     expect(page.locator("#legend .chip")).to_have_count(len(words), timeout=60_000)
     assert page.locator("#legend b").count() == 0 and page.locator("#table b").count() == 0
     assert not dialogs
@@ -172,7 +172,7 @@ def test_example_click(server, page):
     if not app.EXAMPLES:
         pytest.skip("no examples in assets/examples")
     path, caption = app.EXAMPLES[0]
-    words = app.explain.read_caption(app.GROUNDER, caption).words
+    words = app.recompute.read_caption(app.GROUNDER, caption).words
     _open(page, url)
     page.locator("#examples tr.tr-body").first.click()
     expect(page.locator("#in_txt textarea")).to_have_value(caption, timeout=60_000)

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from test_clip import offline, photo
 
 from mmattn import Grounder
-from mmattn.chinese_clip import ChineseClipGrounder, split_words
-from mmattn.clip_grounding import ClipGrounder, is_clip_checkpoint
-from mmattn.clip_random import save_random_chinese_clip
+from mmattn.backends.clip.chinese import ChineseClipGrounder, split_words
+from mmattn.backends.clip.grounder import ClipGrounder, is_clip_checkpoint
+from mmattn.backends.clip.random_clip import save_random_chinese_clip
 
 CAPTION = "红色的狗在草地上，a red dogs!"
 WORDS = ["红", "色", "的", "狗", "在", "草", "地", "上", "a", "red", "dogs"]  # punctuation dropped
@@ -53,7 +53,7 @@ def test_a_chinese_clip_folder_loads_as_the_clip_backend(cn_dir, grounder):
 
 
 def test_english_clip_reads_english_only(tmp_path):
-    from mmattn.clip_random import save_random_clip
+    from mmattn.backends.clip.random_clip import save_random_clip
 
     with offline():
         g = Grounder.from_pretrained(save_random_clip(tmp_path / "clip"))

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mmattn import CheckpointError, Grounder, Grounding
-from mmattn.clip_grounding import ClipGrounder, encode_words, split_words
-from mmattn.clip_random import save_random_clip
+from mmattn.backends.clip.grounder import ClipGrounder, encode_words, split_words
+from mmattn.backends.clip.random_clip import save_random_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTION = "A red dog, on the zebra grass!"
@@ -309,7 +309,7 @@ def test_train_saves_a_checkpoint_that_loads_back(clip_dir, grounder, tmp_path):
 
 
 def test_train_refuses_bad_jsonl(clip_dir, tmp_path):
-    from mmattn.clip_train import read_jsonl
+    from mmattn.training.clip_train import read_jsonl
 
     (tmp_path / "bad.jsonl").write_text('{"image": "x.png"}\n')
     with pytest.raises(ValueError, match="bad.jsonl:1"):

@@ -16,9 +16,9 @@ from clip_references import attention_addition, gaussian_window, naclip_referenc
 from test_clip import offline
 
 from mmattn import CheckpointError
-from mmattn.clip_dense import maskclip_block, neighbourhood_bias
-from mmattn.clip_grounding import FUSION_CONFIG, ClipGrounder, save_clip_checkpoint
-from mmattn.clip_random import save_random_clip
+from mmattn.backends.clip.dense import maskclip_block, neighbourhood_bias
+from mmattn.backends.clip.grounder import FUSION_CONFIG, ClipGrounder, save_clip_checkpoint
+from mmattn.backends.clip.random_clip import save_random_clip
 
 
 @pytest.fixture(scope="module")

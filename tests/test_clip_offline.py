@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 
 from mmattn import CheckpointError, Grounder
-from mmattn import clip_grounding as cg
-from mmattn.clip_grounding import ClipGrounder
-from mmattn.clip_random import save_random_clip
+from mmattn.backends.clip import grounder as cg
+from mmattn.backends.clip.grounder import ClipGrounder
+from mmattn.backends.clip.random_clip import save_random_clip
 
 HUB_ID = "openai/clip-vit-base-patch16"
 

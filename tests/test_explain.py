@@ -1,4 +1,4 @@
-"""mmattn.explain: the step-by-step recomputation must agree with the model, and the
+"""mmattn.teach.recompute: the step-by-step recomputation must agree with the model, and the
 positional data must have the properties the essays teach. Plus the viz helpers it feeds."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pytest
 from app_fixtures import model_dir, scene
 from PIL import Image
 
-from mmattn import explain, viz
-from mmattn.grounding import Grounder
+from mmattn.api import pictures
+from mmattn.api.grounder import Grounder
+from mmattn.teach import recompute
 
 CAPTION = "a red circle, left of the blue square"
 
@@ -40,7 +41,7 @@ def trace(g, image):
 # ---- words ------------------------------------------------------------------------------
 @pytest.mark.parametrize("caption", [CAPTION, "一个红色的圆。", "a zebra!!", "red,红色 circle"])
 def test_read_caption_matches_ground(g, image, caption):
-    cap = explain.read_caption(g, caption)
+    cap = recompute.read_caption(g, caption)
     r = g.ground(image, caption, raw=True)
     assert cap.words == r.words
     assert cap.tokens == r.raw.tokens
@@ -50,27 +51,27 @@ def test_read_caption_matches_ground(g, image, caption):
 
 def test_resolve_word():
     words = ["a", "red", "circle", "a"]
-    assert explain.resolve_word(words, None) == 0
-    assert explain.resolve_word(words, "") == 0
-    assert explain.resolve_word(words, 2) == 2
-    assert explain.resolve_word(words, "2") == 2
-    assert explain.resolve_word(words, "3:a") == 3
-    assert explain.resolve_word(words, "Red") == 1
-    assert explain.resolve_word(words, -1) == 3
+    assert recompute.resolve_word(words, None) == 0
+    assert recompute.resolve_word(words, "") == 0
+    assert recompute.resolve_word(words, 2) == 2
+    assert recompute.resolve_word(words, "2") == 2
+    assert recompute.resolve_word(words, "3:a") == 3
+    assert recompute.resolve_word(words, "Red") == 1
+    assert recompute.resolve_word(words, -1) == 3
     with pytest.raises(ValueError, match="not one of the caption's words"):
-        explain.resolve_word(words, "zebra")
+        recompute.resolve_word(words, "zebra")
     with pytest.raises(ValueError, match="out of range"):
-        explain.resolve_word(words, 4)
+        recompute.resolve_word(words, 4)
     with pytest.raises(ValueError, match="no words"):
-        explain.resolve_word([], 0)
+        recompute.resolve_word([], 0)
 
 
 # ---- the three stages ----------------------------------------------------------------------
 @pytest.mark.parametrize("first", [True, False], ids=["first-layer", "last-layer"])
-@pytest.mark.parametrize("direction", explain.DIRECTIONS)
+@pytest.mark.parametrize("direction", recompute.DIRECTIONS)
 def test_steps_agree_with_the_model(g, trace, raw, direction, first):
     layer, head = (0, 0) if first else (g.num_layers - 1, g.num_heads - 1)
-    s = explain.attention_steps(g, trace, layer, head, direction)
+    s = recompute.attention_steps(g, trace, layer, head, direction)
     T, P = len(raw.raw.tokens), raw.grid[0] * raw.grid[1]
     hd = g.model.config.dim // g.num_heads
     Lq, Lk = (T, P) if direction == "text_to_image" else (P, T)
@@ -99,26 +100,26 @@ def test_steps_agree_with_the_model(g, trace, raw, direction, first):
 
 
 def test_steps_every_head_and_word_rows(g, trace, image):
-    s = explain.attention_steps(g, trace, 0, 0)
+    s = recompute.attention_steps(g, trace, 0, 0)
     assert s.all_weights.shape[0] == g.num_heads
     np.testing.assert_allclose(s.all_weights[0], s.weights, atol=1e-7)
     m = s.word_row("weights", 1)
     assert m.shape == s.grid and abs(m.sum() - 1) < 1e-4
     with pytest.raises(ValueError, match="does not exist"):
-        explain.attention_steps(g, trace, g.num_layers, 0)
+        recompute.attention_steps(g, trace, g.num_layers, 0)
     with pytest.raises(ValueError, match="does not exist"):
-        explain.attention_steps(g, trace, 0, g.num_heads)
+        recompute.attention_steps(g, trace, 0, g.num_heads)
     with pytest.raises(ValueError, match="direction"):
-        explain.attention_steps(g, trace, 0, 0, "sideways")
+        recompute.attention_steps(g, trace, 0, 0, "sideways")
     with pytest.raises(ValueError, match="no attention inputs"):
-        explain.attention_steps(g, g.trace(image, CAPTION), 0, 0)
+        recompute.attention_steps(g, g.trace(image, CAPTION), 0, 0)
     with pytest.raises(ValueError, match="empty"):
         g.trace(image, "  ", inputs=True)
 
 
 # ---- one head against several; every layer and head ------------------------------------------
 def test_head_maps(g, trace, image, raw):
-    hm = explain.head_maps(trace, "circle", -1)
+    hm = recompute.head_maps(trace, "circle", -1)
     w = raw.words.index("circle")
     assert hm.word == "circle" and hm.word_index == w and hm.heads.shape == (g.num_heads, *raw.grid)
     np.testing.assert_allclose(hm.mean, hm.heads.mean(0), atol=1e-7)
@@ -132,20 +133,20 @@ def test_head_maps(g, trace, image, raw):
 
 
 def test_layer_head_maps(g, trace, raw):
-    lh = explain.layer_head_maps(trace, "red")
+    lh = recompute.layer_head_maps(trace, "red")
     L, H = g.num_layers, g.num_heads
     assert lh.text_to_image.shape == lh.image_to_text.shape == (L, H, *raw.grid)
     np.testing.assert_allclose(lh.text_to_image.sum((2, 3)), 1.0, atol=1e-4)
     assert lh.image_to_text.min() >= 0 and lh.image_to_text.max() <= 1 + 1e-6
     w = lh.word_index
-    toks = explain.read_caption(g, CAPTION).word_tokens[w]
+    toks = recompute.read_caption(g, CAPTION).word_tokens[w]
     np.testing.assert_allclose(lh.text_to_image[0, 1].ravel(), raw.raw.text_to_image[0][1][toks].mean(0), atol=1e-6)
     np.testing.assert_allclose(lh.image_to_text[L - 1, 0].ravel(), raw.raw.image_to_text[L - 1][0][:, toks].sum(1), atol=1e-6)
 
 
 # ---- positions -----------------------------------------------------------------------------------
 def test_positional_1d():
-    p = explain.positional_1d(40, 16, [0, 3, 39])
+    p = recompute.positional_1d(40, 16, [0, 3, 39])
     assert p.pe.shape == (40, 16) and p.similarity.shape == (40, 40) and p.curves.shape == (3, 16)
     assert np.abs(p.pe).max() <= 1 + 1e-6
     np.testing.assert_allclose(p.curves[1], p.pe[3])
@@ -154,52 +155,52 @@ def test_positional_1d():
     assert len(set(map(tuple, np.round(p.pe, 5)))) == 40  # every position its own vector
     for bad in [dict(n=0, dim=8), dict(n=8, dim=7), dict(n=8, dim=8, positions=[8])]:
         with pytest.raises(ValueError):
-            explain.positional_1d(**bad)
+            recompute.positional_1d(**bad)
 
 
 def test_grid_similarity(g, image):
-    grid = explain.model_grid(g, image)
+    grid = recompute.model_grid(g, image)
     assert grid == g.ground(image, "a red circle").grid
     for grounder in (None, g):
-        s = explain.grid_similarity(grid, 1, 2, dim=16, grounder=grounder)
+        s = recompute.grid_similarity(grid, 1, 2, dim=16, grounder=grounder)
         assert s.similarity.shape == grid and s.encoding.shape[0] == grid[0] * grid[1]
         assert abs(s.similarity[1, 2] - 1) < 1e-5 and s.similarity.max() <= 1 + 1e-5
-    s = explain.grid_similarity((6, 6), 0, 0, dim=32)
+    s = recompute.grid_similarity((6, 6), 0, 0, dim=32)
     assert s.similarity[0, 1] > s.similarity[0, 5]  # near patches are more alike than far ones
     np.testing.assert_allclose(s.similarity[0, 3], s.similarity[3, 0], atol=1e-6)  # rows and columns encoded alike
     with pytest.raises(ValueError, match="outside"):
-        explain.grid_similarity(grid, grid[0], 0)
+        recompute.grid_similarity(grid, grid[0], 0)
 
 
 def test_maps_at_size_is_grounds_upsampling(g, image, raw):
-    m = explain.maps_at_size(raw.patch_maps, raw.grid, (image.height, image.width))
+    m = recompute.maps_at_size(raw.patch_maps, raw.grid, (image.height, image.width))
     np.testing.assert_allclose(m, raw.word_maps, atol=1e-6)
 
 
 # ---- pictures ----------------------------------------------------------------------------------------
 def test_viz_helpers(image):
     a = np.random.default_rng(0).normal(size=(10, 96))
-    pic = viz.matrix_picture(a, signed=True)
+    pic = pictures.matrix_picture(a, signed=True)
     assert pic.width <= 480 and pic.height >= 120 and pic.mode == "RGB"
-    assert viz.matrix_picture(np.ones((3, 3)), vmax=2.0).size == (480, 480)
-    big = viz.resize_to_height(image, 448)
+    assert pictures.matrix_picture(np.ones((3, 3)), vmax=2.0).size == (480, 480)
+    big = pictures.resize_to_height(image, 448)
     assert big.height == 448 and abs(big.width / big.height - 1.5) < 0.01
-    assert viz.resize_to_height(image, 448, max_width=300).width == 300
-    over = viz.grid_map_overlay(image, np.eye(4), height=64)
+    assert pictures.resize_to_height(image, 448, max_width=300).width == 300
+    over = pictures.grid_map_overlay(image, np.eye(4), height=64)
     assert over.height == 64
-    gridded = viz.draw_patch_grid(big, (4, 6), (1, 2))
+    gridded = pictures.draw_patch_grid(big, (4, 6), (1, 2))
     assert gridded.size == big.size and gridded.getpixel((big.width * 2 // 6 + 1, big.height // 4 + 1)) != big.getpixel(
         (big.width * 2 // 6 + 1, big.height // 4 + 1))  # fmt: skip
-    table = viz.labelled_grid([[over, over], [over, over]], ["layer 0", "layer 1"], ["head 0", "head 1"])
+    table = pictures.labelled_grid([[over, over], [over, over]], ["layer 0", "layer 1"], ["head 0", "head 1"])
     assert table.width > 2 * over.width and table.height > 2 * over.height
-    rgb = viz.colorize_signed(np.array([[-1.0, 0.0, 1.0]]))
-    assert tuple(rgb[0, 1]) == tuple(viz.DIVERGING[127]) or tuple(rgb[0, 1]) == tuple(viz.DIVERGING[128])
+    rgb = pictures.colorize_signed(np.array([[-1.0, 0.0, 1.0]]))
+    assert tuple(rgb[0, 1]) == tuple(pictures.DIVERGING[127]) or tuple(rgb[0, 1]) == tuple(pictures.DIVERGING[128])
 
 
 # ---- positions off ------------------------------------------------------------------------------------------
 def test_positions_off_leaves_the_model_as_it_was(g, image, trace):
     before = g.forward_passes
-    p = explain.positions_off(g, trace)
+    p = recompute.positions_off(g, trace)
     assert g.forward_passes == before  # the experiment ran a copy, not this model
     assert g.model.text_encoder.pos is not None and g.model.image_encoder.pos is not None
     assert len(p.moved) == len(trace.words) and all(0 <= m <= 1 + 1e-6 for m in p.moved)
@@ -212,7 +213,7 @@ def test_without_positions_left_and_right_are_no_longer_told_apart():
     and contradicts its swap; without them it cannot tell the two apart."""
     from app_fixtures import shipped_model_ready
 
-    from mmattn.data import TRAIN, make_sample
+    from mmattn.scenes import TRAIN, make_sample
 
     if not shipped_model_ready():
         pytest.skip("needs the shipped model")
@@ -221,7 +222,7 @@ def test_without_positions_left_and_right_are_no_longer_told_apart():
     while not (s := make_sample(seed, 160, 120, TRAIN, lang="en")).caption.relation:
         seed += 1
     swap = next(n for n in s.negatives if n.neg_kind == "relation")
-    true, swapped = (explain.positions_off(g, g.trace(s.image, c)) for c in (s.caption.text, swap.text))
+    true, swapped = (recompute.positions_off(g, g.trace(s.image, c)) for c in (s.caption.text, swap.text))
     assert true.relation_on > 1 and swapped.relation_on < -1  # with positions: told apart
     gap_on = true.relation_on - swapped.relation_on
     gap_off = true.relation_off - swapped.relation_off

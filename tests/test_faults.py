@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmattn import fileio
-from mmattn.result import Grounding
+from mmattn.api.grounding import Grounding
+from mmattn.io import files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,7 +91,7 @@ def test_a_folder_holds_exactly_the_last_result(tmp_path):
 
 
 def test_maps_are_saved_on_the_patch_grid_and_render_to_the_image_size(tmp_path):
-    from mmattn.maps import maps_at_size
+    from mmattn.api.maps import maps_at_size
 
     r = result(["red", "circle"], size=(4000, 3000), grid=(12, 16))
     r.image = None  # no overlays: this test is about maps.npy
@@ -149,7 +149,7 @@ def test_an_exception_in_the_middle_of_a_save_leaves_the_earlier_result_whole(tm
                 raise OSError(errno.EIO, "injected failure")
             replace(src, dst)
 
-        monkeypatch.setattr(fileio.os, "replace", fail_on_folders)
+        monkeypatch.setattr(files.os, "replace", fail_on_folders)
     with pytest.raises(OSError, match="injected"):
         result(["blue", "square", "big"], seed=2).save(out)
     assert snapshot(out) == before
@@ -165,9 +165,9 @@ def test_atomic_write_removes_its_temporary_file_and_keeps_the_target(tmp_path):
         raise KeyboardInterrupt  # a Ctrl-C in the middle of the write
 
     with pytest.raises(KeyboardInterrupt):
-        fileio.atomic_write(target, fail)
+        files.atomic_write(target, fail)
     assert os.listdir(tmp_path) == ["state.json"] and target.read_text() == "old"
-    fileio.write_json(target, {"new": 1})
+    files.write_json(target, {"new": 1})
     assert json.loads(target.read_text()) == {"new": 1}
 
 
@@ -202,7 +202,7 @@ def test_a_full_disk_leaves_no_half_file_and_the_earlier_result_whole(tmp_path):
 def test_cli_ends_write_failures_with_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys):
     from app_fixtures import make_tiny_checkpoint
 
-    from mmattn import ground_cli
+    from mmattn.cli import ground as ground_cli
 
     model = make_tiny_checkpoint(tmp_path / "tiny")
     image = str(tmp_path / "noise.png")
@@ -217,7 +217,7 @@ def test_cli_ends_write_failures_with_one_line_and_exit_code_2(tmp_path, monkeyp
     code, err = run(tmp_path / "in-the-way")
     assert code == 2 and err.count("\n") == 1 and "is a file" in err and "Traceback" not in err
     with monkeypatch.context() as m:
-        m.setattr(fileio, "new_dir_beside", lambda target: (_ for _ in ()).throw(PermissionError(errno.EACCES, "Permission denied")))
+        m.setattr(files, "new_dir_beside", lambda target: (_ for _ in ()).throw(PermissionError(errno.EACCES, "Permission denied")))
         code, err = run(tmp_path / "out")
     assert code == 2 and err == f"mmattn ground: could not write the result to {tmp_path / 'out'}: Permission denied\n"
     if os.geteuid() == 0:
@@ -251,7 +251,7 @@ result(["blue", "square", "big", "small"], size=(1600, 1200), seed=3).save({str(
     assert after == before or (sorted(after) == new and Grounding.load(out).words == ["blue", "square", "big", "small"])
 
 def test_eval_writes_its_json_and_table_through_planted_symlinks_never(tiny_checkpoint, tmp_path, capsys):
-    from mmattn.evaluate import main
+    from mmattn.training.evaluate import main
 
     outside = tmp_path / "outside.txt"
     outside.write_text("precious")
@@ -303,7 +303,7 @@ def test_each_tampered_config_field_is_a_checkpoint_error_naming_the_field_and_t
     meta device before the error fails the test."""
     import torch
 
-    from mmattn.model import CheckpointError, GroundingModel
+    from mmattn.models.grounding_model import CheckpointError, GroundingModel
 
     tamper(ckpt, **{field: value})
     real_init = GroundingModel.__init__
@@ -325,7 +325,7 @@ def test_a_tampered_vocabulary_costs_no_memory(ckpt):
     tamper(ckpt, vocab_size=900_000)
     code = f"""
 import resource
-from mmattn.model import CheckpointError, GroundingModel
+from mmattn.models.grounding_model import CheckpointError, GroundingModel
 GroundingModel.load({str(ckpt)!r} + "-real")
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
@@ -340,7 +340,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
 
 
 def test_a_tokenizer_with_ids_beyond_the_vocabulary_is_refused(ckpt):
-    from mmattn.model import CheckpointError, GroundingModel
+    from mmattn.models.grounding_model import CheckpointError, GroundingModel
 
     tok = json.loads((ckpt / "tokenizer.json").read_text())
     tok["model"]["vocab"]["zebra"] = 5000
@@ -352,8 +352,8 @@ def test_a_tokenizer_with_ids_beyond_the_vocabulary_is_refused(ckpt):
 @pytest.mark.parametrize("damage", ["truncated", "not-a-tokenizer", "list", "string-ids", "no-specials", "binary"])
 def test_a_corrupt_tokenizer_is_a_checkpoint_error_naming_the_file(ckpt, damage):
     from mmattn import Grounder
-    from mmattn.model import CheckpointError
-    from mmattn.tokenizer import load_tokenizer
+    from mmattn.models.grounding_model import CheckpointError
+    from mmattn.models.tokenizer import load_tokenizer
 
     file = ckpt / "tokenizer.json"
     text = file.read_text()
@@ -383,7 +383,7 @@ def test_a_corrupt_tokenizer_is_a_checkpoint_error_naming_the_file(ckpt, damage)
 def test_non_finite_weights_are_refused_at_load(ckpt, bad):
     from safetensors.torch import load_file, save_file
 
-    from mmattn.model import CheckpointError, GroundingModel
+    from mmattn.models.grounding_model import CheckpointError, GroundingModel
 
     state = load_file(ckpt / "model.safetensors")
     state["match_head.weight"][0, 3] = bad
@@ -393,7 +393,7 @@ def test_non_finite_weights_are_refused_at_load(ckpt, bad):
 
 
 def test_an_oversized_config_is_refused_unread(ckpt):
-    from mmattn.model import CheckpointError, GroundingModel
+    from mmattn.models.grounding_model import CheckpointError, GroundingModel
 
     (ckpt / "config.json").write_text('{"dim": 32' + " " * 2_000_000 + "}")
     with pytest.raises(CheckpointError, match=r"config\.json is 2,000,011 bytes"):
@@ -417,14 +417,14 @@ BAD_PIXELS = [
 
 @pytest.mark.parametrize("array, message", BAD_PIXELS, ids=[f"{a.dtype}-{i}" for i, (a, _) in enumerate(BAD_PIXELS)])
 def test_non_finite_or_out_of_range_pixels_are_value_errors_that_say_what_to_do(array, message):
-    from mmattn.image import load_image
+    from mmattn.api.image import load_image
 
     with pytest.raises(ValueError, match=message):
         load_image(array)
 
 
 def test_other_array_types_are_type_errors_and_in_range_integers_are_pixels():
-    from mmattn.image import load_image
+    from mmattn.api.image import load_image
 
     with pytest.raises(TypeError, match="complex128"):
         load_image(np.zeros((4, 4, 3), complex))
@@ -448,7 +448,7 @@ def test_ground_refuses_nan_pixels_with_the_same_message(tiny_checkpoint):
 
 
 def tiny_train_cfg(out, **kw):
-    from mmattn.train import TrainConfig
+    from mmattn.training.train import TrainConfig
 
     base = dict(out=str(out), steps=6, batch_size=4, lr=3e-3, warmup=2, eval_every=0, ckpt_every=2, workers=0, sizes=((48, 48),),
                 model={"dim": 32, "num_heads": 4, "text_layers": 1, "image_layers": 1, "fusion_layers": 2})  # fmt: skip
@@ -460,7 +460,7 @@ def train_state(folder: Path) -> dict:
 
 
 def test_the_eval_history_survives_every_resume_and_resume_says_where_it_started(tmp_path, caplog):
-    from mmattn.train import train
+    from mmattn.training.train import train
 
     kw = dict(eval_every=2, eval_scenes=4)
     train(tiny_train_cfg(tmp_path, steps=2, **kw))
@@ -473,7 +473,7 @@ def test_the_eval_history_survives_every_resume_and_resume_says_where_it_started
 
 
 def test_resume_says_when_there_is_nothing_to_resume(tmp_path, caplog):
-    from mmattn.train import train
+    from mmattn.training.train import train
 
     with caplog.at_level("INFO", logger="mmattn"):
         train(tiny_train_cfg(tmp_path, steps=1, resume=True))
@@ -481,8 +481,8 @@ def test_resume_says_when_there_is_nothing_to_resume(tmp_path, caplog):
 
 
 def test_a_half_written_snapshot_is_reported_and_taken_again(tmp_path, caplog):
-    from mmattn.train import train
-    from mmattn.train_state import CHECKPOINT_FILES
+    from mmattn.training.state import CHECKPOINT_FILES
+    from mmattn.training.train import train
 
     train(tiny_train_cfg(tmp_path, steps=2, snapshots=(1e-9,)))
     snap = tmp_path / "at-1e-09min"
@@ -499,8 +499,8 @@ def test_a_half_written_snapshot_is_reported_and_taken_again(tmp_path, caplog):
 
 
 def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch):
-    import mmattn.train_state
-    from mmattn.train import train
+    import mmattn.training.state
+    from mmattn.training.train import train
 
     train(tiny_train_cfg(tmp_path, steps=2))
     before = snapshot(tmp_path / "last")
@@ -518,7 +518,7 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads which file a descriptor is from /proc")
 def test_every_checkpoint_file_is_fsynced_before_the_folder_is_moved_into_place(tmp_path, monkeypatch):
-    from mmattn.train import train
+    from mmattn.training.train import train
 
     events = []
     fsync, replace = os.fsync, os.replace
@@ -531,12 +531,12 @@ def test_every_checkpoint_file_is_fsynced_before_the_folder_is_moved_into_place(
         events.append(("replace", os.fspath(src)))
         replace(src, dst)
 
-    monkeypatch.setattr(fileio.os, "fsync", recording_fsync)
-    monkeypatch.setattr(fileio.os, "replace", recording_replace)
+    monkeypatch.setattr(files.os, "fsync", recording_fsync)
+    monkeypatch.setattr(files.os, "replace", recording_replace)
     train(tiny_train_cfg(tmp_path, steps=1))
     tmp = str(tmp_path / "last.tmp")
     moved = events.index(("replace", tmp))
     synced = {p for kind, p in events[:moved] if kind == "fsync"}
-    files = {str(tmp_path / "last.tmp" / f.name) for f in (tmp_path / "last").iterdir()}
-    assert files <= synced and tmp in synced
+    written = {str(tmp_path / "last.tmp" / f.name) for f in (tmp_path / "last").iterdir()}
+    assert written <= synced and tmp in synced
 

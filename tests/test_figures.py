@@ -1,4 +1,4 @@
-"""mmattn.figures: every matrix is labelled by token / patch / dimension and has a colour bar,
+"""mmattn.teach.figures: every matrix is labelled by token / patch / dimension and has a colour bar,
 hovering a cell shows the formula with the right numbers, ÷√d visibly changes the softmax,
 the PE hover equals sin / cos computed directly, and the Chinese interface gets Chinese text.
 
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from app_fixtures import make_tiny_checkpoint, scene
 
-from mmattn import explain
-from mmattn import figures as F
-from mmattn.grounding import Grounder
+from mmattn.api.grounder import Grounder
+from mmattn.teach import figures as F
+from mmattn.teach import recompute
 
 CAPTION = "a red circle left of a blue square"  # "a" twice: its labels must stay unique
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -37,9 +37,9 @@ def trace(g):
 
 
 @pytest.fixture(scope="module")
-def steps(g, trace) -> dict[str, explain.AttentionSteps]:
+def steps(g, trace) -> dict[str, recompute.AttentionSteps]:
     """Layer 0, head 1, both directions (layer 0 has stage 3 in both)."""
-    return {d: explain.attention_steps(g, trace, 0, 1, d) for d in explain.DIRECTIONS}
+    return {d: recompute.attention_steps(g, trace, 0, 1, d) for d in recompute.DIRECTIONS}
 
 
 def _colorbar(fig) -> bool:
@@ -60,7 +60,7 @@ def test_labels(steps):
     assert F.query_labels(steps["image_to_text"]) == patches and F.key_labels(steps["image_to_text"]) == toks
 
 
-@pytest.mark.parametrize("direction", explain.DIRECTIONS)
+@pytest.mark.parametrize("direction", recompute.DIRECTIONS)
 def test_every_matrix_is_labelled_with_a_colour_bar(steps, direction):
     s = steps[direction]
     toks, patches = set(F.token_labels(s.tokens)), set(F.patch_labels(s.grid))
@@ -144,7 +144,7 @@ def test_query_outline_and_missing_stage_3(g, trace, steps):
     assert sum(sh.type == "rect" for sh in fig.layout.shapes) == 2
     with pytest.raises(ValueError, match="out of range"):
         F.matrix_figure(steps["text_to_image"], "scores", query=99)
-    last = explain.attention_steps(g, trace, -1, 0, "image_to_text")  # weights only: no V, no output
+    last = recompute.attention_steps(g, trace, -1, 0, "image_to_text")  # weights only: no V, no output
     assert F.matrix_names(last) == ["q", "k", "scores", "scaled", "weights"]
     with pytest.raises(ValueError, match="no stage 3"):
         F.matrix_figure(last, "v")
@@ -190,7 +190,7 @@ def test_scaling_figure(steps):
 
 
 def test_stage_sentences():
-    for direction in explain.DIRECTIONS:
+    for direction in recompute.DIRECTIONS:
         ss = F.stage_sentences(direction, head_dim=32)
         assert list(ss) == [name for name, *_ in F.STAGES]
         for v in ss.values():
@@ -204,10 +204,10 @@ def test_stage_sentences():
 # ---- positions -------------------------------------------------------------------------------------
 def test_pe_hover_equals_sin_cos():
     n, dim = 24, 64
-    pe = explain.positional_1d(n, dim)
+    pe = recompute.positional_1d(n, dim)
     fig = F.pe_figure(pe)
     assert _colorbar(fig) and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
-    assert fig.layout.height > F.pe_figure(explain.positional_1d(8, dim)).layout.height  # taller with more positions
+    assert fig.layout.height > F.pe_figure(recompute.positional_1d(8, dim)).layout.height  # taller with more positions
     for pos, d in [(3, 4), (3, 5), (0, 1), (17, 0), (23, 63), (11, 30)]:
         two_i = d - d % 2
         fn, direct = ("sin", math.sin) if d % 2 == 0 else ("cos", math.cos)
@@ -221,7 +221,7 @@ def test_pe_hover_equals_sin_cos():
 
 
 def test_pe_similarity_hover():
-    pe = explain.positional_1d(16, 32)
+    pe = recompute.positional_1d(16, 32)
     fig = F.pe_similarity_figure(pe.pe)  # a plain array works too
     assert _colorbar(fig)
     text = F.hover_text(fig, 3, 10)
@@ -234,14 +234,14 @@ def test_pe_similarity_hover():
 def test_chinese_titles(steps):
     s = steps["text_to_image"]
     figs = [F.matrix_figure(s, n, lang="zh") for n in F.MATRIX_NAMES]
-    figs += [F.scaling_figure(s, 2, lang="zh"), F.pe_figure(explain.positional_1d(8, 16), lang="zh"),
-             F.pe_similarity_figure(explain.positional_1d(8, 16), lang="zh")]  # fmt: skip
+    figs += [F.scaling_figure(s, 2, lang="zh"), F.pe_figure(recompute.positional_1d(8, 16), lang="zh"),
+             F.pe_similarity_figure(recompute.positional_1d(8, 16), lang="zh")]  # fmt: skip
     for fig in figs:
         assert CJK.search(fig.layout.title.text), fig.layout.title.text
         assert CJK.search(fig.layout.xaxis.title.text) and CJK.search(fig.layout.yaxis.title.text)
     assert F.matrix_figure(s, "scores", lang="zh").layout.yaxis.title.text.startswith("查询")
     assert "最大权重" in figs[len(F.MATRIX_NAMES)].layout.annotations[0].text
-    en = [F.matrix_figure(s, "weights"), F.scaling_figure(s, 2), F.pe_figure(explain.positional_1d(8, 16))]
+    en = [F.matrix_figure(s, "weights"), F.scaling_figure(s, 2), F.pe_figure(recompute.positional_1d(8, 16))]
     assert not any(CJK.search(f.layout.title.text) for f in en)
 
 
@@ -263,7 +263,7 @@ def test_no_gradio_import():
 
 
 def test_pe_dims_figure_lines_and_legend():
-    p = explain.positional_1d(24, 16)
+    p = recompute.positional_1d(24, 16)
     fig = F.pe_dims_figure(p)
     names = [t.name for t in fig.data]
     assert names == ["d0 (sin)", "d1 (cos)", "d8 (sin)", "d14 (sin)", "d15 (cos)"]

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 import mmattn
-from mmattn import explain
-from mmattn.data import TRAIN, make_sample
-from mmattn.evaluate import evaluate, held_out_samples
-from mmattn.maps import box_iou, maps_at_size
+from mmattn.api.maps import box_iou, maps_at_size
+from mmattn.scenes import TRAIN, make_sample
+from mmattn.teach import recompute
+from mmattn.training.evaluate import evaluate, held_out_samples
 
 FRESH = 77_000_000  # seeds used by neither training nor `mmattn eval`
 
@@ -144,7 +144,7 @@ def test_word_maps_are_rendered_when_first_read(g, scenes):
     assert "word_maps" not in vars(r)  # not rendered yet
     m = r.word_maps
     assert "word_maps" in vars(r) and r.word_maps is m  # rendered once, then kept
-    np.testing.assert_allclose(m, explain.maps_at_size(r.patch_maps, r.grid, (s.image.height, s.image.width)), atol=1e-6)
+    np.testing.assert_allclose(m, recompute.maps_at_size(r.patch_maps, r.grid, (s.image.height, s.image.width)), atol=1e-6)
     assert m.max() == pytest.approx(1.0, abs=1e-6)
 
 

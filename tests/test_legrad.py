@@ -13,9 +13,9 @@ from clip_references import legrad_reference, min_max
 from test_clip import offline, photo
 
 from mmattn import Grounder
-from mmattn.clip_grounding import ClipGrounder
-from mmattn.clip_random import save_random_clip
-from mmattn.legrad import attention_block, legrad, normalize
+from mmattn.backends.clip.grounder import ClipGrounder
+from mmattn.backends.clip.legrad import attention_block, legrad, normalize
+from mmattn.backends.clip.random_clip import save_random_clip
 
 CAPTION = "A red dog, on the zebra grass!"
 WORDS = ["a", "red", "dog", "on", "the", "zebra", "grass"]

@@ -3,8 +3,7 @@
 import numpy as np
 import torch
 
-from mmattn.evaluate import markdown
-from mmattn.maps import (
+from mmattn.api.maps import (
     _components,
     box_from_map,
     box_iou,
@@ -15,6 +14,7 @@ from mmattn.maps import (
     upsample,
     word_matrix,
 )
+from mmattn.training.evaluate import markdown
 
 
 def test_box_iou_known_values():
@@ -121,7 +121,7 @@ def test_markdown_table_lists_every_set():
 
 def test_peak_of_an_object_straddling_four_patches_is_its_centre():
     """Rendering spreads each patch over its area: four equal patches peak at their shared corner."""
-    from mmattn.maps import peak_points
+    from mmattn.api.maps import peak_points
 
     gh, gw = 4, 6
     maps = torch.zeros(1, gh * gw)

@@ -22,9 +22,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from mmattn.encoders import ImageEncoder
-from mmattn.image import load_image, target_size, to_tensor
-from mmattn.model import CheckpointError, GroundingConfig, GroundingModel, GroundingOutput, RelationProbe
+from mmattn.api.image import load_image, target_size, to_tensor
+from mmattn.models.encoders import ImageEncoder
+from mmattn.models.grounding_model import CheckpointError, GroundingConfig, GroundingModel, GroundingOutput, RelationProbe
 
 VOCAB, PAD, CLS, SEP = 60, 0, 2, 3
 CONFIG = GroundingConfig(vocab_size=VOCAB, dim=32, num_heads=4, text_layers=1, image_layers=1, fusion_layers=2)

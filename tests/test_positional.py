@@ -13,8 +13,8 @@ import math
 import pytest
 import torch
 
-from mmattn.encoders import TextEncoder
-from mmattn.positional import Learned1d, Learned2d, Sinusoidal1d, Sinusoidal2d, sinusoidal_1d, sinusoidal_2d
+from mmattn.models.encoders import TextEncoder
+from mmattn.nn.positional import Learned1d, Learned2d, Sinusoidal1d, Sinusoidal2d, sinusoidal_1d, sinusoidal_2d
 
 
 def formula(n: int, d: int) -> torch.Tensor:

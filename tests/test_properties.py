@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mmattn import Grounder, Grounding
-from mmattn.maps import boxes_from_maps
+from mmattn.api.maps import boxes_from_maps
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -190,7 +190,7 @@ def test_json_round_trip_keeps_the_result(g, image, caption):
 @given(height=st.integers(1, 600), width=st.integers(1, 60), seed=st.integers(0, 2**32 - 1), alpha=st.floats(0, 1))
 def test_overlay_is_the_blend_of_image_and_colour_ramp(height, width, seed, alpha):
     """overlay_map (in bands of rows, in float32) is image * (1 - a m) + ramp(m) * a m, to one grey level."""
-    from mmattn.viz import colorize, overlay_map
+    from mmattn.api.pictures import colorize, overlay_map
 
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)

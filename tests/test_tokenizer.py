@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from mmattn.tokenizer import (
+from mmattn.models.tokenizer import (
     CLS_ID,
     MAX_TOKENS,
     PAD_ID,

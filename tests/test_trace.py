@@ -11,9 +11,10 @@ import pytest
 from app_fixtures import model_dir, scene
 from PIL import Image
 
-from mmattn import precision, views
-from mmattn.grounding import Grounder
-from mmattn.tracecache import TraceCache, image_digest
+from mmattn.api import precision
+from mmattn.api.grounder import Grounder
+from mmattn.demo.tracecache import TraceCache, image_digest
+from mmattn.teach import views
 
 CAPTION = "a red circle, left of the blue square"
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from mmattn.model import GroundingModel
-from mmattn.train import TrainConfig, load_train_state, make_optimizer, train
+from mmattn.models.grounding_model import GroundingModel
+from mmattn.training.train import TrainConfig, load_train_state, make_optimizer, train
 
 TINY = {"dim": 32, "num_heads": 4, "text_layers": 1, "image_layers": 1, "fusion_layers": 2, "mlp_ratio": 2.0}
 
@@ -20,8 +20,8 @@ def tiny_cfg(out, **kw) -> TrainConfig:
 
 
 def test_tiny_run_learns_and_beats_chance(tmp_path):
-    from mmattn.evaluate import evaluate, held_out_samples
-    from mmattn.tokenizer import load_tokenizer
+    from mmattn.models.tokenizer import load_tokenizer
+    from mmattn.training.evaluate import evaluate, held_out_samples
 
     cfg = tiny_cfg(tmp_path, steps=80, batch_size=16, warmup=10, lr=4e-3, ckpt_every=80, sizes=((64, 64),))
     model = train(cfg)
@@ -58,7 +58,7 @@ def test_checkpoint_is_safetensors_and_atomic(tmp_path):
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo over localhost")
 def test_torchrun_two_cpu_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "mmattn.train", "--out", str(tmp_path), "--steps", "3", "--batch-size", "4", "--eval-every", "0",
+           "-m", "mmattn.training.train", "--out", str(tmp_path), "--steps", "3", "--batch-size", "4", "--eval-every", "0",
            "--workers", "0", "--sizes", "48x48", "--model",
            '{"dim": 32, "num_heads": 4, "text_layers": 1, "image_layers": 1, "match_layers": 2, "match_spread": true, "relation_heads": 2}']  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -67,7 +67,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
 
 
 def test_cli_options_reach_the_config_and_bad_values_are_refused(capsys):
-    from mmattn.train import parser
+    from mmattn.training.train import parser
 
     args = parser().parse_args(["--relation-negatives", "0.25", "--sizes", "128x96,64x128", "--model", '{"image_size": 128}',
                                 "--render-scales", "0.75,1,2"])  # fmt: skip
@@ -89,10 +89,10 @@ def test_scenes_drawn_bigger_or_smaller_are_resized_to_the_training_size():
     the training size, its supervision on the same patch grid, peaking on each object."""
     import numpy as np
 
-    from mmattn.batches import build_batch
-    from mmattn.data import TRAIN, make_sample
-    from mmattn.grounding import DEFAULT_MODEL
-    from mmattn.tokenizer import load_tokenizer
+    from mmattn.api.grounder import DEFAULT_MODEL
+    from mmattn.models.tokenizer import load_tokenizer
+    from mmattn.scenes import TRAIN, make_sample
+    from mmattn.training.batches import build_batch
 
     tok = load_tokenizer(DEFAULT_MODEL)
     for rw, rh in ((256, 192), (96, 72)):
@@ -133,7 +133,7 @@ def test_weight_average_follows_the_weights(tmp_path):
     previous average and the weights, nearer the weights early on."""
     from torch.optim.swa_utils import AveragedModel
 
-    from mmattn.train import ema_average
+    from mmattn.training.train import ema_average
 
     net = torch.nn.Linear(3, 2)
     avg = AveragedModel(net, multi_avg_fn=ema_average(0.99), use_buffers=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from mmattn.data import COLOURS, SHAPES, ZH_SHAPES, caption_corpus
-from mmattn.tokenizer import build_tokenizer, load_tokenizer, split_words
-from mmattn.vocabulary import ModelWorld, model_world, suggest, unknown_word_message
+from mmattn.backends.shapes.vocabulary import ModelWorld, model_world, suggest, unknown_word_message
+from mmattn.models.tokenizer import build_tokenizer, load_tokenizer, split_words
+from mmattn.scenes import COLOURS, SHAPES, ZH_SHAPES, caption_corpus
 
 MODEL = Path(__file__).resolve().parent.parent / "assets" / "model"
 

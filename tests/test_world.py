@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from mmattn.data import (
+from mmattn.models.tokenizer import build_tokenizer, split_words
+from mmattn.scenes import (
     COLOURS,
     PALETTE,
     SHAPES,
@@ -18,8 +19,7 @@ from mmattn.data import (
     make_sample,
     relation,
 )
-from mmattn.data.world import Desc, _matching
-from mmattn.tokenizer import build_tokenizer, split_words
+from mmattn.scenes.samples import Desc, _matching
 
 SEEDS = range(120)
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmattn.data import SHIFTED, TRAIN, make_sample
-from mmattn.worldcheck import LEVELS, MIN_SIDE, REASONS, WorldCheck, abstention_rate, check_image
+from mmattn.backends.shapes.worldcheck import LEVELS, MIN_SIDE, REASONS, WorldCheck, abstention_rate, check_image
+from mmattn.scenes import SHIFTED, TRAIN, make_sample
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 

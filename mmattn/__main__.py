@@ -1,0 +1,5 @@
+"""`python -m mmattn ...` runs the `mmattn` command."""
+
+from mmattn.cli import main
+
+main()

@@ -1,0 +1,270 @@
+"""The record of one forward pass: :class:`Trace`, and the readings every view takes from it.
+
+``Grounder.trace(image, caption)`` runs the model once and keeps everything a view needs:
+the words and their tokens, the image geometry, every fusion layer's attention in both
+directions and every head, the match / grounded / relation outputs, and, when asked, the
+gradient of the match logit (Grad-CAM) and the inputs of each fusion attention (the
+step-by-step view). :meth:`Trace.grounding` reads a :class:`~mmattn.result.Grounding`
+from it for any method, layer and heads without running the model again; so do
+:mod:`mmattn.explain`, :mod:`mmattn.evaluate` and every view of the demo.
+
+Index letters: T tokens (specials included), W words (punctuation dropped), P patches
+(= gh * gw), H heads, L fusion layers, D model width, Lq / Lk queries / keys.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mmattn.api.grounding import Grounding, RawAttention
+from mmattn.api.maps import boxes_from_maps, reduce_heads, word_matrix
+from mmattn.api.processor import Caption
+from mmattn.backends.shapes.vocabulary import unknown_word_message
+from mmattn.backends.shapes.worldcheck import WorldCheck
+from mmattn.models.tokenizer import MAX_TOKENS
+
+METHODS = ("attention", "rollout", "gradcam")  #: every backend's map methods (the CLIP backend adds "legrad")
+BACKWARD_METHODS = ("gradcam", "legrad")  #: methods whose trace needs a backward pass (``gradients=True``)
+DIRECTIONS = ("text_to_image", "image_to_text")
+GROUNDED_THRESHOLD = 0.5  #: a word is grounded when its grounded probability is above this
+DEFAULT_LAYER = -1  #: fusion layer whose maps are shown by default (chosen by measurement, see docs/model.md)
+
+
+@dataclass
+class AttentionInputs:
+    """What one fusion attention module received and returned (for recomputing it)."""
+
+    x: np.ndarray  #: (Lq, D) the queries' stream
+    context: np.ndarray  #: (Lk, D) the keys' and values' stream
+    key_mask: np.ndarray | None  #: (Lk,) bool, True = may attend (None: every key)
+    output: np.ndarray | None  #: (Lq, D) the module's output (None where it computes weights only)
+
+
+@dataclass
+class Trace:
+    """One forward pass of a grounding model on one (image, caption)."""
+
+    caption: Caption  #: words, tokens, and which tokens make each word
+    image: Image.Image = field(repr=False)  #: the RGB image that was grounded
+    model_size: tuple[int, int]  #: (width, height) the model saw
+    grid: tuple[int, int]  #: (gh, gw); patch (r, c) is index r * gw + c
+    text_to_image: list[np.ndarray] = field(repr=False)  #: L x (H, T, P): each token's map over the patches
+    image_to_text: list[np.ndarray] = field(repr=False)  #: L x (H, P, T): each patch's distribution over the tokens
+    grounded_logits: np.ndarray = field(repr=False)  #: (T,) is each token located in the image
+    match_logit: float  #: does the caption describe the image
+    relation_logit: float = 0.0  #: the relation probes' part of ``match_logit``
+    unknown_words: list[str] = field(default_factory=list)  #: reported words the model's vocabulary lacks
+    #: L x (H, T, P) d(match logit)/d(text_to_image), with ``gradients=True`` (Grad-CAM)
+    gradients: list[np.ndarray] | None = field(default=None, repr=False)
+    #: (T, P) LeGrad relevance of each token in the vision tower, with ``gradients=True`` on
+    #: backends that have it (the CLIP backend: mmattn.legrad); not normalised
+    legrad: np.ndarray | None = field(default=None, repr=False)
+    #: (layer, direction) -> that fusion attention's inputs, with ``inputs=True`` (step by step)
+    inputs: dict[tuple[int, str], AttentionInputs] | None = field(default=None, repr=False)
+    model_name: str = ""
+    precision: str = "float32"  #: the arithmetic of this forward pass
+    notice: str | None = None  #: what the user should know about this result (e.g. truncated caption)
+    #: whether the image looks like the model's training world (None: the backend does not check)
+    world: WorldCheck | None = None
+    suggestions: dict[str, str] = field(default_factory=dict)  #: unknown word -> a close known word ("did you mean")
+    #: readings already made (a trace is read many times by the demo): key -> value
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def out_of_world(self) -> bool:
+        """The image is not from the world the model knows: nothing is marked grounded."""
+        return self.world is not None and not self.world.in_world
+
+    def notices(self, lang: str = "en") -> list[str]:
+        """Everything the user should know about this trace, in plain sentences."""
+        out = []
+        if self.out_of_world:
+            out.append(out_of_world_message(self.world, lang))
+        if self.caption.truncated and lang == "zh":
+            out.append(f"描述被截断为前 {len(self.words)} 个词（最多 {MAX_TOKENS - 2} 个记号）。")
+        elif self.notice:
+            out.append(self.notice[0].upper() + self.notice[1:] + ".")
+        out += [unknown_word_message(w, self.suggestions.get(w), lang) for w in dict.fromkeys(self.unknown_words)]
+        return out
+
+    # ---- what it is ------------------------------------------------------------------
+    @property
+    def words(self) -> list[str]:
+        return self.caption.words
+
+    @property
+    def tokens(self) -> list[str]:
+        return self.caption.tokens
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the grounded image."""
+        return self.image.size
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.text_to_image)
+
+    @property
+    def num_heads(self) -> int:
+        return self.text_to_image[0].shape[0]
+
+    @property
+    def match_score(self) -> float:
+        """Probability that the caption describes the image."""
+        return 1 / (1 + math.exp(-self.match_logit))
+
+    @property
+    def grounded_scores(self) -> list[float]:
+        """Each word's probability of being located in the image (mean over its tokens)."""
+        p = 1 / (1 + np.exp(-self.grounded_logits.astype(np.float64)))
+        return [float(p[toks].mean()) if toks else 0.0 for toks in self.caption.word_tokens]
+
+    def layer(self, layer: int | None) -> int:
+        """``layer`` (None = the default, negative from the end) as an index 0..L-1."""
+        L = self.num_layers
+        layer = DEFAULT_LAYER if layer is None else layer
+        if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) or not -L <= layer < L:
+            raise ValueError(f"layer {layer!r} does not exist: the model has {L} fusion layers (0..{L - 1})")
+        return int(layer) % L
+
+    def head(self, head) -> int:
+        H = self.num_heads
+        if not isinstance(head, (int, np.integer)) or isinstance(head, bool) or not 0 <= head < H:
+            raise ValueError(f"head {head!r} does not exist: the model has {H} heads per layer (0..{H - 1})")
+        return int(head)
+
+    def check_heads(self, heads) -> str | int:
+        if heads in ("mean", "max"):
+            return heads
+        if isinstance(heads, (int, np.integer)) and not isinstance(heads, bool) and 0 <= heads < self.num_heads:
+            return int(heads)
+        raise ValueError(f"heads must be 'mean', 'max' or a head index 0..{self.num_heads - 1} (got {heads!r})")
+
+    # ---- readings ----------------------------------------------------------------------
+    def word_matrix(self) -> torch.Tensor:
+        """(W, T): row i averages word i's tokens."""
+        M = word_matrix(self.caption.word_ids, len(self.caption.all_words), len(self.tokens))
+        keep = [self.caption.word_ids[toks[0]] for toks in self.caption.word_tokens]
+        return M[keep]
+
+    def token_maps(self, method: str = "attention", layer: int | None = None, heads: str | int = "mean") -> torch.Tensor:
+        """(T, P) each token's map over the patches by ``method``:
+
+        - ``attention``: layer ``layer``'s text -> image weights;
+        - ``rollout``: bi-modal attention rollout over all layers (:func:`rollout`);
+        - ``gradcam``: the weights times the positive gradient of the match logit (ALBEF's
+          Grad-CAM on the cross-attention; the trace needs ``gradients=True``);
+        - ``legrad``: LeGrad in the vision tower (CLIP backend; ``gradients=True``; the same
+          for every layer and heads setting)."""
+        if method not in (*METHODS, "legrad"):
+            raise ValueError(f"method must be one of {', '.join((*METHODS, 'legrad'))} (got {method!r})")
+        if method == "legrad":
+            if self.legrad is None:
+                raise ValueError("this trace has no LeGrad maps: LeGrad is the CLIP backend's; trace it with gradients=True")
+            return torch.from_numpy(self.legrad)
+        layer, heads = self.layer(layer), self.check_heads(heads)
+        t2i = torch.from_numpy(self.text_to_image[layer])
+        if method == "attention":
+            return reduce_heads(t2i, heads)
+        if method == "rollout":
+            return rollout([reduce_heads(torch.from_numpy(a), heads)[None] for a in self.text_to_image],
+                           [reduce_heads(torch.from_numpy(b), heads)[None] for b in self.image_to_text])[0]  # fmt: skip
+        if self.gradients is None:
+            raise ValueError("this trace has no gradients: trace it with gradients=True for Grad-CAM")
+        return reduce_heads(t2i * torch.from_numpy(self.gradients[layer]).clamp(min=0), heads)
+
+    def word_patch_maps(self, method: str = "attention", layer: int | None = None, heads: str | int = "mean") -> np.ndarray:
+        """(W, P) each word's map on one scale shared by the caption's words (1.0 = the
+        strongest value of any word; never rescaled per word)."""
+        maps = self.word_matrix() @ self.token_maps(method, layer, heads)  # (W, T) @ (T, P)
+        if method == "legrad" and maps.numel():  # relevance has no zero point: min-max over the caption's words, as LeGrad
+            maps = maps - maps.min()
+        peak = float(maps.max()) if maps.numel() else 0.0
+        return (maps / (peak if peak > 0 else 1.0)).numpy()
+
+    def patch_words(self, layer: int | None = None, heads: str | int = "mean") -> np.ndarray:
+        """(P, W) the weight each patch gives to each word (its tokens summed; the rest of
+        each row goes to the special tokens and punctuation)."""
+        i2t = reduce_heads(torch.from_numpy(self.image_to_text[self.layer(layer)]), self.check_heads(heads))  # (P, T)
+        return (i2t @ (self.word_matrix() > 0).float().T).numpy()  # (P, T) @ (T, W)
+
+    def grounding(self, method: str = "attention", layer: int | None = None, heads: str | int = "mean", raw: bool = False) -> Grounding:
+        """The :class:`~mmattn.result.Grounding` of this trace by ``method`` / ``layer`` / ``heads``
+        (made once per setting: the same object when asked again)."""
+        layer, heads = self.layer(layer), self.check_heads(heads)
+        key = ("grounding", method, layer, heads, raw)
+        if key not in self.memo:
+            self.memo[key] = self._grounding(method, layer, heads, raw)
+        return self.memo[key]
+
+    def _grounding(self, method: str, layer: int, heads: str | int, raw: bool) -> Grounding:
+        maps = self.word_patch_maps(method, layer, heads)
+        scores = self.grounded_scores
+        unknown = set(self.unknown_words)
+        grounded = [s > GROUNDED_THRESHOLD and w not in unknown and not self.out_of_world for s, w in zip(scores, self.words)]
+        width, height = self.size
+        found = [i for i, g in enumerate(grounded) if g]
+        boxes: list = [None] * len(self.words)
+        if found:
+            for i, box in zip(found, boxes_from_maps(torch.from_numpy(maps[found]), self.grid, (height, width))):
+                boxes[i] = box
+        return Grounding(
+            caption=self.caption.text, words=list(self.words), image=self.image, grid=tuple(self.grid), size=self.size,
+            patch_maps=maps, image_to_text=self.patch_words(layer, heads), grounded=grounded, grounded_scores=scores,
+            boxes=boxes, match_score=self.match_score, relation_score=self.relation_logit, unknown_words=list(self.unknown_words),
+            truncated=self.caption.truncated, notice=" ".join(self.notices()) or None, out_of_world=self.out_of_world, method=method, layer=layer, heads=heads, model_name=self.model_name,
+            raw=RawAttention(tokens=list(self.tokens), word_ids=list(self.caption.word_ids), text_to_image=list(self.text_to_image),
+                             image_to_text=list(self.image_to_text)) if raw else None,
+        )  # fmt: skip
+
+    def summary(self) -> dict:
+        """What was traced, JSON-serialisable (no arrays)."""
+        return {
+            "caption": self.caption.text, "words": self.words, "tokens": self.tokens, "image_size": list(self.size),
+            "model_input_size": list(self.model_size), "grid": list(self.grid), "layers": self.num_layers, "heads": self.num_heads,
+            "match_score": round(self.match_score, 6), "relation_score": round(self.relation_logit, 6),
+            "grounded_scores": [round(s, 6) for s in self.grounded_scores], "unknown_words": self.unknown_words,
+            "truncated": self.caption.truncated, "gradients": self.gradients is not None, "inputs": self.inputs is not None,
+            "model": self.model_name, "precision": self.precision, "notices": self.notices(),
+            "out_of_world": self.out_of_world, "suggestions": self.suggestions,
+        }  # fmt: skip
+
+
+def out_of_world_message(world: WorldCheck, lang: str = "en") -> str:
+    if lang == "zh":
+        return (f"这张图不像模型训练时的形状世界（{world.reason_zh}），因此没有任何词被标为“找到”。"
+                "照片请用 CLIP 后端：在页面的“模型”菜单里选一个照片后端，或启动时设 MMATTN_MODEL=openai/clip-vit-base-patch16。")  # fmt: skip
+    return (f"This image does not look like the shapes world the model was trained on ({world.reason}), so no word is "
+            "marked found. For photographs use the CLIP backend: pick a photo backend in the page's Model menu, or start with "
+            "MMATTN_MODEL=openai/clip-vit-base-patch16 (see the README).")  # fmt: skip
+
+
+def truncation_notice(caption: Caption) -> str | None:
+    if caption.truncated:
+        return f"the caption was cut to its first {len(caption.words)} words (at most {MAX_TOKENS - 2} tokens)"
+    return None
+
+
+def rollout(t2i: list[torch.Tensor], i2t: list[torch.Tensor]) -> torch.Tensor:
+    """Relevance of each patch for each token, accumulated across fusion layers.
+
+    Bi-modal rollout (Chefer et al., 2021) for layers that cross-attend both ways from the
+    same inputs: with R_tt = I, R_ii = I, R_ti = 0, R_it = 0 and per layer A = text->image
+    (B, T, P), Bm = image->text (B, P, T):
+        R_ti += A @ R_ii,  R_tt += A @ R_it,  R_it += Bm @ R_tt,  R_ii += Bm @ R_ti
+    (right-hand sides use the previous layer's values). Returns R_ti (B, T, P).
+    """
+    B, T, P = t2i[0].shape
+    R_tt = torch.eye(T).expand(B, T, T).clone()
+    R_ii = torch.eye(P).expand(B, P, P).clone()
+    R_ti, R_it = torch.zeros(B, T, P), torch.zeros(B, P, T)
+    for A, Bm in zip(t2i, i2t):
+        A, Bm = A.float().cpu(), Bm.float().cpu()
+        R_ti, R_tt, R_it, R_ii = R_ti + A @ R_ii, R_tt + A @ R_it, R_it + Bm @ R_tt, R_ii + Bm @ R_ti
+    return R_ti

@@ -1,0 +1,368 @@
+"""The CLIP backend behind the grounding API: ``Grounder.from_pretrained("openai/clip-vit-base-patch16")``.
+
+A CLIP checkpoint is a folder (or hub id) in transformers' standard layout: ``config.json``
+with ``model_type: clip`` (or ``chinese_clip``: :mod:`mmattn.chinese_clip`),
+``model.safetensors``, the tokenizer files and ``preprocessor_config.json``. A checkpoint
+trained with ``mmattn train --clip`` adds ``mmattn_clip.json`` (the fusion config) and
+``mmattn_fusion.safetensors`` (its weights).
+
+What differs from the shipped model is only the preprocessing (:class:`ClipProcessor`); the model (:class:`mmattn.clip.ClipGroundingModel`) returns
+the same outputs, so grounding, maps, flags, boxes and export are the shared code's.
+
+- **Pixels**: the image is resized with the usual policy (longer side ``image_size``, aspect
+  ratio kept, sides multiples of the patch size; CLIP's position embeddings are
+  interpolated to the grid), with the checkpoint's resampling filter, and normalised with
+  its mean and std, as ``CLIPImageProcessor`` does (but without its centre crop).
+- **Words**: the caption (NFC, lower-cased, as CLIP's tokenizer normalises it) is split into
+  words, runs of letters and digits (with inner apostrophes: "don't") and runs of
+  punctuation; CLIP's BPE pieces of a word are merged back through ``word_ids``.
+  Punctuation is dropped from the results as usual. Every word is known: byte-level BPE
+  reads any text (CLIP was trained on English).
+- **Weights** load from safetensors only (``use_safetensors=True``), never from pickles.
+- **Hub ids** are read from the local Hugging Face cache first, without a request; the hub
+  is asked only for what is missing, and only after it answered one request within
+  ``HUB_TIMEOUT`` (:func:`hub_reachable`; never under ``HF_HUB_OFFLINE=1``). Otherwise a
+  cached model loads from its cached folder, and an uncached one fails at once with a
+  one-line :class:`~mmattn.model.CheckpointError` saying what to do (no retries, no chained
+  traceback).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from mmattn.api.grounder import METHODS, Grounder
+from mmattn.api.image import load_image
+from mmattn.api.processor import Processor
+from mmattn.backends.clip.legrad import START_LAYER, normalize
+from mmattn.backends.clip.model import ClipGroundingConfig, ClipGroundingModel
+from mmattn.models.grounding_model import CheckpointError
+from mmattn.models.tokenizer import MAX_TOKENS, Encoded, encode_split
+
+log = logging.getLogger(__name__)
+
+FUSION_CONFIG = "mmattn_clip.json"  #: fusion config of a trained checkpoint
+FUSION_WEIGHTS = "mmattn_fusion.safetensors"  #: fusion weights of a trained checkpoint
+CLIP_TYPES = ("clip", "chinese_clip")  #: config.json model types that the CLIP backend loads
+WORD = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]+")  #: a word: letters/digits (inner apostrophes), or punctuation
+
+
+class _EveryWord(frozenset):
+    """A vocabulary that contains every word (CLIP's byte-level BPE reads any text)."""
+
+    def __contains__(self, word) -> bool:
+        return True
+
+
+def _is_hub_id(name: str) -> bool:
+    return not os.path.isdir(name) and os.sep not in name.replace("/", "", 1) and not name.startswith((".", "~", "/"))
+
+
+HUB_TIMEOUT = 2.0  #: seconds given to the hub to answer before it counts as unreachable (DNS included)
+_HUB_STATE: dict[str, tuple[float, bool]] = {}  #: endpoint -> (when checked, reachable), remembered a minute
+
+
+def _probe_hub(endpoint: str, timeout: float) -> bool:
+    """One HEAD request to the hub's front page, no retries: does it answer?"""
+    from huggingface_hub.utils import get_session
+
+    return get_session().head(endpoint, timeout=timeout).status_code < 400
+
+
+def hub_reachable(timeout: float = HUB_TIMEOUT) -> bool:
+    """Can the Hugging Face hub be reached? ``False`` at once under ``HF_HUB_OFFLINE=1``;
+    otherwise one request without retries that gets ``timeout`` seconds in all (on a daemon
+    thread, so that a hanging DNS lookup cannot hold the caller). Remembered for a minute."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = constants.ENDPOINT
+    checked = _HUB_STATE.get(endpoint)
+    if checked is not None and time.monotonic() - checked[0] < 60:
+        return checked[1]
+    answer: list[bool] = []
+
+    def probe():
+        try:
+            answer.append(_probe_hub(endpoint, timeout))
+        except Exception:  # no network, DNS failure, proxy refusal, timeout: unreachable
+            answer.append(False)
+
+    worker = threading.Thread(target=probe, name="mmattn-hub-probe", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    reachable = bool(answer and answer[0])
+    _HUB_STATE[endpoint] = (time.monotonic(), reachable)
+    if not reachable:
+        log.info("the Hugging Face hub at %s did not answer within %.1f s: using the local cache only", endpoint, timeout)
+    return reachable
+
+
+def _offline_error(name: str) -> CheckpointError:
+    return CheckpointError(
+        f"{name!r} is not in the Hugging Face cache and the hub cannot be reached (no network, or HF_HUB_OFFLINE=1): "
+        f"run python -c \"import mmattn; mmattn.Grounder.from_pretrained('{name}')\" once with network access, "
+        "or pass a local checkpoint folder (config.json, model.safetensors, tokenizer and preprocessor files)"
+    )
+
+
+def _hub_file(name: str, filename: str, required: bool = True) -> str | None:
+    """One file of hub repo ``name``: from the local cache if it is there (read without any
+    request), else downloaded when the hub answers (:func:`hub_reachable`); errors say what
+    to do, in one line, without the hub library's retries (about 30 s without a network) or
+    chained tracebacks."""
+    import huggingface_hub
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, RepositoryNotFoundError
+
+    try:
+        cached = huggingface_hub.try_to_load_from_cache(repo_id=name, filename=filename)
+    except HFValidationError:
+        raise CheckpointError(
+            f"{name!r} is neither a local folder nor a hub id like 'openai/clip-vit-base-patch16': check the path"
+        ) from None
+    if isinstance(cached, str):
+        return cached
+    if cached is not None and not required:  # the cache knows that the repo has no such file
+        return None
+    if not hub_reachable():
+        if not required:  # an optional file that is not cached: the repo was cached without it
+            return None
+        raise _offline_error(name) from None
+    try:
+        return huggingface_hub.hf_hub_download(repo_id=name, filename=filename, etag_timeout=HUB_TIMEOUT)
+    except EntryNotFoundError:
+        if not required:
+            return None
+        raise CheckpointError(f"the hub repo {name!r} has no {filename}: is it a CLIP or mmattn checkpoint?") from None
+    except RepositoryNotFoundError:
+        raise CheckpointError(
+            f"no model {name!r} on the Hugging Face hub (or it is private: log in with `hf auth login`); "
+            "for a local checkpoint, check the folder's path"
+        ) from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _read_json(file: str | os.PathLike) -> dict:
+    try:
+        with open(file, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{file} is not readable JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{file} is not a JSON object")
+    return data
+
+
+def is_clip_checkpoint(path: str | os.PathLike) -> bool:
+    """Does ``path`` (a folder or hub id) hold a CLIP checkpoint (``config.json`` with
+    ``model_type`` ``clip`` or ``chinese_clip``)?
+
+    A local folder is only inspected; a hub id is looked up (download or cache), which raises
+    :class:`~mmattn.model.CheckpointError` with what to do when it is not cached offline."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        file = os.path.join(path, "config.json")
+        if not os.path.isfile(file):
+            return False
+        try:
+            return _read_json(file).get("model_type") in CLIP_TYPES
+        except CheckpointError:
+            return False  # the mmattn loader reports it
+    if not _is_hub_id(path):
+        return False  # a missing folder: the mmattn loader says so
+    return _read_json(_hub_file(path, "config.json")).get("model_type") in CLIP_TYPES
+
+
+class ClipProcessor(Processor):
+    """The CLIP backend's processor: words by :func:`split_words` tokenised with CLIP's BPE
+    (:func:`encode_words`), and pixels resized by the usual policy with the checkpoint's
+    filter and normalised with its mean and std (``CLIPImageProcessor`` without its centre crop)."""
+
+    def __init__(self, tokenizer, image_processor, *, image_size: int, patch_size: int):
+        super().__init__(tokenizer, image_size=image_size, patch_size=patch_size)
+        self.image_processor = p = image_processor
+        self._mean = torch.tensor(p.image_mean if p.do_normalize else [0.0] * 3, dtype=torch.float32).view(3, 1, 1)
+        self._std = torch.tensor(p.image_std if p.do_normalize else [1.0] * 3, dtype=torch.float32).view(3, 1, 1)
+        self._scale = float(p.rescale_factor) if p.do_rescale else 1.0
+        self._resample = Image.Resampling(int(p.resample)) if p.resample is not None else Image.Resampling.BICUBIC
+
+    def encode(self, captions: list[str]) -> Encoded:
+        """Captions -> CLIP token ids with the word of every token (see the module doc)."""
+        return encode_words(self.tokenizer, captions, self.max_tokens)
+
+    def pixel(self, image) -> torch.Tensor:
+        """A PIL RGB image -> CLIP-normalised pixels (3, h, w), aspect ratio kept."""
+        size = self.model_size(image.width, image.height)
+        if image.size != size:
+            image = image.resize(size, self._resample)
+        a = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float()  # (3, h, w)
+        return (a * self._scale - self._mean) / self._std
+
+
+class ClipGrounder(Grounder):
+    """A :class:`~mmattn.grounding.Grounder` on a :class:`~mmattn.clip.ClipGroundingModel`
+    with a :class:`ClipProcessor`."""
+
+    config_defaults: dict = {}  #: ClipGroundingConfig fields this backend sets before the checkpoint's and the caller's
+    methods = (*METHODS, "legrad")  #: LeGrad reads CLIP's vision tower (mmattn.legrad)
+
+    def __init__(self, model: ClipGroundingModel, tokenizer, image_processor, *, name: str = "clip", device: str | torch.device = "cpu",
+                 trained: bool = False, precision: str = "auto"):  # fmt: skip
+        cfg = model.config
+        processor = ClipProcessor(tokenizer, image_processor, image_size=cfg.image_size, patch_size=cfg.patch_size)
+        super().__init__(model, processor, name=name, device=device, precision=precision)
+        self._known = _EveryWord()
+        self.checks_world = False  # CLIP reads photographs
+        self.image_processor = image_processor
+        self.trained = trained
+        self.backend = f"CLIP backend, {'trained' if trained else 'zero-shot'} fusion"
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, device: str = "cpu", precision: str = "auto", **overrides) -> ClipGrounder:
+        """Load a CLIP checkpoint folder or hub id (plus trained fusion weights, if the folder has them).
+
+        ``overrides`` change :class:`~mmattn.clip.ClipGroundingConfig` fields, e.g.
+        ``image_size=336`` or ``num_heads=8`` (zero-shot only: a trained fusion keeps its own)."""
+        path = os.fspath(path)
+        local = os.path.isdir(path)
+        if not local and not _is_hub_id(path):
+            raise CheckpointError(f"no checkpoint folder at {path!r}: check the path")
+        config_file = os.path.join(path, "config.json") if local else _hub_file(path, "config.json")
+        kind = _read_json(config_file).get("model_type") if os.path.isfile(config_file) else "clip"
+        if kind == "chinese_clip":
+            from mmattn.backends.clip.chinese import ChineseClipGrounder  # Chinese-CLIP: a BERT text tower, Chinese words
+
+            if not issubclass(cls, ChineseClipGrounder):
+                return ChineseClipGrounder.from_pretrained(path, device=device, precision=precision, **overrides)
+        saved_file = os.path.join(path, FUSION_CONFIG) if local else _hub_file(path, FUSION_CONFIG, required=False)
+        saved = _read_json(saved_file) if saved_file and os.path.isfile(saved_file) else None
+        # a hub id the hub cannot serve now loads from its cached snapshot folder, as a local
+        # folder: the hub library would otherwise try (and retry) the network for every file
+        cache_only = not local and not hub_reachable()
+        source = os.path.dirname(config_file) if cache_only else path
+        import transformers  # late (seconds on first import): a hub id that is not cached has failed by now
+        from transformers.utils import logging as hf_logging
+
+        if kind == "chinese_clip":
+            model_class, image_class = transformers.ChineseCLIPModel, transformers.ChineseCLIPImageProcessor
+        else:
+            model_class, image_class = transformers.CLIPModel, transformers.CLIPImageProcessor
+        hf_logging.disable_progress_bar()
+        try:
+            clip = model_class.from_pretrained(source, attn_implementation="eager", use_safetensors=True).eval()
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+            processor = image_class.from_pretrained(source)
+        except (OSError, ValueError) as e:
+            if cache_only:
+                log.debug("loading %r from the cache only: %s", path, e)
+                raise CheckpointError(
+                    f"{path!r} is only partly in the Hugging Face cache and the hub cannot be reached (no network, or "
+                    "HF_HUB_OFFLINE=1): run once with network access to complete it, or pass a local checkpoint folder"
+                ) from None
+            raise CheckpointError(f"could not load the CLIP checkpoint {path!r}: {_first_line(e)}") from e
+        vc = clip.config.vision_config
+        fields = {"dim": clip.config.projection_dim, "patch_size": vc.patch_size, "image_size": vc.image_size,
+                  "temperature": float(clip.logit_scale.detach().exp()), **cls.config_defaults}  # fmt: skip
+        if saved is not None:  # fusions trained before NACLIP saved no "dense": they were trained on MaskCLIP features
+            fields |= {"dense": "maskclip", **saved.get("config", {})}
+        fields |= overrides
+        try:
+            config = ClipGroundingConfig(**fields)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"not a valid CLIP grounding config ({e})") from e
+        model = ClipGroundingModel(clip, tokenizer, config)
+        if saved is not None:
+            weights = os.path.join(path, FUSION_WEIGHTS) if local else _hub_file(path, FUSION_WEIGHTS)
+            _load_fusion(model, weights)
+        name = Path(path).name if local else path
+        return cls(model, tokenizer, processor, name=name, device=device, trained=saved is not None, precision=precision)
+
+    # ---- LeGrad: an explanation of CLIP's vision tower (mmattn.legrad) -------------------
+    def legrad_maps(self, image, caption: str, *, scale: str = "caption", start_layer: int = START_LAYER) -> np.ndarray:
+        """(W, P) LeGrad maps of the caption's words (their prompt embeddings, see
+        :mod:`mmattn.clip`) in ``image``, min-max normalised over the caption's words together
+        (``scale="caption"``, one shared scale) or per word (``"word"``, as the LeGrad paper)."""
+        im = load_image(image)
+        words = self.processor.caption(caption)
+        enc = self.processor.encode([caption])
+        px = self.processor.pixel(im)[None].to(self.device)
+        token_maps = self.model.legrad(enc.ids.to(self.device), px, enc.attention_mask.to(self.device), start_layer=start_layer)
+        M = torch.zeros(len(words.words), token_maps.size(1))  # (W, T): each word averages its tokens
+        for i, toks in enumerate(words.word_tokens):
+            M[i, toks] = 1.0 / len(toks)
+        return normalize((M @ token_maps[0].float().cpu())[None], scale)[0].numpy()  # (W, P)
+
+
+def split_words(caption: str) -> list[str]:
+    """The caption's words as the CLIP backend reports them: "A dog's ball, red!" -> ["a", "dog's", "ball", ",", "red", "!"]."""
+    return WORD.findall(unicodedata.normalize("NFC", caption).lower())
+
+
+def encode_words(tokenizer, captions: list[str], max_tokens: int = MAX_TOKENS) -> Encoded:
+    """Tokenise captions word by word with a CLIP tokenizer, keeping the word of every token.
+
+    A caption longer than ``max_tokens`` tokens (specials included) keeps its first whole
+    words that fit and is flagged in ``truncated``."""
+    return encode_split(tokenizer, [split_words(c) or [""] for c in captions], max_tokens)
+
+
+# ---- trained fusion weights --------------------------------------------------------------
+def _load_fusion(model: ClipGroundingModel, file: str) -> None:
+    """Load trained fusion weights strictly: every tensor present, none extra, shapes equal."""
+    if not os.path.isfile(file):
+        raise CheckpointError(f"{file} is missing: the checkpoint has {FUSION_CONFIG} but no fusion weights")
+    try:
+        state = load_file(file)
+    except Exception as e:  # safetensors raises its own error types on corrupt files
+        raise CheckpointError(f"{file} is not a readable safetensors file ({e})") from e
+    mine = model.fusion_state_dict()
+    problems = [f"missing {sorted(set(mine) - set(state))[:5]}" if set(mine) - set(state) else "",
+                f"unexpected {sorted(set(state) - set(mine))[:5]}" if set(state) - set(mine) else "",
+                ", ".join(f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                          for k, v in mine.items() if k in state and state[k].shape != v.shape)]  # fmt: skip
+    if any(problems):
+        raise CheckpointError(f"{file} does not fit the fusion in {FUSION_CONFIG}: " + "; ".join(p for p in problems if p))
+    model.load_state_dict({**model.state_dict(), **state}, strict=True)
+
+
+def save_clip_checkpoint(grounder: ClipGrounder, folder: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write a self-contained CLIP checkpoint (the towers, tokenizer, image processor, and the
+    fusion config and weights) that :meth:`ClipGrounder.from_pretrained` loads; atomically."""
+    folder = Path(folder)
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model = grounder.model
+    model.clip_config.save_pretrained(tmp)
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.clip_state_dict().items()}, tmp / "model.safetensors",
+              metadata={"format": "pt"})  # fmt: skip
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.fusion_state_dict().items()}, tmp / FUSION_WEIGHTS)
+    grounder.tokenizer.save_pretrained(tmp)
+    grounder.image_processor.save_pretrained(tmp)
+    info = {"config": dataclasses.asdict(model.config), **(extra or {})}
+    (tmp / FUSION_CONFIG).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.replace(old)
+    tmp.replace(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder

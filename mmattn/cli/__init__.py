@@ -1,0 +1,41 @@
+"""The ``mmattn`` command: ``mmattn train``, ``mmattn eval``, ``mmattn ground``."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: mmattn {train,eval,ground,world} ...
+
+  train    train a grounding model on generated shapes scenes
+           (--clip FOLDER [--jsonl FILE]: train the CLIP backend's fusion instead)
+  eval     evaluate a checkpoint on held-out scenes (pointing, boxes, match, ...)
+  ground   ground a caption in an image: overlays and JSON
+  world    what a model knows: its shapes, colours, sizes and relations (--lang zh for Chinese)
+
+Run `mmattn COMMAND --help` for the options of each."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE + "\n")
+        return
+    command, rest = argv[0], argv[1:]
+    if command == "train" and any(a.split("=")[0] in ("--clip", "--jsonl") for a in rest):
+        from mmattn.training.clip_train import main as run  # the CLIP backend's fusion, on frozen CLIP towers
+    elif command == "train":
+        from mmattn.training.train import main as run
+    elif command == "eval":
+        from mmattn.training.evaluate import main as run
+    elif command == "ground":
+        from mmattn.cli.ground import main as run
+    elif command == "world":
+        from mmattn.cli.world import main as run
+    else:
+        sys.stderr.write(f"mmattn: unknown command {command!r}\n\n{USAGE}\n")
+        raise SystemExit(2)
+    run(rest)
+
+
+if __name__ == "__main__":
+    main()

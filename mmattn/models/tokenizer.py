@@ -1,0 +1,122 @@
+"""The caption tokenizer: a WordPiece built with Hugging Face ``tokenizers``, used through
+transformers' fast-tokenizer API so that ``word_ids()`` maps every token back to its word.
+
+- Lower-cases, strips accents, drops control and zero-width characters (BERT normaliser).
+- Splits on whitespace and punctuation; every Chinese character is its own word.
+- Known words are single tokens; other English words fall apart into letter pieces
+  (``"ball" -> b ##a ##l ##l``), anything else (emoji, rare scripts) becomes ``[UNK]``.
+- At most :data:`MAX_TOKENS` tokens per caption, ``[CLS]`` and ``[SEP]`` included; longer
+  captions are truncated (callers are told, see :func:`encode`).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
+
+from mmattn.io.checkpoint import CheckpointError, tokenizer_ids
+
+MAX_TOKENS = 32  #: maximum caption length in tokens, [CLS] and [SEP] included
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+PAD_ID, UNK_ID, CLS_ID, SEP_ID = 0, 1, 2, 3
+
+
+def build_tokenizer(corpus: Iterable[str]) -> PreTrainedTokenizerFast:
+    """A WordPiece whose vocabulary is every word of ``corpus`` plus letters, digits and
+    punctuation (so that unknown English words become letter pieces, not ``[UNK]``)."""
+    norm = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words: dict[str, None] = {}
+    for text in corpus:
+        for word, _ in pre.pre_tokenize_str(norm.normalize_str(text)):
+            words.setdefault(word)
+    chars = string.ascii_lowercase + string.digits
+    pieces = list(chars) + ["##" + c for c in chars] + list(string.punctuation)
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(SPECIALS + sorted(words) + pieces))}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=50))
+    tok.normalizer = norm
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.WordPiece()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", CLS_ID), ("[SEP]", SEP_ID)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=1_000_000,  # we truncate ourselves, by whole words (see encode)
+    )
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+    """Load a tokenizer saved with ``save_pretrained`` (``tokenizer.json`` in ``path``).
+    A damaged file is a :class:`~mmattn.checkpoint.CheckpointError` that names it."""
+    file = Path(path) / "tokenizer.json"
+    if not file.is_file():
+        raise FileNotFoundError(f"no tokenizer.json in {path}: pass the folder of an mmattn checkpoint")
+    tokenizer_ids(str(file))  # a bounded JSON object with integer ids, or a CheckpointError
+    try:
+        tok = PreTrainedTokenizerFast(tokenizer_file=str(file), model_max_length=1_000_000)
+    except Exception as e:  # the tokenizers library raises a bare Exception that names no file
+        raise CheckpointError(f"{file} is not a valid tokenizer ({e}); re-save or re-download it") from e
+    missing = [t for t in SPECIALS if t not in tok.get_vocab()]
+    if missing:
+        raise CheckpointError(f"{file} is not an mmattn tokenizer: it lacks the special tokens {', '.join(missing)}")
+    tok.add_special_tokens({k: v for k, v in zip(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"), SPECIALS)})
+    return tok
+
+
+@dataclass
+class Encoded:
+    """A tokenised batch.  ids, attention_mask: (B, T); word_ids[b][t] is the index of the
+    word that token t belongs to (None for specials and padding); words[b] lists the words."""
+
+    ids: torch.Tensor
+    attention_mask: torch.Tensor
+    word_ids: list[list[int | None]]
+    words: list[list[str]]
+    truncated: list[bool]
+
+
+def split_words(tokenizer: PreTrainedTokenizerFast, caption: str) -> list[str]:
+    """The caption's words as the tokenizer sees them: normalised, split on spaces and
+    punctuation, one word per Chinese character ("Red,红色" -> ["red", ",", "红", "色"])."""
+    backend = tokenizer.backend_tokenizer
+    return [w for w, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(caption))]
+
+
+def encode(tokenizer: PreTrainedTokenizerFast, captions: list[str], max_tokens: int = MAX_TOKENS) -> Encoded:
+    """Tokenise captions to a padded batch, keeping the word of every token.
+
+    A caption longer than ``max_tokens`` tokens keeps only its first whole words that fit,
+    and is flagged in ``truncated``.
+    """
+    return encode_split(tokenizer, [split_words(tokenizer, c) for c in captions], max_tokens)
+
+
+def encode_split(tokenizer, words: list[list[str]], max_tokens: int = MAX_TOKENS) -> Encoded:
+    """Tokenise captions already split into words (any backend's split), keeping the word of
+    every token: the one truncation rule of every backend. A caption longer than
+    ``max_tokens`` tokens (the two specials included) keeps its first whole words that fit
+    and is flagged in ``truncated``."""
+    words = [list(w) for w in words]
+    pieces = tokenizer([w or [""] for w in words], is_split_into_words=True, add_special_tokens=False)
+    truncated = []
+    for b in range(len(words)):
+        wid = [w for w in pieces.word_ids(b) if w is not None]
+        budget = max_tokens - 2  # room for the two specials ([CLS] and [SEP], or CLIP's start and end)
+        truncated.append(len(wid) > budget)
+        if truncated[-1]:
+            words[b] = words[b][: wid[budget]]  # up to the first word that does not fit completely
+    enc = tokenizer([w or [""] for w in words], is_split_into_words=True, padding="longest", return_tensors="pt")
+    word_ids = [enc.word_ids(b) for b in range(len(words))]
+    return Encoded(enc["input_ids"], enc["attention_mask"].bool(), word_ids, words, truncated)

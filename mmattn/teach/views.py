@@ -1,0 +1,558 @@
+"""The demo's pictures and tables, each drawn from one :class:`~mmattn.trace.Trace`.
+
+Nothing here runs the model or imports gradio: ``app.py`` lays these out, and the tests call
+them directly. Every picture is rendered once, at the size it is shown: at least
+``VIEW_HEIGHT`` pixels tall (the browser only ever shrinks it; gradio's click coordinates are
+wrong on pictures it enlarges) and at most ``VIEW_MAX_WIDTH`` wide.
+
+Index letters: W words, T tokens, P patches (= gh * gw), L layers, H heads.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from mmattn.api import pictures
+from mmattn.api.maps import maps_at_size
+from mmattn.api.trace import Trace
+from mmattn.teach import recompute
+
+VIEW_HEIGHT = 448  #: pictures are sent at least this tall
+VIEW_MAX_WIDTH = 1344
+THUMB = 132  #: height of the small maps in the head grids
+STEP_THUMB = 180  #: height of the step-by-step pictures on the image
+MASK_ALPHA = 0.45  #: opacity of a word's colour where its map is 1.0 on the shared scale
+MASK_FLOOR = 0.08  #: map values below this (on the shared scale) are not drawn
+CONTOUR = 0.5  #: each shown word's region is outlined where its map crosses this value
+JPEG_QUALITY = 90
+#: one colour per word (cycled past ten): distinct hues, dark enough to read on white
+WORD_COLOURS = ("#e6194b", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#d62728", "#8c564b", "#e377c2", "#7f7f7f")
+RELATION_SHOWN = 1.0  #: relation scores this far from 0 are explained (one-object captions stay near 0)
+
+
+def word_colour(i: int) -> str:
+    return WORD_COLOURS[i % len(WORD_COLOURS)]
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    h = hex_colour.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def view_size(size: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of the picture shown for an image of ``size`` (see :func:`view_image`)."""
+    w, h = size
+    s = VIEW_HEIGHT / h
+    if w * s > VIEW_MAX_WIDTH:
+        s = VIEW_MAX_WIDTH / w
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def view_image(image: Image.Image) -> Image.Image:
+    """The picture as shown: at least VIEW_HEIGHT tall (never enlarged by the browser)."""
+    return pictures.resize_to_height(image, VIEW_HEIGHT, VIEW_MAX_WIDTH)
+
+
+def labels(words: list[str]) -> list[str]:
+    """Unique labels of the words: "0:red", "1:circle", ..."""
+    return [f"{i}:{w}" for i, w in enumerate(words)]
+
+
+def scale_box(box, frm: tuple[int, int], to: tuple[int, int]):
+    """A box (x0, y0, x1, y1) in an image of size ``frm`` -> in one of size ``to`` (at least 1 px)."""
+    if box is None:
+        return None
+    sx, sy = to[0] / frm[0], to[1] / frm[1]
+    x0, y0 = int(round(box[0] * sx)), int(round(box[1] * sy))
+    x1, y1 = max(x0 + 1, int(round(box[2] * sx))), max(y0 + 1, int(round(box[3] * sy)))
+    return [min(x0, to[0] - 1), min(y0, to[1] - 1), min(x1, to[0]), min(y1, to[1])]
+
+
+# ---- Ground: every word's map on the image, one colour each ---------------------------------
+@dataclass
+class WordRow:
+    """One word of a grounding, as the page lists it."""
+
+    index: int
+    word: str
+    label: str  #: "index:word"
+    colour: str  #: its colour on the picture and in the legend
+    known: bool  #: in the model's vocabulary
+    grounded: bool  #: located in the image
+    score: float  #: probability behind ``grounded``
+    peak: float  #: strongest value of its map on the shared scale (1.0 = the strongest word)
+    box: list[int] | None  #: in the user's image pixels
+
+
+@dataclass
+class GroundView:
+    picture: Image.Image  #: the image with the chosen words' maps, outlines and boxes
+    words: list[WordRow]
+    match_score: float
+    notice: str  #: plain sentences for the user
+    data: dict = field(repr=False)  #: the result as JSON
+    out_of_world: bool = False  #: the image is not from the model's world: nothing is found
+
+
+def compose(view: Image.Image, maps: np.ndarray, colours: list[str], shown: list[int], boxes: list | None = None) -> Image.Image:
+    """Draw words' maps (W, h, w) in [0, 1] over ``view`` (same size): each pixel takes the
+    colour of the shown word whose map is strongest there, with opacity MASK_ALPHA x its value
+    (so objects stay visible and colours never mix into new ones); each shown word's region is
+    outlined in its colour where its map crosses CONTOUR; ``boxes[i]`` (view pixels) are drawn
+    in the word's colour with its index."""
+    out = np.asarray(view.convert("RGB"), np.float32).copy()
+    if shown:
+        sel = np.clip(maps[shown], 0, 1)  # (S, h, w)
+        top, val = sel.argmax(0), sel.max(0)
+        val = np.where(val < MASK_FLOOR, 0.0, val)
+        palette = np.array([_rgb(colours[i]) for i in shown], np.float32)
+        a = (MASK_ALPHA * val)[..., None]
+        out = out * (1 - a) + palette[top] * a
+        for s in range(len(shown)):  # outlines: a dark rim, then the colour
+            edge = _edge(sel[s] >= CONTOUR)
+            out[_grow(edge, 2)] = 20
+            out[_grow(edge, 1)] = palette[s]
+    im = Image.fromarray(out.clip(0, 255).astype(np.uint8))
+    if boxes:
+        d = ImageDraw.Draw(im)
+        width = max(2, min(im.size) // 150)
+        tags: dict[tuple, list[int]] = {}  # words with the same box share one tag: "1,2"
+        for i in shown:
+            b = boxes[i]
+            if b is None:
+                continue
+            x0, y0, x1, y1 = b[0], b[1], max(b[0], b[2] - 1), max(b[1], b[3] - 1)
+            d.rectangle([x0, y0, x1, y1], outline=(20, 20, 20), width=width + 2)
+            d.rectangle([x0, y0, x1, y1], outline=_rgb(colours[i]), width=width)
+            tags.setdefault((x0, y0), []).append(i)
+        for (x0, y0), idx in tags.items():
+            x = x0
+            ty = y0 - 16 if y0 >= 16 else y0
+            for i in idx:
+                tw = 8 * len(str(i)) + 6
+                d.rectangle([x, ty, x + tw, ty + 15], fill=_rgb(colours[i]))
+                d.text((x + 3, ty + 1), str(i), fill=(255, 255, 255))
+                x += tw + 1
+    return im
+
+
+def _edge(mask: np.ndarray) -> np.ndarray:
+    """The pixels of ``mask`` that touch a pixel outside it (4-neighbours)."""
+    inner = mask.copy()
+    inner[1:, :] &= mask[:-1, :]
+    inner[:-1, :] &= mask[1:, :]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return mask & ~inner
+
+
+def _grow(mask: np.ndarray, r: int) -> np.ndarray:
+    out = mask.copy()
+    for _ in range(r):
+        g = out.copy()
+        g[1:, :] |= out[:-1, :]
+        g[:-1, :] |= out[1:, :]
+        g[:, 1:] |= out[:, :-1]
+        g[:, :-1] |= out[:, 1:]
+        out = g
+    return out
+
+
+def default_shown(grounded: list[bool], out_of_world: bool = False) -> list[int]:
+    """The words drawn until the user picks: those found in the image, or every word if none
+    is; none at all on an image outside the model's world (its maps would look like answers)."""
+    if out_of_world:
+        return []
+    return [i for i, g in enumerate(grounded) if g] or list(range(len(grounded)))
+
+
+#: the page's words made on the server, in English and Chinese (the static ones are in app_text.py)
+TEXT = {
+    "en": {
+        "relation_agrees": "Relation check: where the words' maps put the two objects agrees with the caption's relation word "
+        "(left / right / above / below): +{s:.1f} added to the match score's logit.",
+        "relation_contradicts": "Relation check: where the words' maps put the two objects contradicts the caption's relation word "
+        "(left / right / above / below): {s:.1f} taken from the match score's logit.",
+        "all_known": "Every word is in the model's vocabulary.",
+        "unknown": "not in the vocabulary", "outside": "not the model's world", "yes": "yes", "no": "no",
+        "headers": ["#", "word", "found in the image?", "how sure (model's probability)", "strongest map value (1 = strongest word)",
+                    "box x0, y0, x1, y1 (your image's pixels)"],
+        "weak": "weak", "strongest": "strongest word (1.0)",
+        "scale_note": "Colour strength = map value on one scale shared by all words; ✓ found in the image, · not found, ? not in "
+        "the vocabulary. Outlines: where a map is above half the strongest value.",
+        "describes": "the caption describes the image", "does_not": "it does not",
+        "not_a_word": "(not a word: [CLS], [SEP], punctuation)",
+        "other_tokens": "The other **{p:.0%}** of this patch's attention goes to tokens that are not words: [CLS] (the start "
+        "of the caption), [SEP] (its end) and punctuation. A patch that no word describes puts most of its weight there.",
+    },
+    "zh": {
+        "relation_agrees": "关系检查：按各词注意力图中两个物体的位置，与描述里的方位词（左 / 右 / 上 / 下）一致：匹配分数的 logit 加了 +{s:.1f}。",
+        "relation_contradicts": "关系检查：按各词注意力图中两个物体的位置，与描述里的方位词（左 / 右 / 上 / 下）矛盾：匹配分数的 logit 减了 {s:.1f}。",
+        "all_known": "每个词都在模型的词汇表里。",
+        "unknown": "不在词汇表中", "outside": "不是模型认识的世界", "yes": "是", "no": "否",
+        "headers": ["#", "词", "在图中找到了吗？", "把握（模型给的概率）", "注意力图最大值（1 = 最强的词）", "框 x0, y0, x1, y1（原图像素）"],
+        "weak": "弱", "strongest": "最强的词（1.0）",
+        "scale_note": "颜色深浅 = 注意力值，所有词同一刻度；✓ 在图中找到，· 没找到，? 不在词汇表中。轮廓线：注意力高于最强值一半的地方。",
+        "describes": "描述与图像相符", "does_not": "不相符",
+        "not_a_word": "（不是词：[CLS]、[SEP]、标点）",
+        "other_tokens": "这个图像块其余 **{p:.0%}** 的注意力给了不是词的记号：[CLS]（描述的开头）、[SEP]（结尾）和标点。"
+        "没有哪个词描述的图像块，大部分权重都在那里。",
+    },
+}
+
+
+def text(key: str, lang: str = "en") -> str | list:
+    """One of the page's server-made phrases (``TEXT``) in ``lang`` ("en" or "zh"; others: English)."""
+    return TEXT.get(lang, TEXT["en"])[key]
+
+
+def notice(trace: Trace, relation_score: float, lang: str = "en") -> str:
+    """What the user should know about a result, in plain sentences."""
+    parts = trace.notices(lang)
+    if abs(relation_score) >= RELATION_SHOWN and not trace.out_of_world:
+        key = "relation_agrees" if relation_score > 0 else "relation_contradicts"
+        parts.append(text(key, lang).format(s=relation_score))
+    return (" " if lang != "zh" else "").join(parts) or text("all_known", lang)
+
+
+def ground_view(trace: Trace, *, method: str = "attention", layer: int | None = None, heads: str | int = "mean",
+                show_boxes: bool = True, shown: list[int] | None = None, source_size: tuple[int, int] | None = None,
+                lang: str = "en") -> GroundView:  # fmt: skip
+    """The Ground tab: the words' maps on the image, one colour per word (``shown``: which
+    words; default the words found in the image, or all if none is), the per-word rows, the match score, a notice and the JSON. Boxes are
+    given in pixels of an image of ``source_size`` (the user's upload, when ``trace`` grounded
+    a downscaled copy). The default view (``shown=None``) is made once per setting and kept
+    in the trace's memo; a user's own choice of words is drawn each time (not kept)."""
+    if shown is not None:
+        return _ground_view(trace, method, layer, heads, show_boxes, shown, source_size, lang)
+    key = ("ground_view", method, trace.layer(layer), heads, show_boxes, source_size, lang)
+    if key not in trace.memo:
+        trace.memo[key] = _ground_view(trace, method, layer, heads, show_boxes, shown, source_size, lang)
+    return trace.memo[key]
+
+
+def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_size, lang) -> GroundView:
+    r = trace.grounding(method, layer, heads)
+    source_size = source_size or r.size
+    view = view_image(r.image)
+    maps = maps_at_size(r.patch_maps, r.grid, (view.height, view.width))  # rendered once, at the size shown
+    W = len(r.words)
+    if shown is None:
+        shown = default_shown(r.grounded, r.out_of_world)
+    shown = [i for i in shown if 0 <= i < W]
+    colours = [word_colour(i) for i in range(W)]
+    view_boxes = [scale_box(b, r.size, view.size) for b in r.boxes] if show_boxes else None
+    picture = compose(view, maps, colours, shown, view_boxes)
+    boxes = [scale_box(b, r.size, source_size) for b in r.boxes]
+    peaks = [float(m.max()) if m.size else 0.0 for m in r.patch_maps]
+    unknown = set(r.unknown_words)
+    rows = [WordRow(i, w, lab, colours[i], w not in unknown, g, s, p, b)
+            for i, (w, lab, g, s, p, b) in enumerate(zip(r.words, labels(r.words), r.grounded, r.grounded_scores, peaks, boxes))]  # fmt: skip
+    data = r.to_json()
+    data.update(boxes=boxes, image_size=list(source_size), model_input_size=list(trace.model_size),
+                colours=colours, precision=trace.precision)  # fmt: skip
+    return GroundView(picture, rows, r.match_score, notice(trace, r.relation_score, lang), data, r.out_of_world)
+
+
+def word_table(rows: list[WordRow], out_of_world: bool = False, lang: str = "en") -> list[list]:
+    """The per-word table, every number in plain words (headers: ``text("headers")``). Outside
+    the model's world no probability is shown: it would mean nothing there."""
+    out = []
+    for w in rows:
+        found = text("unknown", lang) if not w.known else (text("outside", lang) if out_of_world else text("yes" if w.grounded else "no", lang))
+        conf = "–" if not w.known or out_of_world else f"{w.score:.0%}"
+        out.append([w.index, w.word, found, conf, round(w.peak, 2), "" if w.box is None else "({}, {}, {}, {})".format(*w.box)])
+    return out
+
+
+TABLE_HEADERS = TEXT["en"]["headers"]
+
+
+def legend_html(rows: list[WordRow], shown: list[int] | None = None, lang: str = "en") -> str:
+    """The legend: each word in its colour (faded when hidden), and the colour scale."""
+    shown_set = set(range(len(rows))) if shown is None else set(shown)
+    chips = []
+    for w in rows:
+        style = f"border-color:{w.colour};" + ("" if w.index in shown_set else "opacity:0.35;")
+        mark = "✓" if w.grounded else ("?" if not w.known else "·")
+        chips.append(f'<span class="chip" data-index="{w.index}" style="{style}"><span class="swatch" style="background:{w.colour}"></span>'
+                     f"{w.index}:{html.escape(w.word)} <small>{mark}</small></span>")  # fmt: skip
+    scale = (f'<div class="scale"><span>{text("weak", lang)}</span><span class="bar"></span><span>{text("strongest", lang)}</span></div>'
+             f'<div class="scale-note">{text("scale_note", lang)}</div>')  # fmt: skip
+    return f'<div class="legend">{"".join(chips)}</div>{scale}'
+
+
+# ---- Image -> text: the words one patch attends to -----------------------------------------------
+@dataclass
+class PatchWords:
+    patch: tuple[int, int]  #: (row, col) on the grid
+    grid: tuple[int, int]
+    weights: dict[str, float]  #: label -> the weight the patch gives to that word
+    other: float  #: the rest: special tokens ([CLS], [SEP]) and punctuation
+    picture: Image.Image  #: the shown picture with the patch outlined
+    data: dict = field(repr=False)
+
+
+def patch_words(trace: Trace, fx: float, fy: float, *, layer: int | None = None, heads: str | int = "mean",
+                source_size: tuple[int, int] | None = None) -> PatchWords:  # fmt: skip
+    """Image -> text at the point (fx, fy) given as fractions of the image's width and height."""
+    if not (0 <= fx <= 1 and 0 <= fy <= 1):
+        raise ValueError(f"the point ({fx:.3f}, {fy:.3f}) is outside the picture: click on the image itself")
+    gh, gw = trace.grid
+    r, c = min(int(fy * gh), gh - 1), min(int(fx * gw), gw - 1)
+    pw = trace.patch_words(layer, heads)[r * gw + c]  # (W,)
+    weights = {lab: float(v) for lab, v in zip(labels(trace.words), pw)}
+    other = max(0.0, 1.0 - float(pw.sum()))
+    sw, sh = source_size or trace.size
+    data = {"x": round(fx * sw, 2), "y": round(fy * sh, 2), "patch": [r, c], "grid": [gh, gw],
+            "words": [{"index": i, "word": w, "weight": round(float(v), 6)} for i, (w, v) in enumerate(zip(trace.words, pw))],
+            "other_tokens": round(other, 6), "layer": trace.layer(layer), "heads": heads}  # fmt: skip
+    picture = pictures.draw_patch_grid(view_image(trace.image), trace.grid, (r, c))
+    return PatchWords((r, c), (gh, gw), weights, other, picture, data)
+
+
+# ---- Heads & layers --------------------------------------------------------------------------------
+def heads_view(trace: Trace, word=None) -> tuple[Image.Image, Image.Image, dict]:
+    """One word in every (layer, head), both directions: two labelled grids and the JSON."""
+    lh = recompute.layer_head_maps(trace, word)
+    thumb = pictures.resize_to_height(trace.image, THUMB)
+
+    def grid(maps):
+        vmax = float(maps.max()) or 1.0
+        cells = [[pictures.grid_map_overlay(thumb, m, vmax=vmax) for m in [*maps[layer], maps[layer].mean(0)]] for layer in range(len(maps))]
+        cols = [f"head {h}" for h in range(maps.shape[1])] + ["mean"]
+        return pictures.labelled_grid(cells, [f"layer {layer}" for layer in range(len(maps))], cols), vmax
+
+    t2i, vt = grid(lh.text_to_image)
+    i2t, vi = grid(lh.image_to_text)
+    info = {"word": lh.word, "word_index": lh.word_index, "words": lh.words, "grid": list(lh.grid),
+            "text_to_image_max": round(vt, 6), "image_to_text_max": round(vi, 6),
+            "text_to_image": np.round(lh.text_to_image, 5).tolist(), "image_to_text": np.round(lh.image_to_text, 5).tolist()}  # fmt: skip
+    return t2i, i2t, info
+
+
+# ---- Step by step ---------------------------------------------------------------------------------
+def _shape(a) -> str:
+    return "×".join(map(str, a.shape))
+
+
+def md_text(text: str) -> str:
+    """User text made inert for Markdown: every character Markdown or HTML gives a meaning
+    (``*_[]()#<>&``...) backslash-escaped, so it shows as typed and no tag is ever made."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~&" else ch for ch in text)
+
+
+@dataclass
+class StepsView:
+    stages: list[tuple[Image.Image, str]]  #: (picture, caption) for each stage, then the chosen word on the image
+    text: str  #: Markdown: what each stage is
+    heads: list[tuple[Image.Image, str]]  #: the word's map in every head of the layer, and their mean
+    data: dict = field(repr=False)
+    steps: recompute.AttentionSteps | None = field(default=None, repr=False)  #: the numbers (for the interactive figures)
+    word: int = 0  #: the chosen word's index
+
+
+def attention_steps(grounder, trace: Trace, layer: int | None, head: int, direction: str) -> recompute.AttentionSteps:
+    """:func:`mmattn.explain.attention_steps`, made once per (layer, head, direction) and kept in the trace's memo."""
+    key = ("steps", trace.layer(layer), trace.head(head), direction)
+    if key not in trace.memo:
+        trace.memo[key] = recompute.attention_steps(grounder, trace, layer, head, direction)
+    return trace.memo[key]
+
+
+#: the stages of the step control, in the order a learner walks them (matrix name, label)
+STAGES = (("scores", "1 · S = Q·Kᵀ"), ("scaled", "2 · ÷√d"), ("weights", "3 · softmax"), ("head_output", "4 · ·V"),
+          ("concat", "5 · heads"), ("output", "6 · out_proj"), ("q", "Q"), ("k", "Kᵀ"), ("v", "V"))  # fmt: skip
+_QKV_SENTENCES = {
+    "q": ("Q = x·W_q: one row per query, what it looks for (the library's question).", "Q = x·W_q：每个查询一行，表示它要找什么（图书馆里的问题）。"),
+    "k": ("K = context·W_k, shown as Kᵀ: one column per key, the title on each book's spine.", "K = context·W_k，这里画成 Kᵀ：每个键一列，就是每本书书脊上的书名。"),
+    "v": ("V = context·W_v: one row per key, the book's content that is handed over when it is chosen.",
+          "V = context·W_v：每个键一行，是这本书被选中时交出的内容。"),
+}  # fmt: skip
+
+
+def step_query(steps: recompute.AttentionSteps, word: int) -> int:
+    """The query row the figures follow for word ``word``: its first token (text -> image), or
+    the patch that gives the word the most weight (image -> text)."""
+    toks = steps.word_tokens[word]
+    if steps.direction == "text_to_image":
+        return toks[0]
+    return int(steps.weights[:, toks].sum(1).argmax())
+
+
+def step_figures(steps: recompute.AttentionSteps, stage: str, word: int, temperature: float = 1.0, lang: str = "en"):
+    """The step control's three outputs: the chosen stage's interactive matrix (the word's row
+    outlined), one sentence on what to look at, and the ÷√d comparison for the word's row."""
+    from mmattn.teach import figures  # plotly: only the page needs it
+
+    names = figures.matrix_names(steps)
+    stage = stage if stage in names else "scores"
+    query = steps.word_tokens[word] if steps.direction == "text_to_image" else step_query(steps, word)
+    fig = figures.matrix_figure(steps, stage, lang=lang, query=query)
+    if stage in _QKV_SENTENCES:
+        sentence = _QKV_SENTENCES[stage][lang == "zh"]
+    else:
+        sentence = figures.stage_sentences(steps.direction, steps.head_dim)[stage][lang if lang in ("en", "zh") else "en"]
+    scaling = figures.scaling_figure(steps, step_query(steps, word), temperature, lang=lang)
+    return fig, sentence, scaling
+
+
+def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: int = 0, direction: str = "text_to_image",
+               lang: str = "en") -> StepsView:  # fmt: skip
+    """One head's cross-attention, stage by stage, recomputed from the inputs the trace recorded
+    (the explanation in English or Chinese)."""
+    s = attention_steps(grounder, trace, layer, head, direction)
+    w = recompute.resolve_word(s.words, word)
+    word_name, image = s.words[w], trace.image
+    t2i = direction == "text_to_image"
+
+    def tr(en: str, zh: str) -> str:
+        return zh if lang == "zh" else en
+
+    qn, kn = (tr("T tokens", "T 个词元"), tr("P patches", "P 个图像块")) if t2i else (tr("P patches", "P 个图像块"), tr("T tokens", "T 个词元"))
+    lim = float(np.abs(s.scores).max())
+    Lq, Lk, hd, T = s.q.shape[0], s.k.shape[0], s.head_dim, len(s.tokens)
+    rows = [  # (picture, short caption, stage, shapes, meaning)
+        (pictures.matrix_picture(s.q, signed=True), f"Q {_shape(s.q)}", f"Q = x·W_q (head {s.head})", f"{_shape(s.q)}",
+         tr(f"one row per query ({qn}): what it looks for", f"每个查询一行（{qn}）：它要找什么")),
+        (pictures.matrix_picture(s.k.T, signed=True), f"Kᵀ {_shape(s.k.T)}", tr("K = context·W_k, shown as Kᵀ", "K = context·W_k，画成 Kᵀ"),
+         f"{_shape(s.k)} → Kᵀ {_shape(s.k.T)}", tr(f"one column per key ({kn}): what each one offers to be found by", f"每个键一列（{kn}）：它凭什么被找到")),
+        (pictures.matrix_picture(s.scores, signed=True, limit=lim), f"S = Q·Kᵀ {_shape(s.scores)}", tr("1. match: S = Q·Kᵀ", "1. 匹配：S = Q·Kᵀ"),
+         f"{_shape(s.q)} · {hd}×{Lk} → {_shape(s.scores)}", tr("every query–key dot product at once (blue < 0 < red)", "一次算出所有查询–键的点积（蓝 < 0 < 红）")),
+        (pictures.matrix_picture(s.scaled, signed=True), f"S/√{hd} {_shape(s.scaled)}", tr(f"2. scale: S / √{hd} = S / {math.sqrt(hd):.2f}", f"2. 缩放：S / √{hd} = S / {math.sqrt(hd):.2f}"),
+         f"{_shape(s.scaled)}", tr("the same pattern, smaller numbers: keeps softmax out of saturation", "图案一样，数值变小：让 softmax 不至于饱和")),
+        (pictures.matrix_picture(s.weights), f"softmax {_shape(s.weights)}", tr("2. softmax, per row", "2. 每行 softmax"), f"{_shape(s.weights)}",
+         tr(f"each row sums to 1 (black 0 → yellow = the largest weight); max difference from the model's own weights: {s.max_weight_error:.1e}",
+            f"每行之和为 1（黑 0 → 黄 = 最大权重）；与模型自己的权重最多相差 {s.max_weight_error:.1e}")),
+    ]  # fmt: skip
+    if s.reads_values:
+        rows += [
+            (pictures.matrix_picture(s.v, signed=True), f"V {_shape(s.v)}", "V = context·W_v", f"{_shape(s.v)}",
+             tr("what each key hands over when it is chosen", "每个键被选中时交出的内容")),
+            (pictures.matrix_picture(s.head_output, signed=True), f"Z = A·V {_shape(s.head_output)}", tr("3. read: Z = softmax(S/√d)·V", "3. 读取：Z = softmax(S/√d)·V"),
+             f"{_shape(s.weights)} · {_shape(s.v)} → {_shape(s.head_output)}", tr("each row is a weighted sum of the rows of V", "每一行是 V 各行的加权和")),
+            (pictures.matrix_picture(s.concat, signed=True, grid_every=(0, hd)), f"concat {_shape(s.concat)}",
+             tr(f"concatenate the {s.num_heads} heads", f"把 {s.num_heads} 个头拼起来"),
+             f"{s.num_heads} × ({Lq}×{hd}) → {_shape(s.concat)}", tr("each head's Z side by side (dark lines separate heads)", "各头的 Z 并排（深色线分隔各头）")),
+            (pictures.matrix_picture(s.output, signed=True), f"out_proj {_shape(s.output)}", tr("mix: out_proj", "混合：out_proj"),
+             f"{_shape(s.concat)} · {s.dim}×{s.dim} → {_shape(s.output)}",
+             tr(f"one linear layer combines the heads' evidence; max difference from the model's output: {s.max_output_error:.1e}",
+                f"一个线性层把各头的结果合起来；与模型输出最多相差 {s.max_output_error:.1e}")),
+        ]  # fmt: skip
+    stages = [(pic, cap) for pic, cap, *_ in rows]
+    table = tr("| stage | shapes | what it is |", "| 步骤 | 形状 | 是什么 |") + "\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for _, _, a, b, c in rows)
+    toks = s.word_tokens[w]
+    for name, title in (("scores", "Q·Kᵀ"), ("scaled", "÷√d"), ("weights", "softmax")):
+        a = getattr(s, name)
+        m = (a[toks].mean(0) if t2i else (a[:, toks].sum(1) if name == "weights" else a[:, toks].mean(1))).reshape(s.grid)
+        signed = name != "weights"
+        pic = pictures.grid_map_overlay(image, m, signed=signed, limit=None if not signed else float(np.abs(m).max()), height=STEP_THUMB)
+        stages.append((pic, f"{word_name}: {title}"))
+    if lang == "zh":
+        how = "它在 S、S/√d 和 softmax 中的那一行" if t2i else "它那一列：每个图像块给它的分数，以及每个图像块给它的权重"
+        text = (f"**第 {s.layer} 层，第 {s.head} 个头，{'文本 → 图像' if t2i else '图像 → 文本'}**：{Lq} 个查询，{Lk} 个键，头宽 "
+                f"d = {hd}（= {s.dim} / {s.num_heads} 个头）；描述有 T = {T} 个词元（含 [CLS] 和 [SEP]），图像有 "
+                f"P = {s.grid[0]}×{s.grid[1]} = {s.grid[0] * s.grid[1]} 个图像块。最后三张图在图像块网格上跟着词 "
+                f"**{md_text(word_name)}** 走过各步骤（{how}）。\n\n{table}")  # fmt: skip
+    else:
+        how = "its row of S, S/√d and the softmax" if t2i else "its column: every patch's score for it, and the weight every patch gives it"
+        text = (
+            f"**Layer {s.layer}, head {s.head}, {'text → image' if t2i else 'image → text'}**: {Lq} queries, {Lk} keys, head width "
+            f"d = {hd} (= {s.dim} / {s.num_heads} heads); the caption has T = {T} tokens with [CLS] and [SEP], the image "
+            f"P = {s.grid[0]}×{s.grid[1]} = {s.grid[0] * s.grid[1]} patches. The last three pictures follow the word "
+            f"**{md_text(word_name)}** through the stages on the patch grid ({how}).\n\n{table}"
+        )
+    if not s.reads_values:
+        text += tr("\n\n*No stage 3 here:* in the last fusion layer nothing reads the image stream any more (the match "
+                   "and grounded heads read the text), so this direction computes only where each patch looks: no V, no "
+                   "output. Pick an earlier layer to see the weighted sum with V.",
+                   "\n\n*这里没有第 3 步：* 最后一个融合层之后没有东西再读图像流（匹配头和定位头读的是文本），所以这个方向只算"
+                   "每个图像块看向哪里：没有 V，也没有输出。选前面的层可以看到 V 的加权和。")  # fmt: skip
+    hm = recompute.head_maps(trace, w, s.layer)
+    vmax = float(max(hm.heads.max(), hm.mean.max())) or 1.0
+    per_head = [(pictures.grid_map_overlay(image, m, vmax=vmax, height=STEP_THUMB), f"head {h}") for h, m in enumerate(hm.heads)]
+    per_head.append((pictures.grid_map_overlay(image, hm.mean, vmax=vmax, height=STEP_THUMB), f"mean of {len(hm.heads)} heads"))
+    flat = math.log2(hm.heads[0].size)
+    text += tr(
+        f"\n\nThe heads below (text → image, layer {s.layer}): the strongest weight and the entropy of each head's map "
+        f"(a flat map has {flat:.2f} bits, a single patch 0): "
+        + ", ".join(f"head {h}: {p:.3f} / {e:.2f} bits" for h, (p, e) in enumerate(zip(hm.peaks, hm.entropy))) + ".",
+        f"\n\n下面的各个头（文本 → 图像，第 {s.layer} 层）：每个头注意力图的最大权重和熵（完全平坦的图是 {flat:.2f} 比特，"
+        "只看一个图像块是 0）：" + "，".join(f"头 {h}：{p:.3f} / {e:.2f} 比特" for h, (p, e) in enumerate(zip(hm.peaks, hm.entropy))) + "。",
+    )  # fmt: skip
+    data = s.summary()
+    data.update(word=word_name, word_index=w, head_peaks=hm.peaks, head_entropy_bits=hm.entropy)
+    return StepsView(stages, text, per_head, data, s, w)
+
+
+# ---- Positions -------------------------------------------------------------------------------------
+@dataclass
+class PositionsView:
+    pe: object  #: plotly Figure: the PE matrix, positions x dimensions (hover: the formula with its numbers)
+    similarity: object  #: plotly Figure: PE·PEᵀ (hover: |i - j| and the value)
+    dims: object  #: plotly Figure: a few dimensions across positions
+    grid_picture: Image.Image
+    data: dict = field(repr=False)
+
+
+def positions_view(grounder, image: Image.Image | None = None, n: int = 32, dim: int = 64, positions: list[int] | None = None,
+                   row: int | None = None, col: int | None = None, lang: str = "en", figures: bool = True) -> PositionsView:  # fmt: skip
+    """Sinusoidal encodings: the PE matrix and PE·PEᵀ (interactive; None with ``figures=False``),
+    a few dimensions across positions, and the 2-D encoding of the image's patch grid."""
+    from mmattn.teach import figures as figs  # plotly: only the page needs it
+
+    p = recompute.positional_1d(n, dim, positions)
+    grid = recompute.model_grid(grounder, image)
+    row = grid[0] // 2 if row is None else row
+    col = grid[1] // 2 if col is None else col
+    g = recompute.grid_similarity(grid, row, col, dim=dim if dim % 4 == 0 else dim + 2, grounder=grounder)
+    ps = grounder.processor.patch_size
+    base = image if image is not None else Image.new("RGB", (grid[1] * ps, grid[0] * ps), (128, 128, 128))
+    sim_pic = pictures.draw_patch_grid(pictures.grid_map_overlay(base, g.similarity, signed=True, limit=1.0, height=320), grid, (row, col))
+    data = {"n": n, "dim": dim, "positions": p.positions, "diagonal_spread": p.diagonal_spread, "grid": list(grid),
+            "patch": [row, col], "grid_encoding": g.source, "grid_encoding_dim": g.dim,
+            "grid_similarity": np.round(g.similarity, 4).tolist()}  # fmt: skip
+    pe, sim, dims = (figs.pe_figure(p, lang=lang), figs.pe_similarity_figure(p, lang=lang), figs.pe_dims_figure(p, lang=lang)) if figures else (None, None, None)
+    return PositionsView(pe, sim, dims, sim_pic, data)
+
+
+# ---- Positions off: the same question without positional encodings --------------------------------
+def positions_off_view(grounder, trace: Trace, lang: str = "en") -> tuple[Image.Image, str, dict]:
+    """The user's question grounded again without positional encodings: the picture (words
+    found with positions, drawn from the maps without them), a table of how far each word's
+    map moved, and what happened to the relation check and the match score."""
+    p = recompute.positions_off(grounder, trace)
+    shown = [i for i, g in enumerate(p.grounded_on) if g] or list(range(len(p.words)))
+    view = view_image(trace.image)
+    maps = maps_at_size(p.maps_off, trace.grid, (view.height, view.width))
+    picture = compose(view, maps, [word_colour(i) for i in range(len(p.words))], shown)
+    zh = lang == "zh"
+
+    def verdict(score: float) -> str:
+        if abs(score) < RELATION_SHOWN:
+            return "说不出方位" if zh else "cannot tell"
+        return ("与方位词一致" if score > 0 else "与方位词矛盾") if zh else ("agrees with the relation word" if score > 0 else "contradicts it")
+
+    if zh:
+        head = "| 词 | 注意力图移动了多少 | 有位置编码时找到 | 没有时找到 |\n|---|---|---|---|\n"
+        summary = (f"**有位置编码**：关系检查 {p.relation_on:+.1f}（{verdict(p.relation_on)}），匹配 {p.match_on:.0%}。"
+                   f"**去掉位置编码**：关系检查 {p.relation_off:+.1f}（{verdict(p.relation_off)}），匹配 {p.match_off:.0%}。"
+                   "“移动了多少”= 两张注意力图作为分布的差（0 = 完全一样，100% = 完全不重叠）。")  # fmt: skip
+        yes, no = "是", "否"
+    else:
+        head = "| word | how much of its map moved | found with positions | found without |\n|---|---|---|---|\n"
+        summary = (f"**With positions**: relation check {p.relation_on:+.1f} ({verdict(p.relation_on)}), match {p.match_on:.0%}. "
+                   f"**Without positions**: relation check {p.relation_off:+.1f} ({verdict(p.relation_off)}), match {p.match_off:.0%}. "
+                   "“Moved” is how much of the word's map (as a distribution) went elsewhere: 0 = the same map, 100% = no overlap.")  # fmt: skip
+        yes, no = "yes", "no"
+    rows = "\n".join(f"| {i}:{md_text(w)} | {m:.0%} | {yes if a else no} | {yes if b else no} |"
+                     for i, (w, m, a, b) in enumerate(zip(p.words, p.moved, p.grounded_on, p.grounded_off)))  # fmt: skip
+    data = {"words": p.words, "moved": [round(m, 4) for m in p.moved], "grounded_on": p.grounded_on, "grounded_off": p.grounded_off,
+            "relation_on": round(p.relation_on, 4), "relation_off": round(p.relation_off, 4),
+            "match_on": round(p.match_on, 6), "match_off": round(p.match_off, 6)}  # fmt: skip
+    return picture, summary + "\n\n" + head + rows, data

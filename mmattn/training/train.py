@@ -1,0 +1,363 @@
+"""Train a GroundingModel on the shapes world: ``mmattn train`` / ``python -m mmattn.train``.
+
+Losses (each switchable):
+- match: binary cross-entropy, true caption vs. a counterfactual one (hard negative);
+- contrastive: optional in-batch InfoNCE on the pooled unimodal embeddings;
+- grounding: both attention directions of every fusion layer (mean over heads) pulled
+  towards the object masks, text->image and image->text;
+- aux: every patch predicts the colour, shape and size of the object it shows;
+- grounded: is each word located in the image (content words yes, function words and
+  counterfactual words naming nothing in the scene no).
+
+Speed and stability: ``--precision bfloat16`` runs forward and backward under bfloat16
+autocast (on the 2-core development CPU, which has AVX-512 BF16, a training step alone takes
+about 0.73x the time, and a whole run makes about 1.2x the steps; the losses are computed in
+float32), and ``--ema 0.998`` publishes an exponential moving average of the weights
+(torch's ``AveragedModel``, with a warm-up of the decay): the averaged model is what is
+evaluated and saved, so that a checkpoint taken while the learning rate is still high is
+not the noisy last step.
+
+Checkpoints (``OUT/last``, the ``--snapshots``) are written, checked and read back by
+:mod:`mmattn.train_state`; ``--resume`` continues the step, the clock and the evaluation
+history, and logs where it started.
+
+Multi-process: ``torchrun --nproc_per_node N -m mmattn.train ...`` (gloo on CPU, NCCL on
+GPUs); every process draws its own scenes, rank 0 evaluates and saves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel
+from torch.utils.data import DataLoader, IterableDataset
+from tqdm.auto import tqdm
+
+from mmattn.api.grounder import PRECISIONS
+from mmattn.models.grounding_model import PATCH_CLASSES, GroundingConfig, GroundingModel
+from mmattn.models.tokenizer import build_tokenizer, load_tokenizer
+from mmattn.scenes import TRAIN, caption_corpus, make_sample
+from mmattn.training.batches import RELATION_NEGATIVES, build_batch
+from mmattn.training.state import checkpoint_dir, copy_checkpoint, load_train_state, save_checkpoint, snapshot_dir, taken_snapshots
+
+log = logging.getLogger(__name__)
+
+#: image sizes (width, height) drawn for training batches: square and both orientations
+TRAIN_SIZES = ((96, 96), (96, 72), (72, 96), (96, 64), (64, 96), (96, 80), (80, 96), (96, 48), (48, 96))
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/default"  # checkpoints go to OUT/last (and OUT/final at the end)
+    steps: int = 1500
+    batch_size: int = 64  # images per process per step (each with a true and a counterfactual caption)
+    lr: float = 2e-3
+    warmup: int = 100
+    weight_decay: float = 0.05
+    seed: int = 0
+    match: bool = True
+    contrastive: bool = False
+    grounding: bool = True  # supervise attention with the masks (False = weakly supervised)
+    aux: bool = True
+    grounded: bool = True
+    eval_every: int = 250
+    eval_scenes: int = 200
+    ckpt_every: int = 100
+    workers: int = 1
+    minutes: float | None = None  # stop (and save) after this much training time
+    resume: bool = False
+    sizes: tuple = TRAIN_SIZES  # (width, height) of training images, cycled by step
+    #: scenes are drawn this many times the training size, then resized to it by the model's
+    #: resize policy, as a user's bigger (or smaller) image is; cycled per round of ``sizes``
+    render_scales: tuple = (1.0,)
+    model: dict = field(default_factory=dict)  # GroundingConfig overrides
+    relation_negatives: float = RELATION_NEGATIVES  # share of relational captions trained against their relation swap
+    precision: str = "float32"  # arithmetic of forward and backward: "float32" or "bfloat16" (autocast)
+    #: decay of the moving average of the weights that is evaluated and saved (0: none, the raw weights)
+    ema: float = 0.0
+    #: also checkpoint at the step that crosses each of these minutes, kept as OUT/at-{m}min
+    snapshots: tuple = ()
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema is a decay in [0, 1), e.g. 0.998 (got {self.ema!r})")
+
+
+class BatchStream(IterableDataset):
+    """Training batches ``start, start+1, ...``: batch j of process r is made of the scenes
+    with seeds from (seed, j, r), so a run is reproducible and resumable at any step."""
+
+    def __init__(self, cfg: TrainConfig, tokenizer, patch_size: int, start: int, rank: int = 0, world: int = 1):
+        self.cfg, self.tokenizer, self.patch_size = cfg, tokenizer, patch_size
+        self.start, self.rank, self.world = start, rank, world
+
+    def batch(self, j: int) -> dict:
+        base = ((self.cfg.seed * 1_000_003 + j) * self.world + self.rank) * self.cfg.batch_size
+        n = len(self.cfg.sizes)
+        w, h = self.cfg.sizes[j % n]
+        scale = self.cfg.render_scales[(j // n) % len(self.cfg.render_scales)]
+        rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
+        samples = [make_sample(base + k, rw, rh, TRAIN) for k in range(self.cfg.batch_size)]
+        rng = np.random.default_rng(base)
+        return build_batch(samples, self.tokenizer, self.patch_size, rng, self.cfg.relation_negatives, image_size=max(w, h))
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        j = self.start + wid
+        while j < self.cfg.steps:
+            yield self.batch(j)
+            j += nw
+
+
+def attention_ce(weights: list[torch.Tensor], target: torch.Tensor, row_w: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy between target rows and the head-mean attention rows, averaged over layers.
+    weights: per layer (B, H, Lq, Lk); target (B, Lq, Lk) rows summing to 1; row_w (B, Lq)."""
+    losses = []
+    for w in weights:
+        ce = -(target * torch.log(w.float().mean(1) + 1e-6)).sum(-1)  # (B, Lq), float32 under autocast too
+        losses.append((ce * row_w).sum() / row_w.sum().clamp(min=1) if row_w is not None else ce.mean())
+    return torch.stack(losses).mean()
+
+
+def compute_losses(model: GroundingModel, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
+    B = batch["pixels"].size(0)
+    with torch.autocast(batch["pixels"].device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
+        out = model(batch["ids"], batch["pixels"], batch["attention_mask"], output_fusion_attentions=True)
+    losses, stats = {}, {}  # every loss in float32, whatever the arithmetic of the model
+    if cfg.match:
+        bce = F.binary_cross_entropy_with_logits(out.match_logits.float(), batch["match"], reduction="none")
+        losses["match"] = (bce * batch["match_w"]).sum() / batch["match_w"].sum()
+    if cfg.contrastive:
+        logits = out.text_embeds[:B].float() @ out.image_embeds.float().T / 0.07  # (B, B)
+        labels = torch.arange(B, device=logits.device)
+        losses["contrastive"] = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    if cfg.grounding:
+        losses["t2i"] = attention_ce([w[:B] for w in out.text_to_image], batch["t2i"], batch["t2i_w"])
+        losses["i2t"] = attention_ce([w[:B] for w in out.image_to_text], batch["i2t"])
+    if cfg.aux:
+        logits = out.patch_logits.float().split(PATCH_CLASSES, dim=-1)
+        labels = batch["patch_labels"]  # (B, P, 3), 0 = background
+        obj = labels[..., 0] > 0  # (B, P): object patches are few, so they weigh as much as all background together
+        ce = torch.stack([F.cross_entropy(lg.transpose(1, 2), labels[..., k], reduction="none") for k, lg in enumerate(logits)], -1)
+        losses["aux"] = (ce[obj].mean() if obj.any() else ce.sum() * 0) + ce[~obj].mean() * 0.5
+        with torch.no_grad():
+            stats["shape_acc"] = float((logits[1].argmax(-1) == labels[..., 1])[obj].float().mean()) if obj.any() else 0.0
+    if cfg.grounded:
+        bce = F.binary_cross_entropy_with_logits(out.grounded_logits.float(), batch["grounded"], reduction="none")
+        losses["grounded"] = (bce * batch["grounded_w"]).sum() / batch["grounded_w"].sum().clamp(min=1)
+    with torch.no_grad():
+        stats["match_acc"] = float(((out.match_logits > 0).float() == batch["match"]).float().mul(batch["match_w"]).sum() / batch["match_w"].sum())
+        t2i = out.text_to_image[-1][:B].mean(1)  # (B, T, P)
+        hit = batch["t2i"].gather(-1, t2i.argmax(-1, keepdim=True)).squeeze(-1) > 0  # peak inside the object
+        stats["point"] = float((hit.float() * batch["t2i_w"]).sum() / batch["t2i_w"].sum().clamp(min=1))
+    # every output joins the graph (with weight 0), so that DDP sees a gradient for every
+    # parameter even when a loss is switched off or an output feeds no loss
+    keep = (out.image_features, out.text_embeds, out.image_embeds, out.patch_logits, out.grounded_logits, out.match_logits)
+    total = sum(losses.values()) + 0.0 * sum(t.mean() for t in keep)
+    return total, {**{k: float(v.detach()) for k, v in losses.items()}, **stats}
+
+
+def lr_at(step: int, cfg: TrainConfig, minutes: float | None = None) -> float:
+    """Linear warm-up, then cosine decay to 5% of ``cfg.lr``. With a time budget
+    (``cfg.minutes``) and the ``minutes`` trained so far, the decay follows whichever of
+    steps and time runs out first, so a run cut short by the clock still ends annealed."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    if cfg.minutes and minutes is not None:
+        progress = max(progress, minutes / cfg.minutes)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def ema_average(decay: float):
+    """``multi_avg_fn`` for :class:`AveragedModel`: an exponential moving average whose decay
+    warms up as (1 + n) / (10 + n) after n updates (as timm's ModelEma), so that the random
+    initial weights do not linger in the average."""
+
+    def average(averaged: list[torch.Tensor], current: list[torch.Tensor], n) -> None:
+        d = min(decay, (1 + float(n)) / (10 + float(n)))
+        floats = [(a, c) for a, c in zip(averaged, current) if a.is_floating_point()]
+        if floats:  # what torch's get_ema_multi_avg_fn does
+            torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], 1 - d)
+        for a, c in zip(averaged, current):
+            if not a.is_floating_point():  # integer buffers (indices) are copied, not averaged
+                a.copy_(c)
+
+    return average
+
+
+def make_optimizer(model: GroundingModel, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on biases, norms and position tables)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def train(cfg: TrainConfig) -> GroundingModel:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    distributed = world > 1
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    main_proc = rank == 0
+    torch.manual_seed(cfg.seed)
+
+    tokenizer = build_tokenizer(caption_corpus())
+    mcfg = GroundingConfig(**{"vocab_size": len(tokenizer), "image_size": 96, "image_layers": 1, **cfg.model})
+    model = GroundingModel(mcfg).to(device)
+    optimizer = make_optimizer(model, cfg)
+    # the published model: a moving average of the weights, or the weights themselves
+    ema = AveragedModel(model, multi_avg_fn=ema_average(cfg.ema), use_buffers=True) if cfg.ema else None
+    published = ema.module if ema is not None else model
+    last = os.path.join(cfg.out, "last")
+    start, minutes_before, history = 0, 0.0, []
+    if cfg.resume and os.path.isdir(checkpoint_dir(last)):
+        state = load_train_state(last, model, optimizer, ema)
+        start, minutes_before = int(state["step"]), float(state.get("minutes", 0.0))  # the clock goes on where it stopped
+        history = list(state.get("history", []))  # every evaluation before every interruption
+        tokenizer = load_tokenizer(checkpoint_dir(last))
+        if main_proc:
+            log.info("resumed from %s: step %d of %d, %.1f minutes trained, %d evaluations so far",
+                     checkpoint_dir(last), start, cfg.steps, minutes_before, len(history))  # fmt: skip
+    elif cfg.resume and main_proc:
+        log.info("nothing to resume in %s: starting from step 0", last)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+
+    stream = BatchStream(cfg, tokenizer, mcfg.patch_size, start, rank, world)
+    loader = DataLoader(stream, batch_size=None, num_workers=cfg.workers, persistent_workers=False,
+                        multiprocessing_context="fork" if cfg.workers else None)  # fmt: skip
+    from mmattn.training.evaluate import evaluate, held_out_samples  # late import: evaluate imports the API
+
+    eval_set = held_out_samples(cfg.eval_scenes, seed=10_000_019) if main_proc and cfg.eval_every else []
+    bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not main_proc, dynamic_ncols=True)
+    t0, step = time.time() - 60 * minutes_before, start
+    smooth: dict = {}
+    snapshots = taken_snapshots(cfg, log_problems=main_proc)  # before a resume
+    model.train()
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        # the clock only steers a single process: DDP ranks must agree on the learning rate
+        clock = None if distributed else (time.time() - t0) / 60
+        for g in optimizer.param_groups:
+            g["lr"] = lr_at(step, cfg, clock)
+        loss, stats = compute_losses(ddp, batch, cfg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        step += 1
+        for k, v in {"loss": float(loss.detach()), **stats}.items():
+            smooth[k] = v if k not in smooth else 0.95 * smooth[k] + 0.05 * v
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in smooth.items() if k in ("loss", "match_acc", "point", "shape_acc")})
+        elapsed = (time.time() - t0) / 60
+        out_of_time = cfg.minutes is not None and elapsed >= cfg.minutes
+        done = step >= cfg.steps or out_of_time
+        if main_proc and cfg.eval_every and (step % cfg.eval_every == 0 or done):
+            m = evaluate(published, tokenizer, eval_set, progress=False)
+            model.train()
+            history.append({"step": step, "minutes": round(elapsed, 2), "pointing": m["pointing"]["all"], "match": m["match"]["all"]})
+            bar.write(f"step {step} ({elapsed:.1f} min): pointing {m['pointing']['all']:.3f}  match {m['match']['all']:.3f}")
+        snap = [m for m in cfg.snapshots if m not in snapshots and elapsed >= m]  # due: saved at this step
+        if main_proc and (step % cfg.ckpt_every == 0 or done or snap):
+            published.eval()
+            extra = {"minutes": elapsed, "history": history, "ema_updates": int(ema.n_averaged) if ema is not None else 0}
+            save_checkpoint(last, published, tokenizer, optimizer, step, cfg, extra, raw=model if ema is not None else None)
+            for m in snap:  # the step that crossed m minutes of training
+                copy_checkpoint(last, snapshot_dir(cfg, m))
+                snapshots.add(m)
+            model.train()
+        if done:
+            break
+    bar.close()
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return published.eval()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmattn train", description="Train a grounding model on generated shapes scenes.")
+    d = TrainConfig()
+    p.add_argument("--out", default=d.out, help="output folder (checkpoints in OUT/last)")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per process per step")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--warmup", type=int, default=d.warmup)
+    p.add_argument("--seed", type=int, default=d.seed)
+    for name in ("match", "contrastive", "grounding", "aux", "grounded"):
+        p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=getattr(d, name), help=f"{name} loss")
+    p.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between evaluations (0: never)")
+    p.add_argument("--eval-scenes", type=int, default=d.eval_scenes)
+    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
+    p.add_argument("--workers", type=int, default=d.workers, help="data-generating worker processes")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last if it exists")
+    p.add_argument("--sizes", type=_sizes, default=d.sizes, help="training image sizes, e.g. 96x96,96x72")
+    p.add_argument("--model", type=json.loads, default={}, help='GroundingConfig overrides as JSON, e.g. \'{"dim": 96}\'')
+    p.add_argument("--render-scales", type=_scales, default=d.render_scales,
+                   help="draw scenes this many times the training size, then resize them (e.g. 0.75,1,2,2.5)")  # fmt: skip
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision, help="bfloat16: autocast, faster on CPUs with AVX-512 BF16 and on GPUs")
+    p.add_argument("--ema", type=_decay, default=d.ema, help="publish a moving average of the weights with this decay (e.g. 0.998; 0: off)")
+    p.add_argument("--snapshots", type=_minutes, default=d.snapshots,
+                   help="also checkpoint when the clock passes these minutes, kept as OUT/at-{M}min (e.g. 15,30)")  # fmt: skip
+    p.add_argument("--relation-negatives", type=_share, default=d.relation_negatives,
+                   help="share of relational captions trained against their relation swap (0..1)")  # fmt: skip
+    return p
+
+
+def _float_arg(ok, message: str, many: bool = False):
+    """An argparse ``type``: a float (or with ``many``, comma-separated floats) for which
+    ``ok`` holds; anything else is refused with ``message``."""
+
+    def parse(text: str):
+        try:
+            values = tuple(float(v) for v in text.split(",")) if many else (float(text),)
+        except ValueError:
+            values = ()
+        if not values or not all(ok(v) for v in values):
+            raise argparse.ArgumentTypeError(f"{message} (got {text!r})")
+        return values if many else values[0]
+
+    return parse
+
+
+_share = _float_arg(lambda v: 0.0 <= v <= 1.0, "expected a share between 0 and 1")
+_decay = _float_arg(lambda v: 0.0 <= v < 1.0, "ema is a decay in [0, 1), e.g. 0.998")
+_scales = _float_arg(lambda v: 0.25 <= v <= 8, "render scales look like 0.75,1,2 (each 0.25..8)", many=True)
+_minutes = _float_arg(lambda v: v > 0, "snapshots are minutes like 15,30", many=True)
+
+
+def _sizes(text: str) -> tuple:
+    try:
+        return tuple(tuple(int(v) for v in part.lower().split("x")) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes look like 96x96,96x72 (got {text!r})") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = TrainConfig(**{k.replace("-", "_"): v for k, v in vars(args).items()})
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()
