@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from mmattn.api.image import target_size, to_tensor
-from mmattn.models.tokenizer import MAX_TOKENS, Encoded, encode
+from mmattn.models.tokenizer import MAX_TOKENS, Encoded, encode, unshare_state
 
 #: punctuation of Chinese text, besides ASCII's
 CJK_PUNCTUATION = "，。！？、；：“”‘’（）《》…"
@@ -59,6 +59,7 @@ class Processor:
     languages: tuple[str, ...] = ("en",)  #: languages its captions may be in (ISO 639-1)
 
     def __init__(self, tokenizer, *, image_size: int, patch_size: int, max_tokens: int = MAX_TOKENS):
+        unshare_state(tokenizer)  # threads share it from here on (see mmattn.models.tokenizer.encode_split)
         self.tokenizer = tokenizer
         self.image_size = image_size
         self.patch_size = patch_size

@@ -107,16 +107,46 @@ def encode_split(tokenizer, words: list[list[str]], max_tokens: int = MAX_TOKENS
     """Tokenise captions already split into words (any backend's split), keeping the word of
     every token: the one truncation rule of every backend. A caption longer than
     ``max_tokens`` tokens (the two specials included) keeps its first whole words that fit
-    and is flagged in ``truncated``."""
+    and is flagged in ``truncated``.
+
+    Safe from any number of threads sharing ``tokenizer``: it is only ever called unpadded and
+    untruncated, so transformers never reconfigures the shared Rust tokenizer (a padded call
+    racing an unpadded one fails with "Unable to create tensor" or "Already borrowed",
+    transformers issue #47085); the batch is padded here instead."""
     words = [list(w) for w in words]
-    pieces = tokenizer([w or [""] for w in words], is_split_into_words=True, add_special_tokens=False)
-    truncated = []
-    for b in range(len(words)):
-        wid = [w for w in pieces.word_ids(b) if w is not None]
-        budget = max_tokens - 2  # room for the two specials ([CLS] and [SEP], or CLIP's start and end)
-        truncated.append(len(wid) > budget)
-        if truncated[-1]:
-            words[b] = words[b][: wid[budget]]  # up to the first word that does not fit completely
-    enc = tokenizer([w or [""] for w in words], is_split_into_words=True, padding="longest", return_tensors="pt")
+    enc = _unpadded(tokenizer, words)
     word_ids = [enc.word_ids(b) for b in range(len(words))]
-    return Encoded(enc["input_ids"], enc["attention_mask"].bool(), word_ids, words, truncated)
+    truncated = []
+    for b, wid in enumerate(word_ids):
+        wid = [w for w in wid if w is not None]
+        truncated.append(len(wid) > max_tokens - 2)  # room for the two specials ([CLS] and [SEP], or CLIP's start and end)
+        if truncated[-1]:
+            words[b] = words[b][: wid[max_tokens - 2]]  # up to the first word that does not fit completely
+    if any(truncated):
+        enc = _unpadded(tokenizer, words)
+        word_ids = [enc.word_ids(b) for b in range(len(words))]
+    rows = enc["input_ids"]
+    T = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.tensor([r + [pad] * (T - len(r)) for r in rows], dtype=torch.long)  # (B, T), padded on the right
+    mask = torch.tensor([[True] * len(r) + [False] * (T - len(r)) for r in rows])  # (B, T)
+    word_ids = [w + [None] * (T - len(w)) for w in word_ids]
+    return Encoded(ids, mask, word_ids, words, truncated)
+
+
+def _unpadded(tokenizer, words: list[list[str]]):
+    """Each caption's tokens with the specials, no padding, no truncation: a call that never
+    changes the tokenizer's state (see :func:`unshare_state`)."""
+    return tokenizer([w or [""] for w in words], is_split_into_words=True, padding=False, truncation=False)
+
+
+def unshare_state(tokenizer) -> None:
+    """Clear any padding or truncation a tokenizer file set on the Rust tokenizer, once, before
+    threads share it, so that no later unpadded call has to change it (see :func:`encode_split`)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return
+    if backend.truncation is not None:
+        backend.no_truncation()
+    if backend.padding is not None:
+        backend.no_padding()
