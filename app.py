@@ -6,7 +6,7 @@
 Tabs: Ground (each word's map over the image), Image -> text (click a region: which words
 it attends to), Heads & layers, Step by step (Q, Kᵀ, Q·Kᵀ, ÷√d, softmax, ·V, heads,
 out_proj, recomputed with the model's own weights, as interactive figures), Positions (and
-the positions-off experiment). In English or Chinese (app_text.py).
+the positions-off experiment). In English or Chinese (mmattn/teach/text_en.py, text_zh.py).
 
 One question, one forward pass: a Ground click traces the model once
 (``mmattn.tracecache.TraceCache``); every tab, click, word, layer, head and direction is then
@@ -47,7 +47,6 @@ malloc.install()
 import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from app_text import TRANSLATIONS  # noqa: E402
 from mmattn.api.grounder import BACKWARD_METHODS, DEFAULT_MODEL, Grounder  # noqa: E402
 from mmattn.api.image import load_image  # noqa: E402
 from mmattn.backends import catalog  # noqa: E402
@@ -57,13 +56,13 @@ from mmattn.demo.tracecache import TraceCache, image_digest  # noqa: E402
 from mmattn.io import files  # noqa: E402
 from mmattn.io.checkpoint import CheckpointError  # noqa: E402
 from mmattn.models.tokenizer import MAX_TOKENS  # noqa: E402
-from mmattn.teach import figures, recompute, views  # noqa: E402, F401 -- figures: plotly imported at start-up, not on the first click
+from mmattn.teach import figures, recompute, text, views  # noqa: E402, F401 -- figures: plotly imported at start-up, not on the first click
 from patches import gradio_cache, gradio_inputs, gradio_uploads  # noqa: E402
 
 gradio_cache.install()
 Image.MAX_IMAGE_PIXELS = 40_000_000  # Pillow refuses (2x this) / warns before decoding decompression bombs
 log = logging.getLogger("mmattn.app")
-T = gr.I18n(**TRANSLATIONS)  #: the page's words, English and Chinese (app_text.py)
+T = gr.I18n(**text.translations())  #: the page's words, English and Chinese (mmattn/teach/text_en.py, text_zh.py)
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "assets" / "examples"
@@ -336,15 +335,15 @@ EXPORT_AGE = 600  #: seconds a download file is kept
 def export(numbers: dict, stem: str) -> str:
     """``numbers`` as a JSON file to download (named by its content; files older than
     EXPORT_AGE are removed, so the folder stays small)."""
-    text = json.dumps(numbers, ensure_ascii=False, indent=1)
-    path = EXPORTS / f"{stem}-{hashlib.sha1(text.encode()).hexdigest()[:12]}.json"
+    body = json.dumps(numbers, ensure_ascii=False, indent=1)
+    path = EXPORTS / f"{stem}-{hashlib.sha1(body.encode()).hexdigest()[:12]}.json"
     if not path.is_file():
         EXPORTS.mkdir(parents=True, exist_ok=True)
         now = time.time()
         for old in EXPORTS.glob("*.json"):
             if now - old.stat().st_mtime > EXPORT_AGE:
                 old.unlink(missing_ok=True)
-        files.write_text(path, text)
+        files.write_text(path, body)
     return str(path)
 
 
@@ -357,7 +356,7 @@ def _ground_outputs(q: Question, method, layer, heads, show_boxes, shown=None):
     kw = _controls(model_of(q), method, layer, heads)
     v = views.ground_view(trace_of(q, kw["method"]), **kw, show_boxes=bool(show_boxes), shown=shown, source_size=q.source_size,
                           lang=q.lang)  # fmt: skip
-    match = {views.text("describes", q.lang): v.match_score, views.text("does_not", q.lang): 1 - v.match_score}
+    match = {text.t("describes", q.lang): v.match_score, text.t("does_not", q.lang): 1 - v.match_score}
     return v, match
 
 
@@ -365,7 +364,7 @@ def _table(v, lang: str):
     """The per-word table with its headers in ``lang`` (a DataFrame: gradio sends its headers along)."""
     import pandas as pd
 
-    return pd.DataFrame(views.word_table(v.words, v.out_of_world, lang), columns=views.text("headers", lang))
+    return pd.DataFrame(views.word_table(v.words, v.out_of_world, lang), columns=text.t("headers", lang))
 
 
 @_friendly
@@ -414,7 +413,7 @@ def _patch_words(q: Question, fx: float, fy: float, method, layer, heads):
 
 
 def _other(pw, lang: str) -> str:
-    return views.text("other_tokens", lang).format(p=pw.other)
+    return text.t("other_tokens", lang, p=pw.other)
 
 
 def _xy(q: Question, x, y) -> tuple[float, float]:
@@ -487,7 +486,7 @@ def steps_view(image, caption, word=None, layer=LAYER0, head=0, direction="text_
 def heads_page(q, word):
     if q is None:
         raise user_error("Run Ground first.")
-    return views.heads_view(trace_of(q), word)
+    return views.heads_view(trace_of(q), word, q.lang)
 
 
 def _temperature(value) -> float:
@@ -592,7 +591,7 @@ def fill_tabs(q, word, layer, head, direction, stage, temperature, n, dim, posit
     t = trace_of(q)
     labels = views.labels(t.words)
     first = labels[max(range(len(labels)), key=lambda i: t.grounded_scores[i])] if labels else None
-    t2i, i2t, hdata = views.heads_view(t, first)
+    t2i, i2t, hdata = views.heads_view(t, first, q.lang)
     s = _steps(q, first, layer, head, direction)
     fig = sentence = scaling = None  # drawn when the tab is opened
     if tab == "steps":
@@ -610,7 +609,7 @@ def fill_tabs(q, word, layer, head, direction, stage, temperature, n, dim, posit
 def caption_label(m: Model) -> str:
     """The caption box's label, in English and Chinese: the languages the model reads."""
     key = {("en", "zh"): "caption_en_zh", ("zh", "en"): "caption_zh_en"}.get(tuple(m.grounder.processor.languages), "caption_en")
-    return f"{TRANSLATIONS['en'][key]} · {TRANSLATIONS['zh'][key]}"
+    return f"{text.t(key, 'en')} · {text.t(key, 'zh')}"
 
 
 def head_choices(H: int) -> list[str]:
@@ -768,7 +767,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                         steps_head = gr.Radio([(str(h), h) for h in range(H)], value=0, label=T("steps_head"))
                         steps_dir = gr.Radio([(T("t2i"), "text_to_image"), (T("i2t"), "image_to_text")],
                                              value="text_to_image", label=T("direction"))  # fmt: skip
-                    steps_stage = gr.Radio([(label, name) for name, label in views.STAGES], value="scores", label=T("stage"),
+                    steps_stage = gr.Radio([(T(f"stage_label_{n}"), n) for n in text.STAGE_NAMES], value="scores", label=T("stage"),
                                            info=T("stage_info"), elem_id="steps_stage")  # fmt: skip
                     steps_sentence = gr.Markdown(elem_id="steps_sentence", elem_classes="explain")
                     steps_plot = gr.Plot(show_label=False, elem_id="steps_plot")

@@ -192,7 +192,7 @@ def test_scaling_figure(steps):
 def test_stage_sentences():
     for direction in recompute.DIRECTIONS:
         ss = F.stage_sentences(direction, head_dim=32)
-        assert list(ss) == [name for name, *_ in F.STAGES]
+        assert list(ss) == list(F.SENTENCE_STAGES)
         for v in ss.values():
             assert set(v) == {"en", "zh"} and v["en"] and CJK.search(v["zh"]) and not CJK.search(v["en"])
         assert "spine" in ss["scores"]["en"] and "书脊" in ss["scores"]["zh"]  # the metaphor, introduced once

@@ -80,16 +80,15 @@ class Trace:
         """The image is not from the world the model knows: nothing is marked grounded."""
         return self.world is not None and not self.world.in_world
 
-    def notices(self, lang: str = "en") -> list[str]:
-        """Everything the user should know about this trace, in plain sentences."""
+    def notices(self) -> list[str]:
+        """Everything the user should know about this trace, in plain English sentences (the
+        library's record; the demo's sentences, English and Chinese, are ``mmattn.teach.views.notes``)."""
         out = []
         if self.out_of_world:
-            out.append(out_of_world_message(self.world, lang))
-        if self.caption.truncated and lang == "zh":
-            out.append(f"描述被截断为前 {len(self.words)} 个词（最多 {MAX_TOKENS - 2} 个记号）。")
-        elif self.notice:
+            out.append(out_of_world_message(self.world))
+        if self.notice:
             out.append(self.notice[0].upper() + self.notice[1:] + ".")
-        out += [unknown_word_message(w, self.suggestions.get(w), lang) for w in dict.fromkeys(self.unknown_words)]
+        out += [unknown_word_message(w, self.suggestions.get(w)) for w in dict.fromkeys(self.unknown_words)]
         return out
 
     # ---- what it is ------------------------------------------------------------------
@@ -236,10 +235,7 @@ class Trace:
         }  # fmt: skip
 
 
-def out_of_world_message(world: WorldCheck, lang: str = "en") -> str:
-    if lang == "zh":
-        return (f"这张图不像模型训练时的形状世界（{world.reason_zh}），因此没有任何词被标为“找到”。"
-                "照片请用 CLIP 后端：在页面的“模型”菜单里选一个照片后端，或启动时设 MMATTN_MODEL=openai/clip-vit-base-patch16。")  # fmt: skip
+def out_of_world_message(world: WorldCheck) -> str:
     return (f"This image does not look like the shapes world the model was trained on ({world.reason}), so no word is "
             "marked found. For photographs use the CLIP backend: pick a photo backend in the page's Model menu, or start with "
             "MMATTN_MODEL=openai/clip-vit-base-patch16 (see the README).")  # fmt: skip

@@ -34,14 +34,14 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["KIND_COLOURS", "MATRIX_NAMES", "STAGES", "ScalingStats", "hover_text", "key_labels", "matrix_figure", "matrix_names",
+from mmattn.teach.text import LANGS, check_lang, t
+
+__all__ = ["KIND_COLOURS", "MATRIX_NAMES", "SENTENCE_STAGES", "ScalingStats", "hover_text", "key_labels", "matrix_figure", "matrix_names",
            "pe_dims_figure", "pe_figure", "pe_similarity_figure", "query_labels", "scaling_figure", "scaling_stats", "stage_sentences"]  # fmt: skip
 
-LANGS = ("en", "zh")
 MATRIX_NAMES = ("q", "k", "scores", "scaled", "weights", "v", "head_output", "concat", "output")
-#: the step control's stages, in order: (name of the matrix shown, label in English, in Chinese)
-STAGES = (("scores", "Q·Kᵀ", "Q·Kᵀ"), ("scaled", "÷√d", "÷√d"), ("weights", "softmax", "softmax"),
-          ("head_output", "·V", "·V"), ("concat", "heads", "多头拼接"), ("output", "out_proj", "out_proj"))  # fmt: skip
+#: the stages that have a sentence of their own (Q, Kᵀ and V come first: ``mmattn.teach.views.STAGE_NAMES``)
+SENTENCE_STAGES = ("scores", "scaled", "weights", "head_output", "concat", "output")
 KIND_COLOURS = {"q": "#2563eb", "k": "#dc2626", "v": "#16a34a", "scores": "#7c3aed", "scaled": "#7c3aed", "weights": "#7c3aed",
                 "head_output": "#0d9488", "concat": "#0d9488", "output": "#d97706"}  # fmt: skip
 NEGATIVE = "#6b7280"  #: the negative end of every diverging scale (grey)
@@ -51,9 +51,7 @@ MARGIN = dict(l=70, r=20, t=56, b=70)
 
 
 def _check_lang(lang: str) -> str:
-    if lang not in LANGS:
-        raise ValueError(f"lang must be one of {', '.join(LANGS)} (got {lang!r})")
-    return lang
+    return check_lang(lang)
 
 
 # ---- labels -------------------------------------------------------------------------------
@@ -64,9 +62,9 @@ def token_labels(tokens: list[str]) -> list[str]:
     """Unique axis labels for tokens: a repeated token gets its occurrence as a subscript ("a", "a₂")."""
     seen: dict[str, int] = {}
     out = []
-    for t in tokens:
-        seen[t] = seen.get(t, 0) + 1
-        out.append(t if seen[t] == 1 else f"{t}{str(seen[t]).translate(_SUB)}")
+    for tok in tokens:
+        seen[tok] = seen.get(tok, 0) + 1
+        out.append(tok if seen[tok] == 1 else f"{tok}{str(seen[tok]).translate(_SUB)}")
     return out
 
 
@@ -91,19 +89,9 @@ def matrix_names(steps) -> list[str]:
     return [n for n in MATRIX_NAMES if getattr(steps, n) is not None]
 
 
-_AXES = {  # what an axis is, per language
-    "tokens": ("{role}: tokens", "{role}：词元"),
-    "patches": ("{role}: patches (row r, column c)", "{role}：图像块（第 r 行，第 c 列）"),
-    "hd": ("head dimension (0–{n})", "头内维度（0–{n}）"),
-    "concat": ("head h, dimension d (the heads side by side)", "第 h 个头的第 d 维（各头并排）"),
-    "D": ("model dimension (0–{n})", "模型维度（0–{n}）"),
-}
-_ROLES = {"queries": ("queries", "查询"), "keys": ("keys", "键")}
-
-
 def _axis_title(kind: str, lang: str, role: str = "", n: int = 0) -> str:
-    i = LANGS.index(lang)
-    return _AXES[kind][i].format(role=_ROLES[role][i] if role else "", n=n - 1)
+    """An axis title (``kind``: tokens, patches, hd, concat, D) in ``lang``."""
+    return t(f"fig_axis_{kind}", lang, role=t(f"fig_role_{role}", lang) if role else "", n=n - 1)
 
 
 # ---- colour scales ----------------------------------------------------------------------------
@@ -136,22 +124,6 @@ def _height(rows: int) -> int:
 
 
 # ---- 1. the matrices --------------------------------------------------------------------------
-_T = {  # (English, Chinese) titles; {shape} and {hd} filled in
-    "q": ("Q: queries, what each {q} looks for · {shape}", "Q：查询，每个{q}要找什么 · {shape}"),
-    "k": ("Kᵀ: keys, the title each {k} offers (K transposed) · {shape}", "Kᵀ：键，每个{k}亮出的“书名”（K 的转置）· {shape}"),
-    "scores": ("S = Q·Kᵀ: every query against every key · {shape}", "S = Q·Kᵀ：每个查询与每个键的点积 · {shape}"),
-    "scaled": ("S / √{hd}: the same pattern, smaller numbers · {shape}", "S / √{hd}：图案不变，数值变小 · {shape}"),
-    "weights": ("A = softmax(S / √{hd}) per row: each row sums to 1 · {shape}", "A = 按行 softmax(S / √{hd})：每行之和为 1 · {shape}"),
-    "v": ("V: values, the content each {k} hands over · {shape}", "V：值，每个{k}交出的内容 · {shape}"),
-    "head_output": ("Z = A·V: weighted sums of V's rows · {shape}", "Z = A·V：V 各行的加权和 · {shape}"),
-    "concat": ("the {H} heads' Z side by side · {shape}", "{H} 个头的 Z 并排拼接 · {shape}"),
-    "output": ("out_proj: the heads mixed into one vector per query · {shape}", "out_proj：把各头混合成每个查询一个向量 · {shape}"),
-}
-_UNITS = {"token": ("token", "词元"), "patch": ("patch", "图像块")}
-_BAR = {"value": ("value", "数值"), "weight": ("weight", "权重")}
-_WHERE = ("layer {layer}, head {head}", "第 {layer} 层，第 {head} 个头")
-
-
 def matrix_figure(steps, name: str, *, lang: str = "en", query: int | list[int] | None = None) -> go.Figure:
     """One matrix of ``steps`` (an :class:`~mmattn.explain.AttentionSteps`) as a labelled heat map.
 
@@ -167,25 +139,24 @@ def matrix_figure(steps, name: str, *, lang: str = "en", query: int | list[int] 
     if a is None:
         raise ValueError(f"this layer has no {name!r}: it computes only attention weights (no stage 3); "
                          f"pick one of {', '.join(matrix_names(steps))} or an earlier layer")  # fmt: skip
-    zh = lang == "zh"
     t2i = steps.direction == "text_to_image"
     ql, kl = query_labels(steps), key_labels(steps)
     hd, H, D = steps.head_dim, steps.num_heads, steps.dim
     qkind, kkind = ("tokens", "patches") if t2i else ("patches", "tokens")
     dims = [f"d{j}" for j in range(hd)]
     rt = math.sqrt(hd)
-    nkeys = f"{len(kl)} {'patches' if t2i else 'tokens'}" if not zh else f"{len(kl)} 个{'图像块' if t2i else '词元'}"
+    nkeys = t("fig_n_patches" if t2i else "fig_n_tokens", lang, n=len(kl))
     custom = None
     if name == "q":
         y, x, ya, xa = ql, dims, _axis_title(qkind, lang, "queries"), _axis_title("hd", lang, n=hd)
-        tpl = "Q[%{y}, %{x}] = q_%{y}[%{x}] = %{z:.3f}<br>" + ("查询 %{y} 经 W_q 投影" if zh else "row %{y} of x·W_q") + f" (head {steps.head})"
+        tpl = "Q[%{y}, %{x}] = q_%{y}[%{x}] = %{z:.3f}<br>" + t("fig_hover_q", lang, head=steps.head)
     elif name == "k":
         a = a.T  # (hd, Lk)
         y, x, ya, xa = dims, kl, _axis_title("hd", lang, n=hd), _axis_title(kkind, lang, "keys")
-        tpl = "Kᵀ[%{y}, %{x}] = k_%{x}[%{y}] = %{z:.3f}<br>" + ("键 %{x} 经 W_k 投影" if zh else "row %{x} of context·W_k") + f" (head {steps.head})"
+        tpl = "Kᵀ[%{y}, %{x}] = k_%{x}[%{y}] = %{z:.3f}<br>" + t("fig_hover_k", lang, head=steps.head)
     elif name == "v":
         y, x, ya, xa = kl, dims, _axis_title(kkind, lang, "keys"), _axis_title("hd", lang, n=hd)
-        tpl = "V[%{y}, %{x}] = v_%{y}[%{x}] = %{z:.3f}<br>" + ("%{y} 被选中时交出的内容" if zh else "what %{y} hands over when it is chosen")
+        tpl = "V[%{y}, %{x}] = v_%{y}[%{x}] = %{z:.3f}<br>" + t("fig_hover_v", lang)
     elif name in ("scores", "scaled", "weights"):
         y, x, ya, xa = ql, kl, _axis_title(qkind, lang, "queries"), _axis_title(kkind, lang, "keys")
         if name == "scores":
@@ -199,21 +170,20 @@ def matrix_figure(steps, name: str, *, lang: str = "en", query: int | list[int] 
             e = np.exp(s - shift)
             custom = np.stack([s, e, np.broadcast_to(e.sum(1, keepdims=True), s.shape)], -1).astype(np.float32)  # (Lq, Lk, 3)
             exp = "e^(%{customdata[0]:.3f} − max)" if shift.any() else "e^%{customdata[0]:.3f}"
-            row = "softmax over row %{y}" if not zh else "对 %{y} 这一行做 softmax"
-            tpl = (f"A[%{{y}}, %{{x}}] = {row} → %{{z:.3f}} " + ("（每行之和为 1）" if zh else "(row sums to 1)")
+            tpl = (f"A[%{{y}}, %{{x}}] = {t('fig_hover_softmax', lang)}"
                    + f"<br>= {exp} / Σ_row = %{{customdata[1]:.3g}} / %{{customdata[2]:.3g}}")  # fmt: skip
     elif name == "head_output":
         y, x, ya, xa = ql, dims, _axis_title(qkind, lang, "queries"), _axis_title("hd", lang, n=hd)
-        tpl = "Z[%{y}, %{x}] = Σ_k A[%{y}, k] · V[k, %{x}] = %{z:.3f}<br>" + (f"对 {nkeys} 求和" if zh else f"sum over the {nkeys}")
+        tpl = "Z[%{y}, %{x}] = Σ_k A[%{y}, k] · V[k, %{x}] = %{z:.3f}<br>" + t("fig_hover_sum", lang, keys=nkeys)
     elif name == "concat":  # one heat map per head (one colour axis): each hover names its head
         y, x, ya, xa = ql, [f"h{h}·d{j}" for h in range(H) for j in range(hd)], _axis_title(qkind, lang, "queries"), _axis_title("concat", lang)
-        tpl = "concat[%{y}, %{x}] = Z of head {h}, row %{y} = %{z:.3f}" if not zh else "concat[%{y}, %{x}] = 第 {h} 个头的 Z，第 %{y} 行 = %{z:.3f}"
+        tpl = "concat[%{y}, %{x}] = " + t("fig_hover_concat", lang)
     else:  # output
         y, x, ya, xa = ql, [f"d{j}" for j in range(D)], _axis_title(qkind, lang, "queries"), _axis_title("D", lang, n=D)
         tpl = "out[%{y}, %{x}] = Σ_j concat[%{y}, j] · W_o[%{x}, j] + b[%{x}] = %{z:.3f}"
     a = np.asarray(a, np.float32)
     colour = KIND_COLOURS[name]
-    bar = _BAR["weight" if name == "weights" else "value"][LANGS.index(lang)]
+    bar = t("fig_bar_weight" if name == "weights" else "fig_bar_value", lang)
     if name == "weights":
         scale = dict(colorscale=_sequential(colour), zmin=0.0, zmax=float(a.max()) or 1.0)
     else:
@@ -229,10 +199,9 @@ def matrix_figure(steps, name: str, *, lang: str = "en", query: int | list[int] 
         fig = go.Figure(go.Heatmap(z=a, x=x, y=y, customdata=custom, hovertemplate=tpl + "<extra></extra>", colorbar=bar, **scale))
     fig.update_xaxes(title_text=xa, type="category", tickangle=-60 if len(x) > 12 else 0, showgrid=False, automargin=True)
     fig.update_yaxes(title_text=ya, type="category", autorange="reversed", showgrid=False, automargin=True)
-    units = [_UNITS["token" if t2i else "patch"], _UNITS["patch" if t2i else "token"]]
-    i = LANGS.index(lang)
-    title = _T[name][i].format(q=units[0][i], k=units[1][i], shape="×".join(map(str, a.shape)), hd=hd, H=H)
-    title += f"<br><sup>{_WHERE[i].format(layer=steps.layer, head=steps.head)}</sup>"
+    q_unit, k_unit = t("fig_unit_token" if t2i else "fig_unit_patch", lang), t("fig_unit_patch" if t2i else "fig_unit_token", lang)
+    title = t(f"fig_title_{name}", lang, q=q_unit, k=k_unit, shape="×".join(map(str, a.shape)), hd=hd, H=H)
+    title += f"<br><sup>{t('fig_where', lang, layer=steps.layer, head=steps.head)}</sup>"
     _separators(fig, steps, name, x, y)
     if query is not None and name not in ("k", "v"):
         rows = [query] if isinstance(query, (int, np.integer)) else list(query)
@@ -329,20 +298,16 @@ def scaling_figure(steps, query_index: int, temperature: float = 1.0, *, lang: s
     """Why ÷√d: one query's softmax over the keys without ÷√d (left) and with ÷√d ÷ temperature
     (right), as bars on one 0..1 scale; each panel's title gives its largest weight and entropy."""
     lang = _check_lang(lang)
-    zh = lang == "zh"
     st = scaling_stats(steps, query_index, temperature)
     s = steps.scores[int(query_index)].astype(np.float64)
     keys = key_labels(steps)
     hd, rt, tau = steps.head_dim, st.sqrt_d, st.temperature
     div = f"÷√{hd}" + (f" ÷ {tau:g}" if tau != 1 else "")
-    if zh:
-        t0 = f"不除以 √d：softmax(S)<br>最大权重 {_p(st.max_unscaled)}，熵 {_h(st.entropy_unscaled)} 比特"
-        t1 = f"{div}：softmax(S / √{hd}{f' / {tau:g}' if tau != 1 else ''})<br>最大权重 {_p(st.max_scaled)}，熵 {_h(st.entropy_scaled)} 比特"
-    else:
-        t0 = f"without ÷√d: softmax(S)<br>largest weight {_p(st.max_unscaled)}, entropy {_h(st.entropy_unscaled)} bits"
-        t1 = f"with {div}: softmax(S / √{hd}{f' / {tau:g}' if tau != 1 else ''})<br>largest weight {_p(st.max_scaled)}, entropy {_h(st.entropy_scaled)} bits"
+    formula = f"softmax(S / √{hd}{f' / {tau:g}' if tau != 1 else ''})"
+    t0 = t("fig_scale_without", lang, top=_p(st.max_unscaled), bits=_h(st.entropy_unscaled))
+    t1 = t("fig_scale_with", lang, div=div, formula=formula, top=_p(st.max_scaled), bits=_h(st.entropy_scaled))
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=(t0, t1), horizontal_spacing=0.06)
-    w = "权重" if zh else "weight"
+    w = t("fig_bar_weight", lang)
     fig.add_bar(x=keys, y=st.unscaled, customdata=s.astype(np.float32), marker_color=NEGATIVE, name=t0.split("<br>")[0], row=1, col=1,
                 hovertemplate=f"%{{x}}: S = %{{customdata:.3f}} → softmax(S) = %{{y:.3f}}<extra>{w}</extra>")  # fmt: skip
     tail = f" / {tau:g}" if tau != 1 else ""
@@ -350,103 +315,33 @@ def scaling_figure(steps, query_index: int, temperature: float = 1.0, *, lang: s
     fig.add_bar(x=keys, y=st.scaled, customdata=np.stack([s, s / rt / tau], -1).astype(np.float32), marker_color=KIND_COLOURS["weights"],
                 name=t1.split("<br>")[0], row=1, col=2,
                 hovertemplate=f"%{{x}}: S / √{hd}{tail} = %{{customdata[0]:.3f}}{by} = %{{customdata[1]:.3f}} → softmax = %{{y:.3f}}<extra>{w}</extra>")  # fmt: skip
-    fig.update_yaxes(range=[0, 1.02], title_text=("注意力权重（每组之和为 1）" if zh else "attention weight (sums to 1)"), row=1, col=1)
+    fig.update_yaxes(range=[0, 1.02], title_text=t("fig_scale_axis", lang), row=1, col=1)
     kax = _axis_title("patches" if steps.direction == "text_to_image" else "tokens", lang, "keys")
     fig.update_xaxes(type="category", title_text=kax, tickangle=-60 if len(keys) > 12 else 0, automargin=True)
     fig.update_layout(showlegend=False, bargap=0.1)
     fig.update_annotations(font=dict(size=13))
-    title = (f"为什么要除以 √d：查询 {st.query} 的一行" if zh else f"Why ÷√d: the row of query {st.query}")
+    title = t("fig_scale_title", lang, query=st.query)
     _layout(fig, title, KIND_COLOURS["weights"], 420)
     fig.update_layout(margin=dict(MARGIN, t=110))
     return fig
 
 
 # ---- 3. one sentence per stage ------------------------------------------------------------------
-_SENTENCES = {
-    "text_to_image": {
-        "scores": (
-            "Think of a library: a query is what you look for, a key is the title on a book's spine and a value is the "
-            "book's content; Q·Kᵀ compares every word's query with every patch's key at once, so look along your word's "
-            "row for the patches with the largest numbers, the titles that match best.",
-            "把注意力想成一座图书馆：查询（query）是你要找的东西，键（key）是书脊上的书名，值（value）是书的内容；Q·Kᵀ "
-            "一次把每个词的查询和每个图像块的键都比一遍，顺着你所选词的那一行看，数值最大的图像块就是书名最对得上的。",
-        ),
-        "scaled": (
-            "Dividing by √d{rt} keeps the pattern of the row but shrinks its numbers, so that the softmax that follows "
-            "does not hand almost all of the word's attention to one patch: compare the bars with and without ÷√d.",
-            "除以 √d{rt}不改变这一行的图案，只把数值缩小，这样接下来的 softmax 就不会把这个词几乎全部的注意力交给一个图像块："
-            "对比除与不除 √d 的两组柱子。",
-        ),
-        "weights": (
-            "Softmax turns each row into weights that are positive and sum to 1: your word's row now says how much of its "
-            "attention goes to each patch, which books it takes off the shelf and how much of each it reads.",
-            "softmax 把每一行变成和为 1 的正权重：你所选词的那一行现在表示它把多少注意力分给每个图像块，也就是从书架上取下哪些书、"
-            "每本读多少。",
-        ),
-        "head_output": (
-            "Multiplying by V reads the chosen books: each word's new row is the weighted average of the patches' values, "
-            "so a word that looked at the red circle now carries what the red circle's patches contain.",
-            "乘以 V 就是去读取下来的书：每个词的新一行是各图像块的值按权重求的平均，所以看向红色圆的词现在带上了红色圆那些图像块的内容。",
-        ),
-        "concat": (
-            "Every head did the same with its own Q, K and V (its own way of titling the books); the heads' answers are "
-            "put side by side, head after head, so look for the heads whose block differs.",
-            "每个头都用自己的 Q、K、V（自己给书起名的方式）做了同样的事；把各头的结果一个接一个并排放好，看看哪些头的那一块与众不同。",
-        ),
-        "output": (
-            "out_proj, a single linear layer, mixes the heads' answers into one vector per word of the model's width: this "
-            "is what the words pass on to the next layer.",
-            "out_proj 是一个线性层，它把各头的结果混合成每个词一个、与模型同宽的向量：这就是这些词交给下一层的东西。",
-        ),
-    },
-    "image_to_text": {
-        "scores": (
-            "Think of a library: a query is what you look for, a key is the title on a book's spine and a value is the "
-            "book's content; here the patches ask and the caption's tokens answer, so Q·Kᵀ compares every patch's query "
-            "with every token's key, and your patch's row shows which words' titles match it best.",
-            "把注意力想成一座图书馆：查询（query）是你要找的东西，键（key）是书脊上的书名，值（value）是书的内容；这里由图像块来提问、"
-            "由文字的词元来回答，Q·Kᵀ 把每个图像块的查询和每个词元的键都比一遍，你所选图像块的那一行显示哪些词的书名最对得上。",
-        ),
-        "scaled": (
-            "Dividing by √d{rt} keeps the pattern of the row but shrinks its numbers, so that the softmax that follows "
-            "does not hand almost all of the patch's attention to one token: compare the bars with and without ÷√d.",
-            "除以 √d{rt}不改变这一行的图案，只把数值缩小，这样接下来的 softmax 就不会把这个图像块几乎全部的注意力交给一个词元："
-            "对比除与不除 √d 的两组柱子。",
-        ),
-        "weights": (
-            "Softmax turns each row into weights that are positive and sum to 1: your patch's row now says how much of its "
-            "attention goes to each token, including [CLS] and [SEP], which carry no word of their own.",
-            "softmax 把每一行变成和为 1 的正权重：你所选图像块的那一行现在表示它把多少注意力分给每个词元，包括本身不是词的 [CLS] 和 [SEP]。",
-        ),
-        "head_output": (
-            "Multiplying by V reads the chosen books: each patch's new row is the weighted average of the tokens' values, "
-            "so a patch of the red circle that looked at \"red\" now carries what the word \"red\" means.",
-            "乘以 V 就是去读取下来的书：每个图像块的新一行是各词元的值按权重求的平均，所以红色圆上看向“红色”的图像块现在带上了这个词的含义。",
-        ),
-        "concat": (
-            "Every head did the same with its own Q, K and V (its own way of titling the books); the heads' answers are "
-            "put side by side, head after head, so look for the heads whose block differs.",
-            "每个头都用自己的 Q、K、V（自己给书起名的方式）做了同样的事；把各头的结果一个接一个并排放好，看看哪些头的那一块与众不同。",
-        ),
-        "output": (
-            "out_proj, a single linear layer, mixes the heads' answers into one vector per patch of the model's width: this "
-            "is what the patches pass on to the next layer.",
-            "out_proj 是一个线性层，它把各头的结果混合成每个图像块一个、与模型同宽的向量：这就是这些图像块交给下一层的东西。",
-        ),
-    },
-}
-
-
 def stage_sentences(direction: str = "text_to_image", head_dim: int | None = None) -> dict[str, dict[str, str]]:
-    """One plain sentence per stage of ``STAGES`` (keys "scores", "scaled", "weights",
+    """One plain sentence per stage of ``SENTENCE_STAGES`` (keys "scores", "scaled", "weights",
     "head_output", "concat", "output"), each as ``{"en": ..., "zh": ...}``: what to look at.
     The first (Q·Kᵀ) introduces the library metaphor (query, key = the title on a book's
     spine, value = the book's content) that the others use. ``head_dim`` fills in √d."""
-    if direction not in _SENTENCES:
-        raise ValueError(f"direction must be one of {', '.join(_SENTENCES)} (got {direction!r})")
-    rt = "" if head_dim is None else f" (√{head_dim} ≈ {math.sqrt(head_dim):.2f})"
-    rt_zh = "" if head_dim is None else f"（√{head_dim} ≈ {math.sqrt(head_dim):.2f}）"
-    return {k: {"en": en.replace("{rt}", rt), "zh": zh.replace("{rt}", rt_zh)} for k, (en, zh) in _SENTENCES[direction].items()}
+    short = {"text_to_image": "t2i", "image_to_text": "i2t"}.get(direction)
+    if short is None:
+        raise ValueError(f"direction must be one of text_to_image, image_to_text (got {direction!r})")
+    out = {}
+    for k in SENTENCE_STAGES:
+        out[k] = {}
+        for lang in LANGS:
+            rt = "" if head_dim is None else t("fig_sqrt_d", lang, hd=head_dim, rt=math.sqrt(head_dim))
+            out[k][lang] = t(f"stage_sentence_{short}_{k}", lang, rt=rt)
+    return out
 
 
 # ---- 4. positions ---------------------------------------------------------------------------------
@@ -469,7 +364,6 @@ def pe_figure(pe, *, lang: str = "en", base: float = 10000.0) -> go.Figure:
     2i+1). Drawn as two heat maps on one colour bar, the sin columns and the cos columns (the
     other's cells left empty), so that each has its own formula. Height grows with positions."""
     lang = _check_lang(lang)
-    zh = lang == "zh"
     a = _pe_matrix(pe)
     n, dim = a.shape
     cols = np.arange(dim)
@@ -482,11 +376,10 @@ def pe_figure(pe, *, lang: str = "en", base: float = 10000.0) -> go.Figure:
         fig.add_heatmap(z=z, x=cols, y=np.arange(n), customdata=two_i, hovertemplate=tpl, hoverongaps=False, coloraxis="coloraxis")
     fig.update_layout(coloraxis=dict(colorscale=_diverging(KIND_COLOURS["scores"]), cmin=-1, cmax=1, cmid=0,
                                      colorbar=dict(title=dict(text="PE", side="right"), thickness=14)))  # fmt: skip
-    fig.update_xaxes(title_text="维度（偶数 2i：sin，奇数 2i+1：cos）" if zh else "dimension (even 2i: sin, odd 2i+1: cos)",
+    fig.update_xaxes(title_text=t("fig_pe_x", lang),
                      showgrid=False, zeroline=False)  # fmt: skip
-    fig.update_yaxes(title_text="位置 pos" if zh else "position (pos)", autorange="reversed", showgrid=False, zeroline=False)
-    title = (f"位置编码 PE：{n} 个位置 × {dim} 维<br><sup>左边的维度随位置变化快，右边的变化慢</sup>" if zh
-             else f"Positional encodings PE: {n} positions × {dim} dimensions<br><sup>fast waves on the left, slow ones on the right</sup>")  # fmt: skip
+    fig.update_yaxes(title_text=t("fig_pe_y", lang), autorange="reversed", showgrid=False, zeroline=False)
+    title = t("fig_pe_title", lang, n=n, dim=dim)
     return _layout(fig, title, None, _pe_height(n))
 
 
@@ -495,7 +388,6 @@ def pe_similarity_figure(pe, *, lang: str = "en") -> go.Figure:
     two positions' encodings depends only on their distance |i − j|. Hover shows i, j, |i − j|
     and the value."""
     lang = _check_lang(lang)
-    zh = lang == "zh"
     a = _pe_matrix(pe)
     n, dim = a.shape
     sim = a @ a.T  # (n, n)
@@ -507,10 +399,9 @@ def pe_similarity_figure(pe, *, lang: str = "en") -> go.Figure:
              else dict(colorscale=_sequential(KIND_COLOURS["scores"]), zmin=0.0, zmax=lim))  # fmt: skip
     fig = go.Figure(go.Heatmap(z=sim.astype(np.float32), x=i, y=i, customdata=dist, hovertemplate=tpl,
                                colorbar=dict(title=dict(text="PE·PEᵀ", side="right"), thickness=14), **scale))  # fmt: skip
-    fig.update_xaxes(title_text="位置 j" if zh else "position j", showgrid=False, zeroline=False, scaleanchor="y", constrain="domain")
-    fig.update_yaxes(title_text="位置 i" if zh else "position i", autorange="reversed", showgrid=False, zeroline=False, constrain="domain")
-    title = (f"PE·PEᵀ：{n} × {n} 个位置<br><sup>每条对角线上的值相同：<br>只取决于距离 |i − j|（主对角线 = {dim}/2）</sup>" if zh
-             else f"PE·PEᵀ: {n} × {n} positions<br><sup>constant along every diagonal: it depends only on<br>the distance |i − j| (main diagonal = {dim}/2)</sup>")  # fmt: skip
+    fig.update_xaxes(title_text=t("fig_sim_x", lang), showgrid=False, zeroline=False, scaleanchor="y", constrain="domain")
+    fig.update_yaxes(title_text=t("fig_sim_y", lang), autorange="reversed", showgrid=False, zeroline=False, constrain="domain")
+    title = t("fig_sim_title", lang, n=n, dim=dim)
     return _layout(fig, title, None, _pe_height(n))
 
 
@@ -519,7 +410,6 @@ def pe_dims_figure(pe, dims: list[int] | None = None, *, lang: str = "en") -> go
     flicker (short wavelengths), the high ones drift (long ones). ``dims`` default: 0, 1, d/2,
     d-2, d-1."""
     lang = _check_lang(lang)
-    zh = lang == "zh"
     a = _pe_matrix(pe)
     n, dim = a.shape
     dims = sorted({0, 1, dim // 2, dim - 2, dim - 1}) if dims is None else [int(d) for d in dims]
@@ -528,10 +418,9 @@ def pe_dims_figure(pe, dims: list[int] | None = None, *, lang: str = "en") -> go
         kind = "sin" if d % 2 == 0 else "cos"
         fig.add_trace(go.Scatter(x=np.arange(n), y=a[:, d].astype(np.float32), mode="lines", name=f"d{d} ({kind})",
                                  hovertemplate=f"PE(pos=%{{x}}, {d}) = %{{y:.3f}}<extra>d{d} ({kind})</extra>"))  # fmt: skip
-    fig.update_xaxes(title_text="位置" if zh else "position")
-    fig.update_yaxes(title_text="值" if zh else "value", range=[-1.1, 1.1])
-    title = ("几个维度随位置的变化<br><sup>低维快速振荡，高维缓慢变化</sup>" if zh
-             else "A few dimensions across positions<br><sup>low dimensions flicker, high ones drift</sup>")  # fmt: skip
+    fig.update_xaxes(title_text=t("fig_dims_x", lang))
+    fig.update_yaxes(title_text=t("fig_dims_y", lang), range=[-1.1, 1.1])
+    title = t("fig_dims_title", lang)
     _layout(fig, title, None, 420)
     fig.update_layout(legend=dict(orientation="h", y=-0.25, x=0), margin=dict(MARGIN, b=110))
     return fig

@@ -20,7 +20,9 @@ from PIL import Image, ImageDraw
 from mmattn.api import pictures
 from mmattn.api.maps import maps_at_size
 from mmattn.api.trace import Trace
+from mmattn.models.tokenizer import MAX_TOKENS
 from mmattn.teach import recompute
+from mmattn.teach.text import STAGE_NAMES, stage_label, t
 
 VIEW_HEIGHT = 448  #: pictures are sent at least this tall
 VIEW_MAX_WIDTH = 1344
@@ -171,53 +173,28 @@ def default_shown(grounded: list[bool], out_of_world: bool = False) -> list[int]
     return [i for i, g in enumerate(grounded) if g] or list(range(len(grounded)))
 
 
-#: the page's words made on the server, in English and Chinese (the static ones are in app_text.py)
-TEXT = {
-    "en": {
-        "relation_agrees": "Relation check: where the words' maps put the two objects agrees with the caption's relation word "
-        "(left / right / above / below): +{s:.1f} added to the match score's logit.",
-        "relation_contradicts": "Relation check: where the words' maps put the two objects contradicts the caption's relation word "
-        "(left / right / above / below): {s:.1f} taken from the match score's logit.",
-        "all_known": "Every word is in the model's vocabulary.",
-        "unknown": "not in the vocabulary", "outside": "not the model's world", "yes": "yes", "no": "no",
-        "headers": ["#", "word", "found in the image?", "how sure (model's probability)", "strongest map value (1 = strongest word)",
-                    "box x0, y0, x1, y1 (your image's pixels)"],
-        "weak": "weak", "strongest": "strongest word (1.0)",
-        "scale_note": "Colour strength = map value on one scale shared by all words; ✓ found in the image, · not found, ? not in "
-        "the vocabulary. Outlines: where a map is above half the strongest value.",
-        "describes": "the caption describes the image", "does_not": "it does not",
-        "not_a_word": "(not a word: [CLS], [SEP], punctuation)",
-        "other_tokens": "The other **{p:.0%}** of this patch's attention goes to tokens that are not words: [CLS] (the start "
-        "of the caption), [SEP] (its end) and punctuation. A patch that no word describes puts most of its weight there.",
-    },
-    "zh": {
-        "relation_agrees": "关系检查：按各词注意力图中两个物体的位置，与描述里的方位词（左 / 右 / 上 / 下）一致：匹配分数的 logit 加了 +{s:.1f}。",
-        "relation_contradicts": "关系检查：按各词注意力图中两个物体的位置，与描述里的方位词（左 / 右 / 上 / 下）矛盾：匹配分数的 logit 减了 {s:.1f}。",
-        "all_known": "每个词都在模型的词汇表里。",
-        "unknown": "不在词汇表中", "outside": "不是模型认识的世界", "yes": "是", "no": "否",
-        "headers": ["#", "词", "在图中找到了吗？", "把握（模型给的概率）", "注意力图最大值（1 = 最强的词）", "框 x0, y0, x1, y1（原图像素）"],
-        "weak": "弱", "strongest": "最强的词（1.0）",
-        "scale_note": "颜色深浅 = 注意力值，所有词同一刻度；✓ 在图中找到，· 没找到，? 不在词汇表中。轮廓线：注意力高于最强值一半的地方。",
-        "describes": "描述与图像相符", "does_not": "不相符",
-        "not_a_word": "（不是词：[CLS]、[SEP]、标点）",
-        "other_tokens": "这个图像块其余 **{p:.0%}** 的注意力给了不是词的记号：[CLS]（描述的开头）、[SEP]（结尾）和标点。"
-        "没有哪个词描述的图像块，大部分权重都在那里。",
-    },
-}
-
-
-def text(key: str, lang: str = "en") -> str | list:
-    """One of the page's server-made phrases (``TEXT``) in ``lang`` ("en" or "zh"; others: English)."""
-    return TEXT.get(lang, TEXT["en"])[key]
+def notes(trace: Trace, lang: str = "en") -> list[str]:
+    """What the user should know about a trace, one sentence each, in ``lang``: the image is
+    outside the model's world, the caption was cut, a word is not in the vocabulary."""
+    out = []
+    if trace.out_of_world:
+        reason = trace.world.reason_zh if lang == "zh" else trace.world.reason
+        out.append(t("note_out_of_world", lang, reason=reason))
+    if trace.caption.truncated:
+        out.append(t("note_truncated", lang, n=len(trace.words), max=MAX_TOKENS - 2))
+    for w in dict.fromkeys(trace.unknown_words):
+        s = trace.suggestions.get(w)
+        out.append(t("note_unknown_suggest", lang, word=w, suggestion=s) if s else t("note_unknown", lang, word=w))
+    return out
 
 
 def notice(trace: Trace, relation_score: float, lang: str = "en") -> str:
     """What the user should know about a result, in plain sentences."""
-    parts = trace.notices(lang)
+    parts = notes(trace, lang)
     if abs(relation_score) >= RELATION_SHOWN and not trace.out_of_world:
         key = "relation_agrees" if relation_score > 0 else "relation_contradicts"
-        parts.append(text(key, lang).format(s=relation_score))
-    return (" " if lang != "zh" else "").join(parts) or text("all_known", lang)
+        parts.append(t(key, lang, s=relation_score))
+    return (" " if lang != "zh" else "").join(parts) or t("all_known", lang)
 
 
 def ground_view(trace: Trace, *, method: str = "attention", layer: int | None = None, heads: str | int = "mean",
@@ -260,17 +237,17 @@ def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_s
 
 
 def word_table(rows: list[WordRow], out_of_world: bool = False, lang: str = "en") -> list[list]:
-    """The per-word table, every number in plain words (headers: ``text("headers")``). Outside
+    """The per-word table, every number in plain words (headers: ``t("headers", lang)``). Outside
     the model's world no probability is shown: it would mean nothing there."""
     out = []
     for w in rows:
-        found = text("unknown", lang) if not w.known else (text("outside", lang) if out_of_world else text("yes" if w.grounded else "no", lang))
+        found = t("unknown", lang) if not w.known else (t("outside", lang) if out_of_world else t("yes" if w.grounded else "no", lang))
         conf = "–" if not w.known or out_of_world else f"{w.score:.0%}"
         out.append([w.index, w.word, found, conf, round(w.peak, 2), "" if w.box is None else "({}, {}, {}, {})".format(*w.box)])
     return out
 
 
-TABLE_HEADERS = TEXT["en"]["headers"]
+TABLE_HEADERS = t("headers", "en")
 
 
 def legend_html(rows: list[WordRow], shown: list[int] | None = None, lang: str = "en") -> str:
@@ -282,8 +259,8 @@ def legend_html(rows: list[WordRow], shown: list[int] | None = None, lang: str =
         mark = "✓" if w.grounded else ("?" if not w.known else "·")
         chips.append(f'<span class="chip" data-index="{w.index}" style="{style}"><span class="swatch" style="background:{w.colour}"></span>'
                      f"{w.index}:{html.escape(w.word)} <small>{mark}</small></span>")  # fmt: skip
-    scale = (f'<div class="scale"><span>{text("weak", lang)}</span><span class="bar"></span><span>{text("strongest", lang)}</span></div>'
-             f'<div class="scale-note">{text("scale_note", lang)}</div>')  # fmt: skip
+    scale = (f'<div class="scale"><span>{t("weak", lang)}</span><span class="bar"></span><span>{t("strongest", lang)}</span></div>'
+             f'<div class="scale-note">{t("scale_note", lang)}</div>')  # fmt: skip
     return f'<div class="legend">{"".join(chips)}</div>{scale}'
 
 
@@ -317,16 +294,16 @@ def patch_words(trace: Trace, fx: float, fy: float, *, layer: int | None = None,
 
 
 # ---- Heads & layers --------------------------------------------------------------------------------
-def heads_view(trace: Trace, word=None) -> tuple[Image.Image, Image.Image, dict]:
+def heads_view(trace: Trace, word=None, lang: str = "en") -> tuple[Image.Image, Image.Image, dict]:
     """One word in every (layer, head), both directions: two labelled grids and the JSON."""
-    lh = recompute.layer_head_maps(trace, word)
+    lh = recompute.layer_head_maps(trace, word)  # labels drawn into the grids in ``lang``
     thumb = pictures.resize_to_height(trace.image, THUMB)
 
     def grid(maps):
         vmax = float(maps.max()) or 1.0
         cells = [[pictures.grid_map_overlay(thumb, m, vmax=vmax) for m in [*maps[layer], maps[layer].mean(0)]] for layer in range(len(maps))]
-        cols = [f"head {h}" for h in range(maps.shape[1])] + ["mean"]
-        return pictures.labelled_grid(cells, [f"layer {layer}" for layer in range(len(maps))], cols), vmax
+        cols = [t("head_n", lang, h=h) for h in range(maps.shape[1])] + [t("mean", lang)]
+        return pictures.labelled_grid(cells, [t("layer_n", lang, layer=layer) for layer in range(len(maps))], cols), vmax
 
     t2i, vt = grid(lh.text_to_image)
     i2t, vi = grid(lh.image_to_text)
@@ -365,17 +342,6 @@ def attention_steps(grounder, trace: Trace, layer: int | None, head: int, direct
     return trace.memo[key]
 
 
-#: the stages of the step control, in the order a learner walks them (matrix name, label)
-STAGES = (("scores", "1 · S = Q·Kᵀ"), ("scaled", "2 · ÷√d"), ("weights", "3 · softmax"), ("head_output", "4 · ·V"),
-          ("concat", "5 · heads"), ("output", "6 · out_proj"), ("q", "Q"), ("k", "Kᵀ"), ("v", "V"))  # fmt: skip
-_QKV_SENTENCES = {
-    "q": ("Q = x·W_q: one row per query, what it looks for (the library's question).", "Q = x·W_q：每个查询一行，表示它要找什么（图书馆里的问题）。"),
-    "k": ("K = context·W_k, shown as Kᵀ: one column per key, the title on each book's spine.", "K = context·W_k，这里画成 Kᵀ：每个键一列，就是每本书书脊上的书名。"),
-    "v": ("V = context·W_v: one row per key, the book's content that is handed over when it is chosen.",
-          "V = context·W_v：每个键一行，是这本书被选中时交出的内容。"),
-}  # fmt: skip
-
-
 def step_query(steps: recompute.AttentionSteps, word: int) -> int:
     """The query row the figures follow for word ``word``: its first token (text -> image), or
     the patch that gives the word the most weight (image -> text)."""
@@ -394,8 +360,8 @@ def step_figures(steps: recompute.AttentionSteps, stage: str, word: int, tempera
     stage = stage if stage in names else "scores"
     query = steps.word_tokens[word] if steps.direction == "text_to_image" else step_query(steps, word)
     fig = figures.matrix_figure(steps, stage, lang=lang, query=query)
-    if stage in _QKV_SENTENCES:
-        sentence = _QKV_SENTENCES[stage][lang == "zh"]
+    if stage in ("q", "k", "v"):
+        sentence = t(f"stage_sentence_{stage}", lang)
     else:
         sentence = figures.stage_sentences(steps.direction, steps.head_dim)[stage][lang if lang in ("en", "zh") else "en"]
     scaling = figures.scaling_figure(steps, step_query(steps, word), temperature, lang=lang)
@@ -411,80 +377,57 @@ def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: 
     word_name, image = s.words[w], trace.image
     t2i = direction == "text_to_image"
 
-    def tr(en: str, zh: str) -> str:
-        return zh if lang == "zh" else en
-
-    qn, kn = (tr("T tokens", "T 个词元"), tr("P patches", "P 个图像块")) if t2i else (tr("P patches", "P 个图像块"), tr("T tokens", "T 个词元"))
+    qn, kn = (t("steps_n_tokens", lang), t("steps_n_patches", lang))[:: 1 if t2i else -1]
     lim = float(np.abs(s.scores).max())
     Lq, Lk, hd, T = s.q.shape[0], s.k.shape[0], s.head_dim, len(s.tokens)
-    rows = [  # (picture, short caption, stage, shapes, meaning)
-        (pictures.matrix_picture(s.q, signed=True), f"Q {_shape(s.q)}", f"Q = x·W_q (head {s.head})", f"{_shape(s.q)}",
-         tr(f"one row per query ({qn}): what it looks for", f"每个查询一行（{qn}）：它要找什么")),
-        (pictures.matrix_picture(s.k.T, signed=True), f"Kᵀ {_shape(s.k.T)}", tr("K = context·W_k, shown as Kᵀ", "K = context·W_k，画成 Kᵀ"),
-         f"{_shape(s.k)} → Kᵀ {_shape(s.k.T)}", tr(f"one column per key ({kn}): what each one offers to be found by", f"每个键一列（{kn}）：它凭什么被找到")),
-        (pictures.matrix_picture(s.scores, signed=True, limit=lim), f"S = Q·Kᵀ {_shape(s.scores)}", tr("1. match: S = Q·Kᵀ", "1. 匹配：S = Q·Kᵀ"),
-         f"{_shape(s.q)} · {hd}×{Lk} → {_shape(s.scores)}", tr("every query–key dot product at once (blue < 0 < red)", "一次算出所有查询–键的点积（蓝 < 0 < 红）")),
-        (pictures.matrix_picture(s.scaled, signed=True), f"S/√{hd} {_shape(s.scaled)}", tr(f"2. scale: S / √{hd} = S / {math.sqrt(hd):.2f}", f"2. 缩放：S / √{hd} = S / {math.sqrt(hd):.2f}"),
-         f"{_shape(s.scaled)}", tr("the same pattern, smaller numbers: keeps softmax out of saturation", "图案一样，数值变小：让 softmax 不至于饱和")),
-        (pictures.matrix_picture(s.weights), f"softmax {_shape(s.weights)}", tr("2. softmax, per row", "2. 每行 softmax"), f"{_shape(s.weights)}",
-         tr(f"each row sums to 1 (black 0 → yellow = the largest weight); max difference from the model's own weights: {s.max_weight_error:.1e}",
-            f"每行之和为 1（黑 0 → 黄 = 最大权重）；与模型自己的权重最多相差 {s.max_weight_error:.1e}")),
+
+    def row(name, matrix, caption, shapes, **values):  # (name, picture, short caption, stage, shapes, meaning)
+        return (name, matrix, caption, stage_label(name, lang) + ": " + t(f"steps_what_{name}", lang, hd=hd, rt=math.sqrt(hd), H=s.num_heads),
+                shapes, t(f"steps_meaning_{name}", lang, **values))  # fmt: skip
+
+    rows = [
+        row("q", pictures.matrix_picture(s.q, signed=True), f"Q {_shape(s.q)}", _shape(s.q), qn=qn),
+        row("k", pictures.matrix_picture(s.k.T, signed=True), f"Kᵀ {_shape(s.k.T)}", f"{_shape(s.k)} → Kᵀ {_shape(s.k.T)}", kn=kn),
+    ]
+    if s.reads_values:
+        rows.append(row("v", pictures.matrix_picture(s.v, signed=True), f"V {_shape(s.v)}", _shape(s.v)))
+    rows += [
+        row("scores", pictures.matrix_picture(s.scores, signed=True, limit=lim), f"S = Q·Kᵀ {_shape(s.scores)}",
+            f"{_shape(s.q)} · {hd}×{Lk} → {_shape(s.scores)}"),
+        row("scaled", pictures.matrix_picture(s.scaled, signed=True), f"S/√{hd} {_shape(s.scaled)}", _shape(s.scaled)),
+        row("weights", pictures.matrix_picture(s.weights), f"softmax {_shape(s.weights)}", _shape(s.weights), err=s.max_weight_error),
     ]  # fmt: skip
     if s.reads_values:
         rows += [
-            (pictures.matrix_picture(s.v, signed=True), f"V {_shape(s.v)}", "V = context·W_v", f"{_shape(s.v)}",
-             tr("what each key hands over when it is chosen", "每个键被选中时交出的内容")),
-            (pictures.matrix_picture(s.head_output, signed=True), f"Z = A·V {_shape(s.head_output)}", tr("3. read: Z = softmax(S/√d)·V", "3. 读取：Z = softmax(S/√d)·V"),
-             f"{_shape(s.weights)} · {_shape(s.v)} → {_shape(s.head_output)}", tr("each row is a weighted sum of the rows of V", "每一行是 V 各行的加权和")),
-            (pictures.matrix_picture(s.concat, signed=True, grid_every=(0, hd)), f"concat {_shape(s.concat)}",
-             tr(f"concatenate the {s.num_heads} heads", f"把 {s.num_heads} 个头拼起来"),
-             f"{s.num_heads} × ({Lq}×{hd}) → {_shape(s.concat)}", tr("each head's Z side by side (dark lines separate heads)", "各头的 Z 并排（深色线分隔各头）")),
-            (pictures.matrix_picture(s.output, signed=True), f"out_proj {_shape(s.output)}", tr("mix: out_proj", "混合：out_proj"),
-             f"{_shape(s.concat)} · {s.dim}×{s.dim} → {_shape(s.output)}",
-             tr(f"one linear layer combines the heads' evidence; max difference from the model's output: {s.max_output_error:.1e}",
-                f"一个线性层把各头的结果合起来；与模型输出最多相差 {s.max_output_error:.1e}")),
+            row("head_output", pictures.matrix_picture(s.head_output, signed=True), f"Z = A·V {_shape(s.head_output)}",
+                f"{_shape(s.weights)} · {_shape(s.v)} → {_shape(s.head_output)}"),
+            row("concat", pictures.matrix_picture(s.concat, signed=True, grid_every=(0, hd)), f"concat {_shape(s.concat)}",
+                f"{s.num_heads} × ({Lq}×{hd}) → {_shape(s.concat)}"),
+            row("output", pictures.matrix_picture(s.output, signed=True), f"out_proj {_shape(s.output)}",
+                f"{_shape(s.concat)} · {s.dim}×{s.dim} → {_shape(s.output)}", err=s.max_output_error),
         ]  # fmt: skip
-    stages = [(pic, cap) for pic, cap, *_ in rows]
-    table = tr("| stage | shapes | what it is |", "| 步骤 | 形状 | 是什么 |") + "\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for _, _, a, b, c in rows)
+    stages = [(pic, f"{STAGE_NAMES.index(name) + 1} · {cap}") for name, pic, cap, *_ in rows]
+    table = t("steps_table_head", lang) + "\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for *_, a, b, c in rows)
     toks = s.word_tokens[w]
     for name, title in (("scores", "Q·Kᵀ"), ("scaled", "÷√d"), ("weights", "softmax")):
         a = getattr(s, name)
         m = (a[toks].mean(0) if t2i else (a[:, toks].sum(1) if name == "weights" else a[:, toks].mean(1))).reshape(s.grid)
         signed = name != "weights"
         pic = pictures.grid_map_overlay(image, m, signed=signed, limit=None if not signed else float(np.abs(m).max()), height=STEP_THUMB)
-        stages.append((pic, f"{word_name}: {title}"))
-    if lang == "zh":
-        how = "它在 S、S/√d 和 softmax 中的那一行" if t2i else "它那一列：每个图像块给它的分数，以及每个图像块给它的权重"
-        text = (f"**第 {s.layer} 层，第 {s.head} 个头，{'文本 → 图像' if t2i else '图像 → 文本'}**：{Lq} 个查询，{Lk} 个键，头宽 "
-                f"d = {hd}（= {s.dim} / {s.num_heads} 个头）；描述有 T = {T} 个词元（含 [CLS] 和 [SEP]），图像有 "
-                f"P = {s.grid[0]}×{s.grid[1]} = {s.grid[0] * s.grid[1]} 个图像块。最后三张图在图像块网格上跟着词 "
-                f"**{md_text(word_name)}** 走过各步骤（{how}）。\n\n{table}")  # fmt: skip
-    else:
-        how = "its row of S, S/√d and the softmax" if t2i else "its column: every patch's score for it, and the weight every patch gives it"
-        text = (
-            f"**Layer {s.layer}, head {s.head}, {'text → image' if t2i else 'image → text'}**: {Lq} queries, {Lk} keys, head width "
-            f"d = {hd} (= {s.dim} / {s.num_heads} heads); the caption has T = {T} tokens with [CLS] and [SEP], the image "
-            f"P = {s.grid[0]}×{s.grid[1]} = {s.grid[0] * s.grid[1]} patches. The last three pictures follow the word "
-            f"**{md_text(word_name)}** through the stages on the patch grid ({how}).\n\n{table}"
-        )
+        stages.append((pic, f"{STAGE_NAMES.index(name) + 1} · {word_name}: {title}"))
+    text = t("steps_intro", lang, layer=s.layer, head=s.head, direction=t("t2i" if t2i else "i2t", lang), Lq=Lq, Lk=Lk, hd=hd,
+             D=s.dim, H=s.num_heads, T=T, gh=s.grid[0], gw=s.grid[1], P=s.grid[0] * s.grid[1], word=md_text(word_name),
+             how=t("steps_how_t2i" if t2i else "steps_how_i2t", lang)) + "\n\n" + table  # fmt: skip
     if not s.reads_values:
-        text += tr("\n\n*No stage 3 here:* in the last fusion layer nothing reads the image stream any more (the match "
-                   "and grounded heads read the text), so this direction computes only where each patch looks: no V, no "
-                   "output. Pick an earlier layer to see the weighted sum with V.",
-                   "\n\n*这里没有第 3 步：* 最后一个融合层之后没有东西再读图像流（匹配头和定位头读的是文本），所以这个方向只算"
-                   "每个图像块看向哪里：没有 V，也没有输出。选前面的层可以看到 V 的加权和。")  # fmt: skip
+        text += "\n\n" + t("steps_no_values", lang)
     hm = recompute.head_maps(trace, w, s.layer)
     vmax = float(max(hm.heads.max(), hm.mean.max())) or 1.0
-    per_head = [(pictures.grid_map_overlay(image, m, vmax=vmax, height=STEP_THUMB), f"head {h}") for h, m in enumerate(hm.heads)]
-    per_head.append((pictures.grid_map_overlay(image, hm.mean, vmax=vmax, height=STEP_THUMB), f"mean of {len(hm.heads)} heads"))
+    per_head = [(pictures.grid_map_overlay(image, m, vmax=vmax, height=STEP_THUMB), t("head_n", lang, h=h)) for h, m in enumerate(hm.heads)]
+    per_head.append((pictures.grid_map_overlay(image, hm.mean, vmax=vmax, height=STEP_THUMB), t("mean_of_heads", lang, H=len(hm.heads))))
     flat = math.log2(hm.heads[0].size)
-    text += tr(
-        f"\n\nThe heads below (text → image, layer {s.layer}): the strongest weight and the entropy of each head's map "
-        f"(a flat map has {flat:.2f} bits, a single patch 0): "
-        + ", ".join(f"head {h}: {p:.3f} / {e:.2f} bits" for h, (p, e) in enumerate(zip(hm.peaks, hm.entropy))) + ".",
-        f"\n\n下面的各个头（文本 → 图像，第 {s.layer} 层）：每个头注意力图的最大权重和熵（完全平坦的图是 {flat:.2f} 比特，"
-        "只看一个图像块是 0）：" + "，".join(f"头 {h}：{p:.3f} / {e:.2f} 比特" for h, (p, e) in enumerate(zip(hm.peaks, hm.entropy))) + "。",
-    )  # fmt: skip
+    sep = "，" if lang == "zh" else ", "
+    text += "\n\n" + t("steps_heads_below", lang, layer=s.layer, flat=flat, heads=sep.join(
+        t("steps_head_peak", lang, h=h, p=p, e=e) for h, (p, e) in enumerate(zip(hm.peaks, hm.entropy))))
     data = s.summary()
     data.update(word=word_name, word_index=w, head_peaks=hm.peaks, head_entropy_bits=hm.entropy)
     return StepsView(stages, text, per_head, data, s, w)
@@ -531,25 +474,14 @@ def positions_off_view(grounder, trace: Trace, lang: str = "en") -> tuple[Image.
     view = view_image(trace.image)
     maps = maps_at_size(p.maps_off, trace.grid, (view.height, view.width))
     picture = compose(view, maps, [word_colour(i) for i in range(len(p.words))], shown)
-    zh = lang == "zh"
 
     def verdict(score: float) -> str:
-        if abs(score) < RELATION_SHOWN:
-            return "说不出方位" if zh else "cannot tell"
-        return ("与方位词一致" if score > 0 else "与方位词矛盾") if zh else ("agrees with the relation word" if score > 0 else "contradicts it")
+        return t("relation_none" if abs(score) < RELATION_SHOWN else ("relation_yes" if score > 0 else "relation_no"), lang)
 
-    if zh:
-        head = "| 词 | 注意力图移动了多少 | 有位置编码时找到 | 没有时找到 |\n|---|---|---|---|\n"
-        summary = (f"**有位置编码**：关系检查 {p.relation_on:+.1f}（{verdict(p.relation_on)}），匹配 {p.match_on:.0%}。"
-                   f"**去掉位置编码**：关系检查 {p.relation_off:+.1f}（{verdict(p.relation_off)}），匹配 {p.match_off:.0%}。"
-                   "“移动了多少”= 两张注意力图作为分布的差（0 = 完全一样，100% = 完全不重叠）。")  # fmt: skip
-        yes, no = "是", "否"
-    else:
-        head = "| word | how much of its map moved | found with positions | found without |\n|---|---|---|---|\n"
-        summary = (f"**With positions**: relation check {p.relation_on:+.1f} ({verdict(p.relation_on)}), match {p.match_on:.0%}. "
-                   f"**Without positions**: relation check {p.relation_off:+.1f} ({verdict(p.relation_off)}), match {p.match_off:.0%}. "
-                   "“Moved” is how much of the word's map (as a distribution) went elsewhere: 0 = the same map, 100% = no overlap.")  # fmt: skip
-        yes, no = "yes", "no"
+    summary = t("pos_off_summary", lang, r_on=p.relation_on, v_on=verdict(p.relation_on), m_on=p.match_on, r_off=p.relation_off,
+                v_off=verdict(p.relation_off), m_off=p.match_off)  # fmt: skip
+    head = t("pos_off_table_head", lang) + "\n|---|---|---|---|\n"
+    yes, no = t("yes", lang), t("no", lang)
     rows = "\n".join(f"| {i}:{md_text(w)} | {m:.0%} | {yes if a else no} | {yes if b else no} |"
                      for i, (w, m, a, b) in enumerate(zip(p.words, p.moved, p.grounded_on, p.grounded_off)))  # fmt: skip
     data = {"words": p.words, "moved": [round(m, 4) for m in p.moved], "grounded_on": p.grounded_on, "grounded_off": p.grounded_off,
