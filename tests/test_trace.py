@@ -122,14 +122,15 @@ def test_image_digest_is_the_content():
 
 
 # ---- precision -----------------------------------------------------------------------------------
-def test_auto_precision_follows_the_hardware(monkeypatch):
+def test_auto_precision_is_float32_whatever_the_batch_and_hardware(monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: False)
     assert precision.arithmetic("auto", "cpu", batch=64) == "float32"
     with pytest.warns(UserWarning, match="slower"):
         precision.check_precision("bfloat16", "cpu")
     monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)
-    assert precision.arithmetic("auto", "cpu", batch=1) == "float32"  # one pair: the casts cost more than they save
-    assert precision.arithmetic("auto", "cpu", batch=precision.AUTO_MIN_BATCH) == "bfloat16"
+    for batch in (1, 4, 32, 512):  # a result must not depend on what else was in its batch (issue #25)
+        assert precision.arithmetic("auto", "cpu", batch=batch) == "float32"
+        assert precision.arithmetic("bfloat16", "cpu", batch=batch) == "bfloat16"  # when asked, for every batch
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         precision.check_precision("bfloat16", "cpu")

@@ -102,8 +102,8 @@ class Grounder:
         ``openai/clip-vit-base-patch16``) gives the CLIP backend,
         :class:`mmattn.clip_grounding.ClipGrounder` (``overrides`` such as ``dense="maskclip"``
         go to it).
-        ``precision``: ``"auto"`` (bfloat16 for batches where the CPU has bfloat16
-        instructions, else float32; see :mod:`mmattn.precision`), ``"float32"`` or ``"bfloat16"``."""
+        ``precision``: ``"auto"`` (float32: a result never depends on its batch; see
+        :mod:`mmattn.api.precision`), ``"float32"`` or ``"bfloat16"`` (only when asked for)."""
         path = resolve_checkpoint(path)
         from mmattn.backends.clip.grounder import ClipGrounder, is_clip_checkpoint  # a plug-in backend: imported only when asked for
 

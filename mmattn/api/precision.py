@@ -1,13 +1,16 @@
-"""Which arithmetic the model runs in: ``precision="auto"`` picks what is fast on this CPU.
+"""Which arithmetic the model runs in.
 
-bfloat16 autocast is only fast where the processor has bfloat16 instructions. Measured with
-``python bench/grounding.py`` (forward passes alone, batch 32, the shipped model):
-- AMD EPYC with AVX2 only: bfloat16 ran 9x *slower* than float32 (33 vs 306 pairs/s);
-- AMD EPYC with AVX-512 BF16: bfloat16 2.6x as fast at batch 32, 1.2x *slower* at batch 1
-  (see :data:`AUTO_MIN_BATCH`).
-So ``auto`` takes bfloat16 only where ``/proc/cpuinfo`` lists ``avx512_bf16`` or ``amx_bf16``
-(or on a CUDA device that supports it), and there only for batches (:data:`AUTO_MIN_BATCH`);
-asking for bfloat16 elsewhere warns.
+``precision="auto"`` (the default) is **float32 for every pass**: an answer never depends on
+the batch it was computed in, nor on the CPU it ran on (``ground_batch(images, captions)[i]``
+equals ``ground(images[i], captions[i])`` to 1e-6). Until issue #25 ``auto`` switched batches
+of 4 or more to bfloat16 on CPUs with bfloat16 instructions, so the same picture got another
+answer in a batch (maps moved by up to 0.020, 12 peaks of 64 held-out scenes moved).
+
+``precision="bfloat16"`` runs every pass under bfloat16 autocast, single questions and batches
+alike, when the caller asks for it: faster where the processor has bfloat16 instructions
+(AMD EPYC with AVX-512 BF16: 2.6x at batch 32, 1.2x *slower* at batch 1), 9x *slower* on an
+AVX2-only CPU (33 vs 306 pairs/s), where asking for it warns. How far it moves the maps and
+their peaks on held-out scenes: ``python bench/precision.py`` and docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -39,13 +42,6 @@ def cpu_has_bfloat16() -> bool:
     return False
 
 
-#: with ``auto``, batches of at least this many pairs run in bfloat16 (on hardware with
-#: bfloat16 arithmetic): at batch 1 autocast's casts of the weights cost more than the faster
-#: products save. Forward pass of the shipped model, bfloat16 / float32 time, AMD EPYC with
-#: AVX-512 BF16, 320x240 scenes: batch 1 1.21x, 2 0.96x, 4 0.71x, 8 0.54x, 16 0.42x, 32 0.38x
-AUTO_MIN_BATCH = 4
-
-
 def has_fast_bfloat16(device: torch.device | str = "cpu") -> bool:
     """Whether ``device`` computes in bfloat16 natively (CPU instructions, or a CUDA GPU that supports it)."""
     device = torch.device(device)
@@ -60,12 +56,13 @@ def check_precision(precision: str, device: torch.device | str = "cpu") -> str:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
     if precision == "bfloat16" and not has_fast_bfloat16(device):
         warnings.warn(f"precision='bfloat16' on a {torch.device(device).type} without bfloat16 instructions is slower than "
-                      "float32 (9x on an AVX2-only CPU): use precision='auto' or 'float32'", stacklevel=3)  # fmt: skip
+                      "float32 (9x on an AVX2-only CPU): use precision='auto' (float32)", stacklevel=3)  # fmt: skip
     return precision
 
 
 def arithmetic(precision: str, device: torch.device | str = "cpu", batch: int = 1) -> str:
-    """What a forward pass of ``batch`` pairs runs in: ``"float32"`` or ``"bfloat16"``."""
-    if precision == "auto":
-        return "bfloat16" if batch >= AUTO_MIN_BATCH and has_fast_bfloat16(device) else "float32"
-    return precision
+    """What a forward pass of ``batch`` pairs runs in: ``"float32"`` or ``"bfloat16"``.
+
+    The same for every ``batch`` and ``device`` (the arguments stay for callers that pass
+    them): ``auto`` is float32, so that a result does not depend on what else was in its batch."""
+    return "float32" if precision == "auto" else precision

@@ -19,7 +19,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", type=int, default=None, help="fusion layer (default: the documented default)")
     p.add_argument("--heads", default="mean", help="'mean', 'max' or a head index")
     p.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
-                   help="the model's arithmetic: auto (default) takes bfloat16 only for batches on CPUs with bfloat16 instructions")
+                   help="the model's arithmetic: auto (default) is float32; bfloat16 only when asked for")
     return p
 
 
