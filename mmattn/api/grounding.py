@@ -113,6 +113,35 @@ class Grounding:
             raise ValueError("this result has no image to draw on")
         return overlay_map(self.image, self.word_maps[i], self.boxes[i], alpha=alpha)
 
+    # ---- other tools' formats (mmattn.api.formats; their packages are optional extras) ----
+    def to_supervision(self):
+        """A ``supervision.Detections``: one detection per grounded word with ``xyxy``,
+        ``confidence`` (its grounded probability), ``mask`` (the region of its map around the
+        peak that the box frames, at the image's size), the word in ``data["class_name"]`` and its index in
+        ``class_id``. Needs ``pip install "mmattn[supervision]"``."""
+        from mmattn.api.formats import to_supervision
+
+        return to_supervision(self)
+
+    def to_coco(self, image_id: int, category_ids: dict[str, int]) -> list[dict]:
+        """COCO result dicts (``bbox`` x, y, w, h; ``segmentation`` as RLE; ``score``), one per
+        grounded word that is a key of ``category_ids``. Needs ``pip install "mmattn[coco]"``."""
+        from mmattn.api.formats import to_coco
+
+        return to_coco(self, image_id, category_ids)
+
+    def _repr_png_(self) -> bytes | None:
+        """A notebook shows the grounded words' maps over the image, with their boxes."""
+        from mmattn.api.formats import repr_png
+
+        return repr_png(self)
+
+    def _repr_html_(self) -> str:
+        """A notebook shows the per-word table (grounded, probability, peak, box)."""
+        from mmattn.api.formats import repr_html
+
+        return repr_html(self)
+
     def to_json(self, maps: bool = False) -> dict:
         """A JSON-serialisable dict; ``maps=True`` adds the patch-grid maps (W x P lists)."""
         width, height = self.size

@@ -63,14 +63,7 @@ def boxes_from_fine(maps: np.ndarray, frac: float = BOX_FRACTION) -> list[tuple[
     N, h, w = maps.shape
     if N == 0 or h == 0 or w == 0:
         return [None] * N
-    flat = maps.reshape(N, -1)
-    peak_at = flat.argmax(1)
-    peak = flat[np.arange(N), peak_at]
-    ok = np.isfinite(peak) & (peak > 0)
-    masks = maps >= (frac * np.where(ok, peak, np.inf))[:, None, None]
-    seeds = np.zeros_like(masks)
-    seeds.reshape(N, -1)[np.arange(N), peak_at] = ok
-    region = _components(masks, seeds)
+    region, ok = _peak_regions(maps, frac)
     boxes = []
     for n in range(N):
         if not ok[n]:
@@ -79,6 +72,27 @@ def boxes_from_fine(maps: np.ndarray, frac: float = BOX_FRACTION) -> list[tuple[
         rows, cols = np.flatnonzero(region[n].any(1)), np.flatnonzero(region[n].any(0))
         boxes.append((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
     return boxes
+
+
+def peak_regions(maps: np.ndarray, frac: float = BOX_FRACTION) -> np.ndarray:
+    """(N, h, w) maps -> (N, h, w) bool: the region :func:`box_from_map` boxes in each map
+    (at least ``frac`` of its peak, 4-connected to the peak); all False for an empty map."""
+    maps = np.asarray(maps)
+    if maps.size == 0:
+        return np.zeros(maps.shape, bool)
+    return _peak_regions(maps, frac)[0]
+
+
+def _peak_regions(maps: np.ndarray, frac: float) -> tuple[np.ndarray, np.ndarray]:
+    N = len(maps)
+    flat = maps.reshape(N, -1)
+    peak_at = flat.argmax(1)
+    peak = flat[np.arange(N), peak_at]
+    ok = np.isfinite(peak) & (peak > 0)
+    masks = maps >= (frac * np.where(ok, peak, np.inf))[:, None, None]
+    seeds = np.zeros_like(masks)
+    seeds.reshape(N, -1)[np.arange(N), peak_at] = ok
+    return _components(masks, seeds), ok
 
 
 def _components(masks: np.ndarray, seeds: np.ndarray) -> np.ndarray:
