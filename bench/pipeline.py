@@ -41,7 +41,9 @@ def png(im) -> bytes:
 
 
 def pairs(n: int):
-    samples = held_out_samples(n // 2, config=TRAIN, sizes=SIZES) + held_out_samples(n - n // 2, seed=10_500_007, config=SHIFTED, sizes=SIZES)
+    samples = held_out_samples(n // 2, config=TRAIN, sizes=SIZES) + held_out_samples(
+        n - n // 2, seed=10_500_007, config=SHIFTED, sizes=SIZES
+    )
     return [png(s.image) for s in samples], [s.caption.text for s in samples]
 
 
@@ -90,7 +92,9 @@ def main() -> None:
     print(f"{n} held-out scenes as PNG bytes, batch {args.batch}, {args.rounds} interleaved rounds")
     for name, r in rates.items():
         print(f"{name}: median {statistics.median(r):.0f} pairs/s, best {max(r):.0f}")
-    print(f"ratio ground_batch / iter_traces: median {statistics.median(ratios):.2f}, per round {' '.join(f'{x:.2f}' for x in ratios)} (goal >= 0.85)")
+    print(
+        f"ratio ground_batch / iter_traces: median {statistics.median(ratios):.2f}, per round {' '.join(f'{x:.2f}' for x in ratios)} (goal >= 0.85)"
+    )
 
 
 if __name__ == "__main__":

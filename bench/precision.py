@@ -51,7 +51,9 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=64)
     args = ap.parse_args()
     half = args.scenes // 2
-    samples = held_out_samples(half, config=TRAIN, sizes=SIZES) + held_out_samples(args.scenes - half, seed=10_500_007, config=SHIFTED, sizes=SIZES)
+    samples = held_out_samples(half, config=TRAIN, sizes=SIZES) + held_out_samples(
+        args.scenes - half, seed=10_500_007, config=SHIFTED, sizes=SIZES
+    )
     images, captions = [s.image for s in samples], [s.caption.text for s in samples]
     g = mmattn.Grounder.from_pretrained()  # default precision: auto (float32)
     ref = [g.ground(im, c) for im, c in zip(images, captions)]
@@ -62,12 +64,16 @@ def main() -> None:
     rows["bfloat16, batch 32"] = compare(ref, gb.ground_batch(images, captions, batch_size=32, progress=False))
     rows["bfloat16, one at a time"] = compare(ref, [gb.ground(im, c) for im, c in zip(images, captions)])
     print(f"CPU: {cpu_model()} (bfloat16 instructions: {'yes' if cpu_has_bfloat16() else 'no'}), torch {torch.__version__}")
-    print(f"{len(samples)} held-out scenes ({half} TRAIN-style, {args.scenes - half} SHIFTED), {rows['bfloat16, batch 32']['words']} words; "
-          "reference: ground() one pair at a time in float32")
+    print(
+        f"{len(samples)} held-out scenes ({half} TRAIN-style, {args.scenes - half} SHIFTED), {rows['bfloat16, batch 32']['words']} words; "
+        "reference: ground() one pair at a time in float32"
+    )
     print("| run | max word-map diff | max patch-map diff | peaks moved | boxes changed | flags changed | max match-score diff |")
     print("|---|---|---|---|---|---|---|")
     for name, r in rows.items():
-        print(f"| {name} | {r['map']:.2g} | {r['patch']:.2g} | {r['peaks']} / {r['words']} | {r['boxes']} | {r['flags']} | {r['match']:.2g} |")
+        print(
+            f"| {name} | {r['map']:.2g} | {r['patch']:.2g} | {r['peaks']} / {r['words']} | {r['boxes']} | {r['flags']} | {r['match']:.2g} |"
+        )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def require(module: str, what: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ImportError(f"{what} needs {package}: pip install \"mmattn[{EXTRAS[package]}]\"") from None
+        raise ImportError(f'{what} needs {package}: pip install "mmattn[{EXTRAS[package]}]"') from None
 
 
 def detected(g: Grounding) -> list[int]:
