@@ -111,6 +111,9 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         return im
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(im, dtype=np.float64)
+        if not np.isfinite(a).all():  # as for an array (_from_array): never made-up pixels
+            raise ValueError(f"the image (PIL mode {im.mode}) holds NaN or infinite values: replace them first "
+                             "(e.g. Image.fromarray(np.nan_to_num(np.asarray(im))))")  # fmt: skip
         lo, hi = float(a.min()), float(a.max())
         a = (a - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
         return Image.fromarray(a.astype(np.uint8)).convert("RGB")

@@ -62,6 +62,35 @@ def tensor_shapes(file: str) -> dict[str, tuple[int, ...]]:
         raise CheckpointError(f"{file} is not a readable safetensors file ({e}); re-save or re-download it") from e
 
 
+#: safetensors' dtype names of torch's dtypes
+DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64", torch.int64: "I64",
+          torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}  # fmt: skip
+
+
+def tensor_dtypes(file: str) -> dict[str, str]:
+    """Every tensor's dtype ("F32", "I64", "BOOL", ...) from the safetensors header of ``file``."""
+    try:
+        with safe_open(file, framework="pt") as f:
+            return {k: str(f.get_slice(k).get_dtype()) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types on corrupt files
+        raise CheckpointError(f"{file} is not a readable safetensors file ({e}); re-save or re-download it") from e
+
+
+def check_dtypes(file: str, found: dict[str, str], expected: dict[str, torch.dtype], half: bool = False) -> None:
+    """Each tensor's dtype in ``file`` against the model's: a float16, float64, int64 or bool
+    tensor where the model holds float32 would be cast without a word (a bool turns weights
+    into 0/1). ``half``: float32 weights may also be stored in float16 or bfloat16 (hub
+    checkpoints often are)."""
+    wrong = []
+    for k, dtype in expected.items():
+        want = DTYPES.get(dtype, str(dtype))
+        ok = {want, "F16", "BF16"} if half and want == "F32" else {want}
+        if k in found and found[k] not in ok:
+            wrong.append(f"{k}: file {found[k]} vs model {want}")
+    if wrong:
+        raise CheckpointError(f"{file} holds tensors of the wrong dtype: {_few(wrong)}; re-save or re-download it")
+
+
 def check_tensors(file: str, found: dict[str, tuple], expected: dict[str, tuple], config: dict, config_file: str) -> None:
     """``found`` (the file's shapes) against ``expected`` (the model's); the error also names
     the config fields that disagree with the weights (``vocab_size``, ``dim``, layer counts)."""

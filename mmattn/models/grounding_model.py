@@ -25,7 +25,16 @@ from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from mmattn.io.checkpoint import CheckpointError, check_finite, check_tensors, check_tokenizer, read_json, tensor_shapes
+from mmattn.io.checkpoint import (
+    CheckpointError,
+    check_dtypes,
+    check_finite,
+    check_tensors,
+    check_tokenizer,
+    read_json,
+    tensor_dtypes,
+    tensor_shapes,
+)
 from mmattn.models.encoders import ImageEncoder, TextEncoder, patch_coordinates
 from mmattn.models.tokenizer import MAX_TOKENS
 from mmattn.nn.fusion import FusionLayer
@@ -299,8 +308,9 @@ class GroundingModel(
         # 1. the header's names and shapes against the model the config describes, built on
         #    the meta device (no memory): a tampered size is refused before anything is allocated
         with torch.device("meta"):
-            expected = {k: tuple(v.shape) for k, v in cls(**model_kwargs).state_dict().items()}
-        check_tensors(file, tensor_shapes(file), expected, config, config_file)
+            meta = cls(**model_kwargs).state_dict()
+        check_tensors(file, tensor_shapes(file), {k: tuple(v.shape) for k, v in meta.items()}, config, config_file)
+        check_dtypes(file, tensor_dtypes(file), {k: v.dtype for k, v in meta.items()})
         tokenizer_file = os.path.join(os.path.dirname(file), "tokenizer.json")
         if os.path.isfile(tokenizer_file):
             check_tokenizer(tokenizer_file, model_kwargs["config"].vocab_size, config_file)

@@ -48,6 +48,7 @@ from safetensors.torch import load_file, save_file
 from mmattn.api.grounder import METHODS, Grounder
 from mmattn.api.image import load_image
 from mmattn.api.processor import Processor
+from mmattn.backends.clip.checks import check_clip_weights
 from mmattn.backends.clip.legrad import START_LAYER, normalize
 from mmattn.backends.clip.model import ClipGroundingConfig, ClipGroundingModel
 from mmattn.models.grounding_model import CheckpointError
@@ -156,6 +157,25 @@ def _hub_file(name: str, filename: str, required: bool = True) -> str | None:
         ) from None
 
 
+def _hub_weights(name: str) -> None:
+    """Bring hub repo ``name``'s weights (``model.safetensors`` or its shards) into its snapshot folder."""
+    if _hub_file(name, "model.safetensors", required=False) is not None:
+        return
+    index = _hub_file(name, "model.safetensors.index.json")
+    weight_map = _read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise CheckpointError(f"{index} is not a valid safetensors index (no weight_map)")
+    for shard in sorted(set(map(str, weight_map.values()))):
+        _hub_file(name, shard)
+
+
+def _partly_cached(name: str) -> CheckpointError:
+    return CheckpointError(
+        f"{name!r} is only partly in the Hugging Face cache and the hub cannot be reached (no network, or "
+        "HF_HUB_OFFLINE=1): run once with network access to complete it, or pass a local checkpoint folder"
+    )
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -184,12 +204,19 @@ def is_clip_checkpoint(path: str | os.PathLike) -> bool:
         if not os.path.isfile(file):
             return False
         try:
-            return _read_json(file).get("model_type") in CLIP_TYPES
+            return _is_clip_config(_read_json(file))
         except CheckpointError:
             return False  # the mmattn loader reports it
     if not _is_hub_id(path):
         return False  # a missing folder: the mmattn loader says so
-    return _read_json(_hub_file(path, "config.json")).get("model_type") in CLIP_TYPES
+    return _is_clip_config(_read_json(_hub_file(path, "config.json")))
+
+
+def _is_clip_config(config: dict) -> bool:
+    """A CLIP config: a CLIP ``model_type`` with its text and vision towers' configs (an
+    mmattn config that merely says ``"model_type": "clip"`` is not one)."""
+    towers = [config.get(k) if isinstance(config.get(k), dict) else config.get(k + "_dict") for k in ("text_config", "vision_config")]
+    return config.get("model_type") in CLIP_TYPES and all(isinstance(t, dict) for t in towers)
 
 
 class ClipProcessor(Processor):
@@ -247,7 +274,13 @@ class ClipGrounder(Grounder):
         if not local and not _is_hub_id(path):
             raise CheckpointError(f"no checkpoint folder at {path!r}: check the path")
         config_file = os.path.join(path, "config.json") if local else _hub_file(path, "config.json")
-        kind = _read_json(config_file).get("model_type") if os.path.isfile(config_file) else "clip"
+        if not os.path.isfile(config_file):
+            raise CheckpointError(f"no config.json in {path}: is this a CLIP checkpoint folder?")
+        config_json = _read_json(config_file)
+        if not _is_clip_config(config_json):
+            raise CheckpointError(f"{config_file} is not a CLIP config (a model_type of {', '.join(CLIP_TYPES)} "
+                                  "with text_config and vision_config)")  # fmt: skip
+        kind = config_json["model_type"]
         if kind == "chinese_clip":
             from mmattn.backends.clip.chinese import ChineseClipGrounder  # Chinese-CLIP: a BERT text tower, Chinese words
 
@@ -267,17 +300,27 @@ class ClipGrounder(Grounder):
         else:
             model_class, image_class = transformers.CLIPModel, transformers.CLIPImageProcessor
         hf_logging.disable_progress_bar()
+        folder = path if local else os.path.dirname(config_file)  # a hub id's files share its snapshot folder
         try:
-            clip = model_class.from_pretrained(source, attn_implementation="eager", use_safetensors=True).eval()
+            clip_config = model_class.config_class.from_pretrained(os.path.dirname(config_file))
+        except Exception as e:  # transformers' config errors are of several types
+            raise CheckpointError(f"{config_file} is not a valid {kind} config: {_first_line(e)}") from e
+        if not local:
+            try:
+                _hub_weights(path)
+            except CheckpointError:
+                if cache_only:
+                    raise _partly_cached(path) from None
+                raise
+        check_clip_weights(folder, model_class, clip_config)  # every tensor, before anything is built
+        try:
+            clip = model_class.from_pretrained(source, config=clip_config, attn_implementation="eager", use_safetensors=True).eval()
             tokenizer = transformers.AutoTokenizer.from_pretrained(source)
             processor = image_class.from_pretrained(source)
-        except (OSError, ValueError) as e:
+        except Exception as e:  # OSError, ValueError, and the tokenizers library's bare Exception
             if cache_only:
                 log.debug("loading %r from the cache only: %s", path, e)
-                raise CheckpointError(
-                    f"{path!r} is only partly in the Hugging Face cache and the hub cannot be reached (no network, or "
-                    "HF_HUB_OFFLINE=1): run once with network access to complete it, or pass a local checkpoint folder"
-                ) from None
+                raise _partly_cached(path) from None
             raise CheckpointError(f"could not load the CLIP checkpoint {path!r}: {_first_line(e)}") from e
         vc = clip.config.vision_config
         fields = {"dim": clip.config.projection_dim, "patch_size": vc.patch_size, "image_size": vc.image_size,
