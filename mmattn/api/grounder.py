@@ -33,7 +33,16 @@ from mmattn.api.image import load_image
 from mmattn.api.precision import ARITHMETICS as PRECISIONS  # noqa: F401 -- the training CLI's choices
 from mmattn.api.precision import arithmetic, check_precision
 from mmattn.api.processor import MmattnProcessor, Processor
-from mmattn.api.trace import BACKWARD_METHODS, DEFAULT_LAYER, GROUNDED_THRESHOLD, METHODS, AttentionInputs, Trace, truncation_notice
+from mmattn.api.trace import (
+    BACKWARD_METHODS,
+    DEFAULT_LAYER,
+    GROUNDED_THRESHOLD,
+    METHODS,
+    AttentionInputs,
+    Trace,
+    groundings,
+    truncation_notice,
+)
 from mmattn.backends.shapes.vocabulary import suggest
 from mmattn.backends.shapes.worldcheck import check_image
 from mmattn.models.grounding_model import GroundingModel
@@ -95,7 +104,9 @@ class Grounder:
         return word in self._known
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike | None = None, *, device: str = "cpu", precision: str = "auto", **overrides) -> Grounder:
+    def from_pretrained(
+        cls, path: str | os.PathLike | None = None, *, device: str = "cpu", precision: str = "auto", **overrides
+    ) -> Grounder:
         """Load an mmattn checkpoint folder (or hub id); ``None`` loads the shipped model
         (or the one named by the ``MMATTN_MODEL`` environment variable). A CLIP checkpoint
         (``config.json`` with ``model_type: clip`` or ``chinese_clip``, e.g.
@@ -138,7 +149,9 @@ class Grounder:
     def ground_batch(self, images, captions, *, batch_size: int = 32, layer: int | None = None, heads: str | int = "mean",
                      method: str = "attention", raw: bool = False, progress: bool | None = None) -> list[Grounding]:  # fmt: skip
         """``ground`` for many pairs, batched by model input size; a progress bar on long runs."""
-        return list(self.iter_batch(images, captions, batch_size=batch_size, layer=layer, heads=heads, method=method, raw=raw, progress=progress))
+        return list(
+            self.iter_batch(images, captions, batch_size=batch_size, layer=layer, heads=heads, method=method, raw=raw, progress=progress)
+        )
 
     def iter_batch(self, images, captions, *, batch_size: int = 32, layer: int | None = None, heads: str | int = "mean",
                    method: str = "attention", raw: bool = False, progress: bool | None = None) -> Iterator[Grounding]:  # fmt: skip
@@ -146,11 +159,12 @@ class Grounder:
         time, so that a folder of any size is grounded in bounded memory. Bad arguments
         raise here, at the call; a bad image raises when the stream reaches it."""
         self._check(layer, heads, method)
-        traces = self.iter_traces(images, captions, batch_size=batch_size, gradients=method in BACKWARD_METHODS, progress=progress)
-        return (t.grounding(method, layer, heads, raw) for t in traces)
+        # each chunk's results are read on the worker thread that ran it, its boxes found together
+        return self.iter_traces(images, captions, batch_size=batch_size, gradients=method in BACKWARD_METHODS, progress=progress,
+                                _read=lambda traces: groundings(traces, method, layer, heads, raw))  # fmt: skip
 
     def iter_traces(self, images, captions, *, batch_size: int = 32, gradients: bool = False,
-                    progress: bool | None = None) -> Iterator[Trace]:  # fmt: skip
+                    progress: bool | None = None, _read=None) -> Iterator[Trace]:  # fmt: skip
         """:meth:`trace` for many pairs, streamed in input order. Each chunk of ``batch_size``
         pairs is decoded, batched by model input size and run on one of ``WORKERS`` threads."""
         if isinstance(captions, str) or not isinstance(captions, (list, tuple)):
@@ -162,11 +176,12 @@ class Grounder:
         for c in captions:
             self.processor.check_caption(c)
         captions = list(captions)
+        read = _read or (lambda traces: traces)  # what is made of each chunk's traces, on its worker thread
         if len(images) == 1:  # one pair: no threads
-            return iter([self.trace(images[0], captions[0], gradients=gradients)])
-        return self._stream(images, captions, batch_size, gradients, progress)
+            return iter(read([self.trace(images[0], captions[0], gradients=gradients)]))
+        return self._stream(images, captions, batch_size, gradients, progress, read)
 
-    def _stream(self, images, captions, batch_size, gradients, progress) -> Iterator[Trace]:
+    def _stream(self, images, captions, batch_size, gradients, progress, read) -> Iterator:
         show = progress if progress is not None else len(images) > 4 * batch_size
 
         def run_chunk(start: int) -> list[Trace]:
@@ -181,7 +196,7 @@ class Grounder:
                 done = self._trace([ready[i][0] for i in part], pixels, [captions[start + i] for i in part], gradients, False)
                 for i, t in zip(part, done):
                     results[i] = t
-            return results
+            return read(results)
 
         # WORKERS chunks at once, each decoded and run on its own thread (torch and Pillow
         # release the GIL), a few more queued: the results come back in order, and memory

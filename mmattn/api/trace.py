@@ -202,17 +202,12 @@ class Trace:
             self.memo[key] = self._grounding(method, layer, heads, raw)
         return self.memo[key]
 
-    def _grounding(self, method: str, layer: int, heads: str | int, raw: bool) -> Grounding:
+    def _grounding(self, method: str, layer: int, heads: str | int, raw: bool, boxes: list | None = None) -> Grounding:
         maps = self.word_patch_maps(method, layer, heads)
         scores = self.grounded_scores
-        unknown = set(self.unknown_words)
-        grounded = [s > GROUNDED_THRESHOLD and w not in unknown and not self.out_of_world for s, w in zip(scores, self.words)]
-        width, height = self.size
-        found = [i for i, g in enumerate(grounded) if g]
-        boxes: list = [None] * len(self.words)
-        if found:
-            for i, box in zip(found, boxes_from_maps(torch.from_numpy(maps[found]), self.grid, (height, width))):
-                boxes[i] = box
+        grounded = self._grounded(scores)
+        if boxes is None:
+            boxes = _boxes([self], [maps], [grounded])[0]
         return Grounding(
             caption=self.caption.text, words=list(self.words), image=self.image, grid=tuple(self.grid), size=self.size,
             patch_maps=maps, image_to_text=self.patch_words(layer, heads), grounded=grounded, grounded_scores=scores,
@@ -221,6 +216,10 @@ class Trace:
             raw=RawAttention(tokens=list(self.tokens), word_ids=list(self.caption.word_ids), text_to_image=list(self.text_to_image),
                              image_to_text=list(self.image_to_text)) if raw else None,
         )  # fmt: skip
+
+    def _grounded(self, scores: list[float]) -> list[bool]:
+        unknown = set(self.unknown_words)
+        return [s > GROUNDED_THRESHOLD and w not in unknown and not self.out_of_world for s, w in zip(scores, self.words)]
 
     def summary(self) -> dict:
         """What was traced, JSON-serialisable (no arrays)."""
@@ -233,6 +232,44 @@ class Trace:
             "model": self.model_name, "precision": self.precision, "notices": self.notices(),
             "out_of_world": self.out_of_world, "suggestions": self.suggestions,
         }  # fmt: skip
+
+
+def groundings(traces: list[Trace], method: str = "attention", layer: int | None = None, heads: str | int = "mean",
+               raw: bool = False) -> list[Grounding]:  # fmt: skip
+    """``[t.grounding(method, layer, heads, raw) for t in traces]``, the boxes of all of them
+    found at once (one upsampling and one region search per patch grid, not one per trace)."""
+    out: list = [None] * len(traces)
+    todo = []
+    for n, t in enumerate(traces):
+        key = ("grounding", method, t.layer(layer), t.check_heads(heads), raw)
+        if key in t.memo:
+            out[n] = t.memo[key]
+        else:
+            todo.append((n, t, key))
+    if not todo:
+        return out
+    maps = [t.word_patch_maps(method, k[2], k[3]) for _, t, k in todo]
+    boxes = _boxes([t for _, t, _ in todo], maps, [t._grounded(t.grounded_scores) for _, t, _ in todo])
+    for (n, t, key), b in zip(todo, boxes):
+        t.memo[key] = out[n] = t._grounding(method, key[2], key[3], raw, boxes=b)
+    return out
+
+
+def _boxes(traces: list[Trace], maps: list[np.ndarray], grounded: list[list[bool]]) -> list[list]:
+    """Each trace's boxes (None for words not grounded): the grounded words' (W, P) ``maps`` of
+    all traces on one patch grid go through :func:`boxes_from_maps` together."""
+    out = [[None] * len(g) for g in grounded]
+    by_grid: dict = {}
+    for n, (t, g) in enumerate(zip(traces, grounded)):
+        for i, ok in enumerate(g):
+            if ok:
+                by_grid.setdefault(tuple(t.grid), []).append((n, i))
+    for grid, items in by_grid.items():
+        stack = torch.from_numpy(np.stack([maps[n][i] for n, i in items]).astype(np.float32, copy=False))
+        sizes = [(traces[n].size[1], traces[n].size[0]) for n, _ in items]
+        for (n, i), box in zip(items, boxes_from_maps(stack, grid, sizes)):
+            out[n][i] = box
+    return out
 
 
 def out_of_world_message(world: WorldCheck) -> str:
