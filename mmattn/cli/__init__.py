@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: mmattn {train,eval,ground,world} ...
+USAGE = """usage: mmattn {train,eval,ground,ground-many,world} ...
 
   train    train a grounding model on generated shapes scenes
            (--clip FOLDER [--jsonl FILE]: train the CLIP backend's fusion instead)
   eval     evaluate a checkpoint on held-out scenes (pointing, boxes, match, ...)
   ground   ground a caption in an image: overlays and JSON
+  ground-many  ground every row of a CSV (image, caption) into JSON Lines, resumable;
+           --ray ADDRESS runs it on a Ray cluster
   world    what a model knows: its shapes, colours, sizes and relations (--lang zh for Chinese)
 
 Run `mmattn COMMAND --help` for the options of each."""
@@ -29,6 +31,8 @@ def main(argv: list[str] | None = None) -> None:
         from mmattn.training.evaluate import main as run
     elif command == "ground":
         from mmattn.cli.ground import main as run
+    elif command == "ground-many":
+        from mmattn.cli.ground_many import main as run
     elif command == "world":
         from mmattn.cli.world import main as run
     else:
