@@ -19,7 +19,7 @@ from mmattn.backends.clip.grounder import ClipGrounder, is_clip_checkpoint
 from mmattn.backends.clip.random_clip import save_random_chinese_clip
 
 CAPTION = "红色的狗在草地上，a red dogs!"
-WORDS = ["红", "色", "的", "狗", "在", "草", "地", "上", "a", "red", "dogs"]  # punctuation dropped
+WORDS = ["红色", "的", "狗", "在", "草地", "上", "a", "red", "dogs"]  # jieba's words, punctuation dropped
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +60,19 @@ def test_english_clip_reads_english_only(tmp_path):
     assert type(g) is ClipGrounder and g.processor.languages == ("en",)
 
 
-def test_words_are_characters_and_english_words(grounder):
-    assert split_words("红色的狗, A dog's 2 balls！") == ["红", "色", "的", "狗", ",", "a", "dog's", "2", "balls", "！"]
+def test_words_are_jieba_words_and_english_words(grounder):
+    assert split_words("红色的狗, A dog's 2 balls！") == ["红色", "的", "狗", ",", "a", "dog's", "2", "balls", "！"]
     r = grounder.ground(photo(80, 50), CAPTION, raw=True)
     assert r.words == WORDS
     assert r.raw.tokens[0] == "[CLS]" and r.raw.tokens[-1] == "[SEP]"
-    dogs = [t for t, w in zip(r.raw.tokens, r.raw.word_ids) if w == 11]  # word 11 of all words (the "，" is 8)
+    dogs = [t for t, w in zip(r.raw.tokens, r.raw.word_ids) if w == 9]  # word 9 of all words (the "，" is 6)
     assert dogs == ["dog", "##s"]  # WordPiece pieces merged back through word_ids
+    red = [t for t, w in zip(r.raw.tokens, r.raw.word_ids) if w == 0]
+    assert red == ["红", "色"]  # a Chinese word's characters too
     assert r.unknown_words == []
     r = grounder.ground(photo(32, 32), "一只紫色的猫")  # 只 and 紫 are not in the tiny vocabulary
-    assert r.words == ["一", "只", "紫", "色", "的", "猫"] and r.unknown_words == ["只", "紫"]
-    assert not r.grounded[1] and not r.grounded[2]
+    assert r.words == ["一只", "紫色", "的", "猫"] and r.unknown_words == ["一只", "紫色"]
+    assert not r.grounded[0] and not r.grounded[1]
     t = grounder.trace(photo(32, 32), "a red dgo")  # "did you mean" draws on the vocabulary's whole words
     assert t.unknown_words == ["dgo"] and t.suggestions == {"dgo": "dog"}
 

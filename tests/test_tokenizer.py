@@ -100,25 +100,43 @@ def test_known_words_are_single_tokens(tok):
 
 
 def test_lowercases_and_splits_punctuation(tok):
-    assert split_words(tok, "Red,红色") == ["red", ",", "红", "色"]
+    assert split_words(tok, "Red,红色") == ["red", ",", "红色"]
     enc = encode(tok, ["A RED Circle."])
     assert enc.words[0] == ["a", "red", "circle", "."]
     assert tokens(tok, enc.ids[0])[1:-1] == ["a", "red", "circle", "."]
 
 
-def test_every_chinese_character_is_its_own_word(tok):
-    caption = "红色的圆形"
+def test_chinese_words_are_found_and_every_character_stays_a_token(tok):
+    caption = "红色的圆形在蓝色正方形的左边"
     enc = encode(tok, [caption])
-    assert enc.words[0] == list(caption)
-    assert enc.word_ids[0] == [None, 0, 1, 2, 3, 4, None]
+    assert enc.words[0] == ["红色", "的", "圆形", "在", "蓝色", "正方形", "的", "左边"]
+    assert tokens(tok, enc.ids[0])[1:-1] == list(caption)  # the token ids the model was trained on
+    assert enc.word_ids[0] == [None, 0, 0, 1, 2, 2, 3, 4, 4, 5, 5, 5, 6, 7, 7, None]
     assert UNK_ID not in enc.ids[0].tolist()  # all seen in the corpus
+    char_ids = tok(list(caption), is_split_into_words=True)["input_ids"]
+    assert enc.ids[0].tolist() == char_ids  # segmenting changes which word a token belongs to, never the token
 
 
-def test_unseen_chinese_character_is_one_unknown_word(tok):
-    enc = encode(tok, ["红猫"])
-    assert enc.words[0] == ["红", "猫"]
-    assert tokens(tok, enc.ids[0]) == ["[CLS]", "红", "[UNK]", "[SEP]"]
-    assert enc.word_ids[0] == [None, 0, 1, None]
+def test_chinese_outside_the_lexicon_falls_back_to_jieba(tok):
+    # 圆 alone is no word of the world (圆形 is), 方块 is not either: jieba splits what the lexicon does not cover
+    assert split_words(tok, "红色的圆在蓝色方块的左边") == ["红色", "的", "圆", "在", "蓝色", "方块", "的", "左边"]
+    assert split_words(tok, "一个小的红色圆形") == ["一个", "小", "的", "红色", "圆形"]  # the grammar's own words
+
+
+def test_unseen_chinese_character_is_an_unknown_piece_of_its_word(tok):
+    enc = encode(tok, ["红色的猫"])
+    assert enc.words[0] == ["红色", "的", "猫"]
+    assert tokens(tok, enc.ids[0]) == ["[CLS]", "红", "色", "的", "[UNK]", "[SEP]"]
+    assert enc.word_ids[0] == [None, 0, 0, 1, 2, None]
+
+
+def test_every_generated_chinese_caption_splits_into_its_grammar_words(tok):
+    from mmattn.scenes import make_sample
+
+    for seed in range(40):
+        s = make_sample(seed, lang="zh")
+        for cap in [s.caption, *s.negatives]:
+            assert split_words(tok, cap.text) == [w.text for w in cap.words]
 
 
 def test_unknown_english_word_becomes_letter_pieces_of_one_word(tok):

@@ -38,7 +38,7 @@ def test_the_shipped_model_knows_the_whole_world(world):
     assert world.en.relations == ("left of", "right of", "above", "below")
     assert {"圆形", "正方形"} <= set(world.zh.shapes) and "红色" in world.zh.colours
     assert world.zh.sizes == ("小", "大") and "左边" in world.zh.relations
-    assert {"圆", "红", "the", "of", "的"} <= world.known_words
+    assert {"圆形", "红色", "一个", "the", "of", "的"} <= world.known_words and "红" not in world.known_words  # words, not characters
 
 
 def test_every_listed_word_is_in_the_tokenizer(world, tokenizer):
@@ -47,7 +47,7 @@ def test_every_listed_word_is_in_the_tokenizer(world, tokenizer):
         w = world.words(lang)
         for term in w.shapes + w.colours + w.sizes + w.relations:
             assert all(part in vocab for part in split(term)), term
-    assert world.known_words <= set(vocab)
+    assert all(w in vocab or all(ch in vocab for ch in w) for w in world.known_words)  # Chinese words: every character a token
 
 
 def test_words_the_tokenizer_lacks_are_left_out():

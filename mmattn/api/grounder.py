@@ -46,7 +46,7 @@ from mmattn.api.trace import (
 from mmattn.backends.shapes.vocabulary import suggest
 from mmattn.backends.shapes.worldcheck import check_image
 from mmattn.models.grounding_model import GroundingModel
-from mmattn.models.tokenizer import load_tokenizer
+from mmattn.models.tokenizer import known_word, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class Grounder:
 
     def knows(self, word: str) -> bool:
         """Whether ``word`` is in the model's vocabulary."""
-        return word in self._known
+        return known_word(self._known, word)
 
     @classmethod
     def from_pretrained(

@@ -44,6 +44,19 @@ def word_matrix(word_ids: list[int | None], n_words: int, T: int | None = None) 
     return M / M.sum(1, keepdim=True).clamp(min=1)
 
 
+def word_minimum(values, word_ids: list[int | None], n_words: int) -> np.ndarray:
+    """(W,) each word's smallest token value (0 for a word with no token): a word is located
+    only if all its pieces are. A Chinese word's characters are tokens of their own, and a
+    shared character (色 of every colour, 形 of most shapes) says nothing about which colour
+    or shape is meant; the character that does decides."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(n_words, np.inf)
+    for t, w in enumerate(word_ids[: len(values)]):
+        if w is not None and w < n_words:
+            out[w] = min(out[w], values[t])
+    return np.where(np.isinf(out), 0.0, out)
+
+
 def upsample(maps: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> Tensor:
     """(N, P) patch maps on a (gh, gw) grid -> (N, height, width) bilinear, at ``size`` = (height, width).
 

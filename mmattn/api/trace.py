@@ -120,9 +120,10 @@ class Trace:
 
     @property
     def grounded_scores(self) -> list[float]:
-        """Each word's probability of being located in the image (mean over its tokens)."""
+        """Each word's probability of being located in the image: its least located token's
+        (:func:`~mmattn.api.maps.word_minimum`; a word of one token is that token's)."""
         p = 1 / (1 + np.exp(-self.grounded_logits.astype(np.float64)))
-        return [float(p[toks].mean()) if toks else 0.0 for toks in self.caption.word_tokens]
+        return [float(p[toks].min()) if toks else 0.0 for toks in self.caption.word_tokens]
 
     def layer(self, layer: int | None) -> int:
         """``layer`` (None = the default, negative from the end) as an index 0..L-1."""

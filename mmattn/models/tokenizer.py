@@ -2,7 +2,10 @@
 transformers' fast-tokenizer API so that ``word_ids()`` maps every token back to its word.
 
 - Lower-cases, strips accents, drops control and zero-width characters (BERT normaliser).
-- Splits on whitespace and punctuation; every Chinese character is its own word.
+- Splits on whitespace and punctuation. Every Chinese character is its own token, but words
+  are found by :func:`split_words` (longest match over the shapes world's Chinese words,
+  :data:`mmattn.scenes.ZH_WORDS`, then ``jieba``): "红色的圆形" is the words 红色 / 的 / 圆形,
+  read as the tokens 红 色 的 圆 形, each token knowing its word.
 - Known words are single tokens; other English words fall apart into letter pieces
   (``"ball" -> b ##a ##l ##l``), anything else (emoji, rare scripts) becomes ``[UNK]``.
 - At most :data:`MAX_TOKENS` tokens per caption, ``[CLS]`` and ``[SEP]`` included; longer
@@ -11,6 +14,7 @@ transformers' fast-tokenizer API so that ``word_ids()`` maps every token back to
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +25,8 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import PreTrainedTokenizerFast
 
 from mmattn.io.checkpoint import CheckpointError, tokenizer_ids
+from mmattn.models.segment import CJK, is_cjk, lexicon_words
+from mmattn.scenes import ZH_WORDS
 
 MAX_TOKENS = 32  #: maximum caption length in tokens, [CLS] and [SEP] included
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -89,9 +95,30 @@ class Encoded:
 
 def split_words(tokenizer: PreTrainedTokenizerFast, caption: str) -> list[str]:
     """The caption's words as the tokenizer sees them: normalised, split on spaces and
-    punctuation, one word per Chinese character ("Red,红色" -> ["red", ",", "红", "色"])."""
+    punctuation, Chinese segmented into the words the model knows ("Red,红色的圆" ->
+    ["red", ",", "红色", "的", "圆"]; see :func:`lexicon`)."""
     backend = tokenizer.backend_tokenizer
-    return [w for w, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(caption))]
+    norm, pre = backend.normalizer, backend.pre_tokenizer
+    words: list[str] = []
+    for part in re.split(f"([{CJK}]+)", caption):
+        if is_cjk(part):  # the normaliser spaces Chinese characters out (and unifies compatibility forms)
+            words += lexicon_words(norm.normalize_str(part).replace(" ", ""), lexicon(tokenizer))
+        elif part:
+            words += [w for w, _ in pre.pre_tokenize_str(norm.normalize_str(part))]
+    return words
+
+
+def lexicon(tokenizer: PreTrainedTokenizerFast) -> frozenset[str]:
+    """The Chinese words the model knows: the shapes world's words (:data:`ZH_WORDS`) whose
+    every character is a token of ``tokenizer``."""
+    vocab = tokenizer.get_vocab()
+    return frozenset(w for w in ZH_WORDS if all(ch in vocab for ch in w))
+
+
+def known_word(vocab, word: str) -> bool:
+    """Whether the model reads ``word`` without letter pieces or ``[UNK]``: a whole token of
+    ``vocab``, or a Chinese word all of whose characters are tokens."""
+    return word in vocab or (is_cjk(word) and all(ch in vocab for ch in word))
 
 
 def encode(tokenizer: PreTrainedTokenizerFast, captions: list[str], max_tokens: int = MAX_TOKENS) -> Encoded:

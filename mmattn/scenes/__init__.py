@@ -7,6 +7,7 @@ from mmattn.scenes.samples import (
     ZH_RELATIONS,
     ZH_SHAPES,
     ZH_SIZES,
+    ZH_WORDS,
     Caption,
     Sample,
     SceneObject,
@@ -18,6 +19,6 @@ from mmattn.scenes.samples import (
 
 __all__ = [
     "BACKGROUNDS", "COLOURS", "PALETTE", "SHAPES", "SHIFTED", "SIZES", "TRAIN", "ZH_COLOURS", "ZH_RELATIONS",
-    "ZH_SHAPES", "ZH_SIZES", "Caption", "RenderConfig", "Sample", "SceneObject", "ShapesDataset", "Word",
+    "ZH_SHAPES", "ZH_SIZES", "ZH_WORDS", "Caption", "RenderConfig", "Sample", "SceneObject", "ShapesDataset", "Word",
     "caption_corpus", "fixed_split", "make_sample", "relation", "sample_seed",
 ]  # fmt: skip

@@ -37,6 +37,10 @@ ZH_SHAPES = {"circle": "圆形", "square": "正方形", "triangle": "三角形",
 ZH_SIZES = {"small": "小", "large": "大"}
 ZH_RELATIONS = {"left": "左边", "right": "右边", "above": "上面", "below": "下面"}
 EN_RELATIONS = {"left": ("left", "of"), "right": ("right", "of"), "above": ("above",), "below": ("below",)}
+ZH_FUNCTION_WORDS = ("的", "在", "一个")  #: the function words the Chinese grammar writes
+#: every word a Chinese caption of the shapes world is made of (a caption is these words
+#: written without spaces; :func:`mmattn.models.tokenizer.split_words` finds them again)
+ZH_WORDS = frozenset([*ZH_COLOURS.values(), *ZH_SHAPES.values(), *ZH_SIZES.values(), *ZH_RELATIONS.values(), *ZH_FUNCTION_WORDS])
 OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
 RELATION_MARGIN = 0.08  #: minimum centre distance on the dominant axis, as a fraction of the shorter side
 RELATION_DOMINANCE = 1.3  #: the dominant axis must be this many times the other
@@ -135,8 +139,7 @@ def _en_np(d: Desc, ref: int | None, article: str, big: bool) -> list[Word]:
 
 def _zh_np(d: Desc, ref: int | None) -> list[Word]:
     words = [Word(ZH_SIZES[d.size], ref, "size"), Word("的", None, "function")] if d.size else []
-    words += [Word(ch, ref, "colour") for ch in ZH_COLOURS[d.colour]]
-    return words + [Word(ch, ref, "shape") for ch in ZH_SHAPES[d.shape]]
+    return words + [Word(ZH_COLOURS[d.colour], ref, "colour"), Word(ZH_SHAPES[d.shape], ref, "shape")]
 
 
 @dataclass(frozen=True)
@@ -160,9 +163,9 @@ def build_caption(lang: str, descs: list[Desc], refs: list[int | None], rel: str
         words += _en_np(descs[1], refs[1], "the", style.big)
         return Caption("en", words, relation=rel)
     if rel is None:
-        return Caption("zh", [Word("一", None, "function"), Word("个", None, "function")] + _zh_np(descs[0], refs[0]))
+        return Caption("zh", [Word("一个", None, "function")] + _zh_np(descs[0], refs[0]))
     words = _zh_np(descs[0], refs[0]) + [Word("在", None, "function")] + _zh_np(descs[1], refs[1])
-    words += [Word("的", None, "function")] + [Word(ch, None, "relation") for ch in ZH_RELATIONS[rel]]
+    words += [Word("的", None, "function"), Word(ZH_RELATIONS[rel], None, "relation")]
     return Caption("zh", words, relation=rel)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mmattn.api.maps import box_iou, boxes_from_maps, peak_points, reduce_heads, word_matrix
+from mmattn.api.maps import box_iou, boxes_from_maps, peak_points, reduce_heads, word_matrix, word_minimum
 from mmattn.api.processor import MmattnProcessor
 from mmattn.backends.shapes.worldcheck import abstention_rate
 from mmattn.io import files
@@ -55,7 +55,7 @@ def _readings(grounder, images, captions, layer: int, heads="mean") -> list[dict
         items.append({
             "maps": M @ t.token_maps("attention", layer, heads),  # (W, P)
             "i2t": reduce_heads(torch.from_numpy(t.image_to_text[t.layer(layer)]), heads) @ M.T,  # (P, W)
-            "grounded": (M @ torch.sigmoid(torch.from_numpy(t.grounded_logits))).numpy(),  # (W,)
+            "grounded": word_minimum(torch.sigmoid(torch.from_numpy(t.grounded_logits)).numpy(), cap.word_ids, len(cap.all_words)),  # (W,)
             "match": t.match_score,
             "grid": t.grid,
         })  # fmt: skip

@@ -8,10 +8,13 @@ its processor.
 
 What differs from CLIP:
 
-- **Words**: one Chinese character is one word (as BERT's tokenizer splits Chinese), and
-  so is a run of letters and digits ("dog's", "2024"), or of punctuation; the tokenizer's
-  ``word_ids`` merge a word's WordPiece pieces back. A word the vocabulary does not hold
-  (any ``[UNK]`` piece) is reported as unknown.
+- **Words**: Chinese is segmented into words by ``jieba`` ("红色的狗" -> 红色 / 的 / 狗;
+  BERT's tokenizer still reads one token per character), a run of letters and digits
+  ("dog's", "2024") is a word, and so is a run of punctuation; the tokenizer's ``word_ids``
+  merge a word's characters and WordPiece pieces back. A word the vocabulary does not hold
+  (any ``[UNK]`` piece) is reported as unknown. The text tower still reads each token's
+  prompt per character-or-piece run (:meth:`ChineseClipTextEncoder._words`); a word's map
+  is the mean of its tokens' maps.
 - **Text tower**: BERT, pooled at ``[CLS]`` (Chinese-CLIP's ``get_text_features``), so
   ``[CLS]`` reads the whole caption in the fusion; ``[SEP]`` and padding read the neutral
   prompt. Words are read alone in ``"一张{}的照片。"`` ("a photo of {}"), the reference being
@@ -30,6 +33,7 @@ from torch import Tensor, nn
 
 from mmattn.backends.clip.grounder import ClipGrounder, ClipProcessor
 from mmattn.backends.clip.model import FUNCTION_WORDS, ClipGroundingConfig, ClipTextEncoder
+from mmattn.models.segment import CJK, CJK_RUN, jieba_words
 from mmattn.models.tokenizer import MAX_TOKENS, Encoded, encode_split
 
 PROMPT = "一张{}的照片。"  #: the template a word is read in ("a photo of {}.")
@@ -38,14 +42,18 @@ NEUTRAL = "一张照片。"  #: the neutral prompt ("a photo.")
 FUNCTION_CHARS = frozenset(
     "的得了着过是在和与及或也都很就还又而且但把被从向往对于之其这那些个只张一上下左右前后里中间旁边外内他她它们我你有没无不"
 )
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-#: a word: one Chinese character, a run of other letters/digits (inner apostrophes), or punctuation
-WORD = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+(?:['’][^\W{_CJK}]+)*|[^\w\s]+")
+#: a word: a run of Chinese characters (segmented further by jieba), a run of other
+#: letters/digits (inner apostrophes), or punctuation
+WORD = re.compile(rf"[{CJK}]+|[^\W{CJK}]+(?:['’][^\W{CJK}]+)*|[^\w\s]+")
 
 
 def split_words(caption: str) -> list[str]:
-    """The caption's words: "红色的狗, a red dog!" -> ["红", "色", "的", "狗", ",", "a", "red", "dog", "!"]."""
-    return WORD.findall(unicodedata.normalize("NFC", caption).lower())
+    """The caption's words, Chinese by ``jieba``: "红色的狗, a red dog!" -> ["红色", "的", "狗",
+    ",", "a", "red", "dog", "!"]."""
+    words = []
+    for w in WORD.findall(unicodedata.normalize("NFC", caption).lower()):
+        words += jieba_words(w) if CJK_RUN.fullmatch(w) else [w]
+    return words
 
 
 def encode_words(tokenizer, captions: list[str], max_tokens: int = MAX_TOKENS) -> Encoded:
@@ -100,7 +108,7 @@ class ChineseClipTextEncoder(ClipTextEncoder):
 
 
 class ChineseClipProcessor(ClipProcessor):
-    """Chinese-CLIP's processor: words by :func:`split_words` (one per Chinese character),
+    """Chinese-CLIP's processor: words by :func:`split_words` (Chinese by ``jieba``),
     BERT's WordPiece, and CLIP's pixels (the checkpoint's ``ChineseCLIPImageProcessor`` mean,
     std and filter)."""
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerFast
 
-from mmattn.models.tokenizer import load_tokenizer, split_words
+from mmattn.models.tokenizer import known_word, load_tokenizer, split_words
 from mmattn.scenes import BACKGROUNDS, COLOURS, SHAPES, SIZES, TRAIN, ZH_COLOURS, ZH_RELATIONS, ZH_SHAPES, ZH_SIZES, caption_corpus
 from mmattn.scenes.samples import EN_RELATIONS, Desc, Style, build_caption
 
@@ -119,7 +119,7 @@ def model_world(tokenizer: PreTrainedTokenizerFast) -> ModelWorld:
         return tuple(t for t in terms if known(t, lang))
 
     corpus_words = {w for caption in caption_corpus() for w in split_words(tokenizer, caption)}
-    known_words = frozenset(w for w in corpus_words if w in vocab)
+    known_words = frozenset(w for w in corpus_words if known_word(vocab, w))
     examples = _examples(tokenizer, known_words)
     en = WorldWords(
         shapes=keep(SHAPES, "en"),
