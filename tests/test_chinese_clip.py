@@ -133,5 +133,5 @@ def test_batch_equals_single(grounder):
 
 
 def test_long_captions_are_cut_by_whole_words(grounder):
-    r = grounder.ground(photo(32, 32), "红" * 40)
+    r = grounder.ground(photo(32, 32), "红 " * 40)  # 40 one-character words (jieba pairs 红红 when unspaced)
     assert r.truncated and r.notice and len(r.words) == 30

@@ -14,6 +14,7 @@ from mmattn.scenes import (
     TRAIN,
     ZH_COLOURS,
     ZH_SHAPES,
+    ZH_WORDS,
     ShapesDataset,
     caption_corpus,
     make_sample,
@@ -121,12 +122,13 @@ def test_bad_arguments():
         make_sample(0, lang="fr")
 
 
-def test_languages_and_chinese_words_are_single_characters(samples):
+def test_languages_and_chinese_words_are_the_worlds_words(samples):
     langs = {s.caption.lang for s in samples}
     assert langs == {"en", "zh"}
     for s in samples:
         if s.caption.lang == "zh":
-            assert all(len(w.text) == 1 for w in s.caption.words)
+            assert all(w.text in ZH_WORDS for w in s.caption.words)  # 红色, 圆形, 左边 ...: words, not characters
+            assert any(len(w.text) > 1 for w in s.caption.words)
 
 
 def test_tokenizer_words_match_caption_words(samples):
