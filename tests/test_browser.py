@@ -87,7 +87,7 @@ def test_one_forward_pass_for_a_click_every_tab_and_an_image_click(server, page,
     expect(chips.first).to_contain_text(f"0:{words[0]}")
     expect(page.locator("#table")).to_contain_text(words[-1])
     # legend colour = the word's colour in the JSON (the colour drawn on the picture)
-    colours = [app.views.word_colour(i) for i in range(len(words))]
+    colours = app.views.word_colours(words)
     for i in range(len(words)):
         assert chips.nth(i).evaluate("e => getComputedStyle(e).borderTopColor") == _rgb(colours[i])
     expect(page.locator("#out_img img")).to_be_visible(timeout=60_000)
@@ -116,7 +116,7 @@ def test_one_forward_pass_for_a_click_every_tab_and_an_image_click(server, page,
     img = page.locator("#click_img img")
     expect(img).to_be_visible(timeout=60_000)
     box = img.bounding_box()
-    r = app.trace_of(app.ask(app.load_image(image), caption)).grounding()  # the page's trace, from the cache
+    r = app.D.trace(app.D.ask(app.load_image(image), caption)).grounding()  # the page's trace, from the cache
     fx, fy = 0.5, 0.5
     b = next((b for b in r.boxes if b is not None), None)
     if b is not None:

@@ -143,7 +143,7 @@ def test_ground_view_colours_and_default_words(g, image):
     t = g.trace(image, CAPTION)
     v = views.ground_view(t)
     assert v.picture.height >= views.VIEW_HEIGHT
-    assert [w.colour for w in v.words] == [views.word_colour(i) for i in range(len(t.words))]
+    assert [w.colour for w in v.words] == views.word_colours(t.words)
     assert v.data["colours"] == [w.colour for w in v.words]
     # each word is drawn in its own colour: a map shown alone tints the picture toward it
     maps = np.zeros((2, 20, 20), np.float32)

@@ -21,7 +21,8 @@ from mmattn.api import pictures
 from mmattn.api.maps import maps_at_size
 from mmattn.api.trace import Trace
 from mmattn.models.tokenizer import MAX_TOKENS
-from mmattn.teach import recompute
+from mmattn.teach import colours, recompute
+from mmattn.teach.relation import relation_sentence
 from mmattn.teach.text import STAGE_NAMES, stage_label, t
 
 VIEW_HEIGHT = 448  #: pictures are sent at least this tall
@@ -32,13 +33,15 @@ MASK_ALPHA = 0.45  #: opacity of a word's colour where its map is 1.0 on the sha
 MASK_FLOOR = 0.08  #: map values below this (on the shared scale) are not drawn
 CONTOUR = 0.5  #: each shown word's region is outlined where its map crosses this value
 JPEG_QUALITY = 90
-#: one colour per word (cycled past ten): distinct hues, dark enough to read on white
-WORD_COLOURS = ("#e6194b", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#d62728", "#8c564b", "#e377c2", "#7f7f7f")
-RELATION_SHOWN = 1.0  #: relation scores this far from 0 are explained (one-object captions stay near 0)
+#: words that name nothing in the picture: the per-word views start on another word, and the page sets them apart
+FUNCTION_WORDS = frozenset({"the", "a", "an", "of", "is", "are", "there", "and", "to", "no", "的", "在", "一个", "有", "和", "是"})
 
 
-def word_colour(i: int) -> str:
-    return WORD_COLOURS[i % len(WORD_COLOURS)]
+def word_colours(words: list[str]) -> list[str]:
+    """Each word's colour on the picture, its box, the legend and the picker: a colour word in
+    its own colour family, a function word grey, the others in families the caption does not name
+    (:func:`mmattn.teach.colours.word_colours`)."""
+    return colours.word_colours(words, FUNCTION_WORDS)
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
@@ -188,12 +191,13 @@ def notes(trace: Trace, lang: str = "en") -> list[str]:
     return out
 
 
-def notice(trace: Trace, relation_score: float, lang: str = "en") -> str:
-    """What the user should know about a result, in plain sentences."""
+def notice(trace: Trace, result, lang: str = "en") -> str:
+    """What the user should know about a result (a :class:`~mmattn.api.grounding.Grounding`), in
+    plain sentences: the notes, then, for a caption with a relation, where the maps put its two
+    objects against what it says."""
     parts = notes(trace, lang)
-    if abs(relation_score) >= RELATION_SHOWN and not trace.out_of_world:
-        key = "relation_agrees" if relation_score > 0 else "relation_contradicts"
-        parts.append(t(key, lang, s=relation_score))
+    if not trace.out_of_world and (said := relation_sentence(result.words, result.patch_maps, result.grid, lang)):
+        parts.append(said)
     return (" " if lang != "zh" else "").join(parts) or t("all_known", lang)
 
 
@@ -222,7 +226,7 @@ def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_s
     if shown is None:
         shown = default_shown(r.grounded, r.out_of_world)
     shown = [i for i in shown if 0 <= i < W]
-    colours = [word_colour(i) for i in range(W)]
+    colours = word_colours(r.words)
     view_boxes = [scale_box(b, r.size, view.size) for b in r.boxes] if show_boxes else None
     picture = compose(view, maps, colours, shown, view_boxes)
     boxes = [scale_box(b, r.size, source_size) for b in r.boxes]
@@ -233,7 +237,7 @@ def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_s
     data = r.to_json()
     data.update(boxes=boxes, image_size=list(source_size), model_input_size=list(trace.model_size),
                 colours=colours, precision=trace.precision)  # fmt: skip
-    return GroundView(picture, rows, r.match_score, notice(trace, r.relation_score, lang), data, r.out_of_world)
+    return GroundView(picture, rows, r.match_score, notice(trace, r, lang), data, r.out_of_world)
 
 
 def word_table(rows: list[WordRow], out_of_world: bool = False, lang: str = "en") -> list[list]:
@@ -242,12 +246,27 @@ def word_table(rows: list[WordRow], out_of_world: bool = False, lang: str = "en"
     out = []
     for w in rows:
         found = t("unknown", lang) if not w.known else (t("outside", lang) if out_of_world else t("yes" if w.grounded else "no", lang))
+        if w.known and not out_of_world and not w.grounded and w.word.lower() in FUNCTION_WORDS:
+            found = f"{found} ({t('function_word', lang)})"
         conf = "–" if not w.known or out_of_world else f"{w.score:.0%}"
         out.append([w.index, w.word, found, conf, round(w.peak, 2), "" if w.box is None else "({}, {}, {}, {})".format(*w.box)])
     return out
 
 
 TABLE_HEADERS = t("headers", "en")
+
+
+def word_frame(rows: list[WordRow], out_of_world: bool = False, lang: str = "en"):
+    """The per-word table as a DataFrame with its headers in ``lang`` (gradio sends them along)."""
+    import pandas as pd
+
+    return pd.DataFrame(word_table(rows, out_of_world, lang), columns=t("headers", lang))
+
+
+def word_css(rows: list[WordRow]) -> str:
+    """Each word's colour on its box in the word picker (so the picker is the legend too)."""
+    rules = "".join(f"#pick label:nth-of-type({w.index + 1}){{border-left:6px solid {w.colour} !important;}}" for w in rows)
+    return f"<style>{rules}</style>"
 
 
 def legend_html(rows: list[WordRow], shown: list[int] | None = None, lang: str = "en") -> str:
@@ -257,11 +276,14 @@ def legend_html(rows: list[WordRow], shown: list[int] | None = None, lang: str =
     for w in rows:
         style = f"border-color:{w.colour};" + ("" if w.index in shown_set else "opacity:0.35;")
         mark = "✓" if w.grounded else ("?" if not w.known else "·")
-        chips.append(f'<span class="chip" data-index="{w.index}" style="{style}"><span class="swatch" style="background:{w.colour}"></span>'
+        kind = "chip function" if w.word.lower() in FUNCTION_WORDS else "chip"
+        chips.append(f'<span class="{kind}" data-index="{w.index}" style="{style}"><span class="swatch" style="background:{w.colour}"></span>'
                      f"{w.index}:{html.escape(w.word)} <small>{mark}</small></span>")  # fmt: skip
     scale = (f'<div class="scale"><span>{t("weak", lang)}</span><span class="bar"></span><span>{t("strongest", lang)}</span></div>'
              f'<div class="scale-note">{t("scale_note", lang)}</div>')  # fmt: skip
-    return f'<div class="legend">{"".join(chips)}</div>{scale}'
+    function = list(dict.fromkeys(w.word for w in rows if w.word.lower() in FUNCTION_WORDS))
+    note = f'<div class="scale-note">{html.escape(t("function_note", lang, words=", ".join(function)))}</div>' if function else ""
+    return f'<div class="legend">{"".join(chips)}</div>{scale}{note}'
 
 
 # ---- Image -> text: the words one patch attends to -----------------------------------------------
@@ -473,13 +495,14 @@ def positions_off_view(grounder, trace: Trace, lang: str = "en") -> tuple[Image.
     shown = [i for i, g in enumerate(p.grounded_on) if g] or list(range(len(p.words)))
     view = view_image(trace.image)
     maps = maps_at_size(p.maps_off, trace.grid, (view.height, view.width))
-    picture = compose(view, maps, [word_colour(i) for i in range(len(p.words))], shown)
-
-    def verdict(score: float) -> str:
-        return t("relation_none" if abs(score) < RELATION_SHOWN else ("relation_yes" if score > 0 else "relation_no"), lang)
-
-    summary = t("pos_off_summary", lang, r_on=p.relation_on, v_on=verdict(p.relation_on), m_on=p.match_on, r_off=p.relation_off,
-                v_off=verdict(p.relation_off), m_off=p.match_off)  # fmt: skip
+    picture = compose(view, maps, word_colours(p.words), shown)
+    if trace.out_of_world:  # no verdict on an image outside the model's world, with positions or without
+        summary = t("note_out_of_world", lang, reason=trace.world.reason_zh if lang == "zh" else trace.world.reason)
+    else:
+        sep = "" if lang == "zh" else " "
+        rel_on, rel_off = (relation_sentence(p.words, m, trace.grid, lang) for m in (p.maps_on, p.maps_off))
+        summary = t("pos_off_summary", lang, rel_on=rel_on + sep if rel_on else "", m_on=p.match_on, rel_off=rel_off + sep if rel_off else "",
+                    m_off=p.match_off)  # fmt: skip
     head = t("pos_off_table_head", lang) + "\n|---|---|---|---|\n"
     yes, no = t("yes", lang), t("no", lang)
     rows = "\n".join(f"| {i}:{md_text(w)} | {m:.0%} | {yes if a else no} | {yes if b else no} |"
