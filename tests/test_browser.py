@@ -52,8 +52,11 @@ SLOW = 90_000  # ms: first render of the page on a busy machine
 
 
 def _open(page, url: str):
+    """The page, once it shows its first answer (an example grounded as it opens)."""
     page.goto(url, timeout=SLOW)
     page.locator("#in_img input[type=file]").wait_for(state="attached", timeout=SLOW)
+    page.locator("#legend .chip").first.wait_for(timeout=SLOW)
+    expect(page.locator("#out_img img")).to_be_visible(timeout=SLOW)
 
 
 def _ground(page, image: str, caption: str):
