@@ -27,7 +27,7 @@ from PIL import Image
 from mmattn.api.grounding import Grounding
 from mmattn.io import files
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def result(words: list[str], size=(120, 90), grid=(6, 8), seed: int = 0) -> Grounding:
@@ -235,7 +235,7 @@ def test_a_kill_during_a_save_leaves_the_earlier_result_or_the_new_one(tmp_path)
     before = snapshot(out)
     code = f"""
 import sys
-sys.path.insert(0, {str(ROOT / "tests")!r})
+sys.path.insert(0, {str(ROOT / "tests" / "io")!r})
 from test_faults import result
 result(["blue", "square", "big", "small"], size=(1600, 1200), seed=3).save({str(out)!r})
 """

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_clip import offline, photo
+from clip_helpers import offline, photo
 
 from mmattn import Grounder
 from mmattn.backends.clip.chinese import ChineseClipGrounder, split_words

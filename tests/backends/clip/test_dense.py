@@ -12,25 +12,12 @@ import json
 
 import pytest
 import torch
+from clip_helpers import offline
 from clip_references import attention_addition, gaussian_window, naclip_reference
-from test_clip import offline
 
 from mmattn import CheckpointError
 from mmattn.backends.clip.dense import maskclip_block, neighbourhood_bias
 from mmattn.backends.clip.grounder import FUSION_CONFIG, ClipGrounder, save_clip_checkpoint
-from mmattn.backends.clip.random_clip import save_random_clip
-
-
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    return save_random_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
-
-
-@pytest.fixture(scope="module")
-def clip_model(clip_dir):
-    from transformers import CLIPModel
-
-    return CLIPModel.from_pretrained(clip_dir, attn_implementation="eager").eval()
 
 
 @pytest.fixture(scope="module")

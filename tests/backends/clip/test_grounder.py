@@ -8,77 +8,24 @@ what is checked is shapes, invariants and parity."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import json
 import math
-import socket
 import sys
-from pathlib import Path
 
-import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from app_fixtures import ROOT
+from clip_helpers import offline, photo
 
 from mmattn import CheckpointError, Grounder, Grounding
 from mmattn.backends.clip.grounder import ClipGrounder, encode_words, split_words
-from mmattn.backends.clip.random_clip import save_random_clip
 
-ROOT = Path(__file__).resolve().parent.parent
 CAPTION = "A red dog, on the zebra grass!"
 WORDS = ["a", "red", "dog", "on", "the", "zebra", "grass"]  # punctuation dropped; "zebra" is 5 BPE pieces
-
-
-@contextlib.contextmanager
-def offline(cache: Path | None = None):
-    """HF_HUB_OFFLINE=1 as the hub library sees it, an optional empty cache, and no sockets at all."""
-    saved = huggingface_hub.constants.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_CACHE
-    connect = socket.socket.connect
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the network was used")
-
-    huggingface_hub.constants.HF_HUB_OFFLINE = True
-    if cache is not None:
-        huggingface_hub.constants.HF_HUB_CACHE = str(cache)
-    socket.socket.connect = refuse
-    try:
-        yield
-    finally:
-        huggingface_hub.constants.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_CACHE = saved
-        socket.socket.connect = connect
-
-
-@pytest.fixture(scope="session")
-def clip_dir(tmp_path_factory) -> Path:
-    return save_random_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
-
-
-@pytest.fixture(scope="session")
-def grounder(clip_dir) -> ClipGrounder:
-    with offline():
-        return Grounder.from_pretrained(clip_dir)
-
-
-@pytest.fixture(scope="session")
-def maskclip(clip_dir) -> ClipGrounder:
-    with offline():
-        return ClipGrounder.from_pretrained(clip_dir, dense="maskclip")
-
-
-@pytest.fixture(scope="session")
-def clip_model(clip_dir):
-    from transformers import CLIPModel
-
-    return CLIPModel.from_pretrained(clip_dir, attn_implementation="eager").eval()
-
-
-def photo(width: int, height: int, seed: int = 0) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
 
 
 # ---- loading ---------------------------------------------------------------------------------

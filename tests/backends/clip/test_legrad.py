@@ -9,34 +9,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from clip_helpers import photo
 from clip_references import legrad_reference, min_max
-from test_clip import offline, photo
 
-from mmattn import Grounder
-from mmattn.backends.clip.grounder import ClipGrounder
 from mmattn.backends.clip.legrad import attention_block, legrad, normalize
-from mmattn.backends.clip.random_clip import save_random_clip
 
 CAPTION = "A red dog, on the zebra grass!"
 WORDS = ["a", "red", "dog", "on", "the", "zebra", "grass"]
-
-
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    return save_random_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
-
-
-@pytest.fixture(scope="module")
-def clip_model(clip_dir):
-    from transformers import CLIPModel
-
-    return CLIPModel.from_pretrained(clip_dir, attn_implementation="eager").eval()
-
-
-@pytest.fixture(scope="module")
-def grounder(clip_dir) -> ClipGrounder:
-    with offline():
-        return Grounder.from_pretrained(clip_dir)
 
 
 def unit(n: int, dim: int = 16, seed: int = 0) -> torch.Tensor:

@@ -18,7 +18,7 @@ from mmattn.backends.shapes.vocabulary import ModelWorld, model_world, suggest, 
 from mmattn.models.tokenizer import build_tokenizer, load_tokenizer, split_words
 from mmattn.scenes import COLOURS, SHAPES, ZH_SHAPES, caption_corpus
 
-MODEL = Path(__file__).resolve().parent.parent / "assets" / "model"
+MODEL = Path(__file__).resolve().parents[3] / "assets" / "model"
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from PIL import Image
 from mmattn.backends.shapes.worldcheck import LEVELS, MIN_SIDE, REASONS, WorldCheck, abstention_rate, check_image
 from mmattn.scenes import SHIFTED, TRAIN, make_sample
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples"
 
 
 def jpeg(image: Image.Image, quality: int) -> Image.Image:
