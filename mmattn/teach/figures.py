@@ -58,14 +58,30 @@ def _check_lang(lang: str) -> str:
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
-def token_labels(tokens: list[str]) -> list[str]:
-    """Unique axis labels for tokens: a repeated token gets its occurrence as a subscript ("a", "a₂")."""
+def token_labels(tokens: list[str], words: list[str] | None = None, word_tokens: list[list[int]] | None = None) -> list[str]:
+    """Unique axis labels for tokens: a repeated token gets its occurrence as a subscript ("a", "a₂").
+
+    With the caption's ``words`` and each word's token positions, a token is named by its word,
+    never by a subword piece: a one-token word by the word ("cat" for CLIP's "cat</w>"), a
+    piece of a longer word as "word·piece" ("cat·c", "cat·a", "cat·t" for c ##a ##t; "红色·红",
+    "红色·色"); [CLS], [SEP] and punctuation keep their token."""
+    names = [_clean(tok) for tok in tokens]
+    if words is not None and word_tokens is not None:
+        for word, toks in zip(words, word_tokens):
+            for i in toks:
+                names[i] = word if len(toks) == 1 else f"{word}·{_clean(tokens[i])}"
     seen: dict[str, int] = {}
     out = []
-    for tok in tokens:
-        seen[tok] = seen.get(tok, 0) + 1
-        out.append(tok if seen[tok] == 1 else f"{tok}{str(seen[tok]).translate(_SUB)}")
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}{str(seen[name]).translate(_SUB)}")
     return out
+
+
+def _clean(token: str) -> str:
+    """A token without its subword marks: "##a" -> "a", "cat</w>" -> "cat"."""
+    out = token.removeprefix("##").removesuffix("</w>")
+    return out or token
 
 
 def patch_labels(grid: tuple[int, int]) -> list[str]:
@@ -76,12 +92,16 @@ def patch_labels(grid: tuple[int, int]) -> list[str]:
 
 def query_labels(steps) -> list[str]:
     """Labels of the Lq queries (tokens for text -> image, patches for image -> text)."""
-    return token_labels(steps.tokens) if steps.direction == "text_to_image" else patch_labels(steps.grid)
+    return _step_tokens(steps) if steps.direction == "text_to_image" else patch_labels(steps.grid)
 
 
 def key_labels(steps) -> list[str]:
     """Labels of the Lk keys (patches for text -> image, tokens for image -> text)."""
-    return patch_labels(steps.grid) if steps.direction == "text_to_image" else token_labels(steps.tokens)
+    return patch_labels(steps.grid) if steps.direction == "text_to_image" else _step_tokens(steps)
+
+
+def _step_tokens(steps) -> list[str]:
+    return token_labels(steps.tokens, getattr(steps, "words", None), getattr(steps, "word_tokens", None))
 
 
 def matrix_names(steps) -> list[str]:
@@ -271,18 +291,38 @@ def _bits(p: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum()) + 0.0
 
 
-def scaling_stats(steps, query_index: int, temperature: float = 1.0) -> ScalingStats:
-    """The numbers behind :func:`scaling_figure`. At temperature 1, ``scaled`` is the model's row."""
+def scaling_stats(steps, query_index: int | list[int], temperature: float = 1.0, label: str | None = None) -> ScalingStats:
+    """The numbers behind :func:`scaling_figure`. At temperature 1, ``scaled`` is the model's row.
+
+    ``query_index``: one query row, or several (a word's tokens: "红色" = 红 + 色), whose
+    softmaxes are averaged as a word's map averages its tokens'. ``label`` names the query
+    (default: the row's axis label, or the word of the rows)."""
     Lq = steps.scores.shape[0]
-    if not 0 <= int(query_index) < Lq:
-        raise ValueError(f"query_index {query_index} is out of range: there are {Lq} queries (0..{Lq - 1})")
+    rows = [int(query_index)] if isinstance(query_index, (int, np.integer)) else [int(r) for r in query_index]
+    if not rows:
+        raise ValueError("query_index must name at least one query row")
+    for r in rows:
+        if not 0 <= r < Lq:
+            raise ValueError(f"query_index {r} is out of range: there are {Lq} queries (0..{Lq - 1})")
     if not (np.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive number (got {temperature})")
-    s = steps.scores[int(query_index)].astype(np.float64)  # (Lk,)
+    s = steps.scores[rows].astype(np.float64)  # (k, Lk)
     rt = math.sqrt(steps.head_dim)
-    p0, p1 = _softmax(s), _softmax(s / rt / temperature)
-    return ScalingStats(query_labels(steps)[int(query_index)], float(temperature), rt, p0, p1, float(p0.max()), float(p1.max()),
-                        _bits(p0), _bits(p1), math.log2(len(s)))  # fmt: skip
+    p0 = np.mean([_softmax(r) for r in s], 0)
+    p1 = np.mean([_softmax(r / rt / temperature) for r in s], 0)
+    if label is None:
+        label = _query_name(steps, rows)
+    return ScalingStats(label, float(temperature), rt, p0, p1, float(p0.max()), float(p1.max()),
+                        _bits(p0), _bits(p1), math.log2(s.shape[1]))  # fmt: skip
+
+
+def _query_name(steps, rows: list[int]) -> str:
+    """The word whose tokens ``rows`` are (text -> image), else the first row's label."""
+    if steps.direction == "text_to_image":
+        for word, toks in zip(getattr(steps, "words", []), getattr(steps, "word_tokens", [])):
+            if list(toks) == rows or (len(rows) == 1 and len(toks) == 1 and toks[0] == rows[0]):
+                return word
+    return query_labels(steps)[rows[0]]
 
 
 def _p(p: float) -> str:
@@ -294,12 +334,15 @@ def _h(bits: float) -> str:
     return "< 0.001" if bits < 1e-3 else f"{bits:.3f}" if bits < 0.1 else f"{bits:.2f}"
 
 
-def scaling_figure(steps, query_index: int, temperature: float = 1.0, *, lang: str = "en") -> go.Figure:
+def scaling_figure(steps, query_index: int | list[int], temperature: float = 1.0, *, lang: str = "en", label: str | None = None) -> go.Figure:
     """Why ÷√d: one query's softmax over the keys without ÷√d (left) and with ÷√d ÷ temperature
-    (right), as bars on one 0..1 scale; each panel's title gives its largest weight and entropy."""
+    (right), as bars on one shared scale from 0 to a little above the largest weight (so that
+    0.18 against 0.07 is seen, not two slivers on a 0..1 axis); each panel's title gives its
+    largest weight and entropy. ``query_index``: a row or a word's rows (see :func:`scaling_stats`)."""
     lang = _check_lang(lang)
-    st = scaling_stats(steps, query_index, temperature)
-    s = steps.scores[int(query_index)].astype(np.float64)
+    st = scaling_stats(steps, query_index, temperature, label)
+    rows = [int(query_index)] if isinstance(query_index, (int, np.integer)) else [int(r) for r in query_index]
+    s = steps.scores[rows].astype(np.float64).mean(0)  # a word's scores: the mean of its tokens' rows
     keys = key_labels(steps)
     hd, rt, tau = steps.head_dim, st.sqrt_d, st.temperature
     div = f"÷√{hd}" + (f" ÷ {tau:g}" if tau != 1 else "")
@@ -315,7 +358,8 @@ def scaling_figure(steps, query_index: int, temperature: float = 1.0, *, lang: s
     fig.add_bar(x=keys, y=st.scaled, customdata=np.stack([s, s / rt / tau], -1).astype(np.float32), marker_color=KIND_COLOURS["weights"],
                 name=t1.split("<br>")[0], row=1, col=2,
                 hovertemplate=f"%{{x}}: S / √{hd}{tail} = %{{customdata[0]:.3f}}{by} = %{{customdata[1]:.3f}} → softmax = %{{y:.3f}}<extra>{w}</extra>")  # fmt: skip
-    fig.update_yaxes(range=[0, 1.02], title_text=t("fig_scale_axis", lang), row=1, col=1)
+    top = max(st.max_unscaled, st.max_scaled)
+    fig.update_yaxes(range=[0, min(1.02, top * 1.12) if top > 0 else 1.02], title_text=t("fig_scale_axis", lang), row=1, col=1)
     kax = _axis_title("patches" if steps.direction == "text_to_image" else "tokens", lang, "keys")
     fig.update_xaxes(type="category", title_text=kax, tickangle=-60 if len(keys) > 12 else 0, automargin=True)
     fig.update_layout(showlegend=False, bargap=0.1)

@@ -21,9 +21,9 @@ from mmattn.api import pictures
 from mmattn.api.maps import maps_at_size
 from mmattn.api.trace import Trace
 from mmattn.models.tokenizer import MAX_TOKENS
-from mmattn.teach import colours, recompute
+from mmattn.teach import colours, drawing, recompute, story
 from mmattn.teach.relation import relation_sentence
-from mmattn.teach.text import STAGE_NAMES, stage_label, t
+from mmattn.teach.text import stage_label, t
 
 VIEW_HEIGHT = 448  #: pictures are sent at least this tall
 VIEW_MAX_WIDTH = 1344
@@ -364,6 +364,13 @@ def attention_steps(grounder, trace: Trace, layer: int | None, head: int, direct
     return trace.memo[key]
 
 
+def default_word(trace: Trace) -> int:
+    """The word the views follow until the learner picks one: the most surely found content
+    word, never a function word ("the", "a", "of", 的, 在; :func:`mmattn.teach.story.default_word`)."""
+    scores = trace.grounded_scores
+    return story.default_word(trace.words, [p > 0.5 for p in scores], scores)
+
+
 def step_query(steps: recompute.AttentionSteps, word: int) -> int:
     """The query row the figures follow for word ``word``: its first token (text -> image), or
     the patch that gives the word the most weight (image -> text)."""
@@ -375,19 +382,44 @@ def step_query(steps: recompute.AttentionSteps, word: int) -> int:
 
 def step_figures(steps: recompute.AttentionSteps, stage: str, word: int, temperature: float = 1.0, lang: str = "en"):
     """The step control's three outputs: the chosen stage's interactive matrix (the word's row
-    outlined), one sentence on what to look at, and the ÷√d comparison for the word's row."""
+    outlined), the stage's sentence about the learner's word with this head's numbers (then
+    what the stage is, in general), and the ÷√d comparison for the word's row."""
     from mmattn.teach import figures  # plotly: only the page needs it
 
     names = figures.matrix_names(steps)
-    stage = stage if stage in names else "scores"
+    stage = stage if stage in names else "scores"  # (no V, Z, concat, out_proj where a layer computes weights only)
     query = steps.word_tokens[word] if steps.direction == "text_to_image" else step_query(steps, word)
     fig = figures.matrix_figure(steps, stage, lang=lang, query=query)
     if stage in ("q", "k", "v"):
-        sentence = t(f"stage_sentence_{stage}", lang)
+        general = t(f"stage_sentence_{stage}", lang)
     else:
-        sentence = figures.stage_sentences(steps.direction, steps.head_dim)[stage][lang if lang in ("en", "zh") else "en"]
-    scaling = figures.scaling_figure(steps, step_query(steps, word), temperature, lang=lang)
+        general = figures.stage_sentences(steps.direction, steps.head_dim)[stage][lang if lang in ("en", "zh") else "en"]
+    sentence = story.sentence(steps, stage, word, lang) + "\n\n" + general
+    label = steps.words[word] if steps.direction == "text_to_image" else None
+    scaling = figures.scaling_figure(steps, query, temperature, lang=lang, label=label)
     return fig, sentence, scaling
+
+
+def step_pictures(steps: recompute.AttentionSteps, image: Image.Image, word: int, lang: str = "en") -> list[tuple[Image.Image, str]]:
+    """The learner's word on the learner's picture at the three stages that live on the patch
+    grid (S = Q·Kᵀ, ÷√d, softmax), each with its colour bar, the patch the stage sentences
+    follow outlined (:func:`mmattn.teach.story.focus`) and a caption naming the word and the stage."""
+    f = story.focus(steps, word)
+    t2i = steps.direction == "text_to_image"
+    toks = f.tokens
+    out = []
+    for name in ("scores", "scaled", "weights"):
+        a = getattr(steps, name)
+        m = (a[toks].mean(0) if t2i else (a[:, toks].sum(1) if name == "weights" else a[:, toks].mean(1))).reshape(steps.grid)
+        signed = name != "weights"
+        lim = float(np.abs(m).max()) or 1.0
+        pic = pictures.grid_map_overlay(image, m, signed=signed, limit=lim if signed else None, height=STEP_THUMB * 2)
+        pic = drawing.outline_patches(pic, steps.grid, [(f.row, f.col)])
+        low, high = (-lim, lim) if signed else (0.0, float(m.max()))
+        pic = drawing.with_colour_bar(pic, low, high, t(f"steps_bar_{name}", lang), signed=signed)
+        out.append((pic, t("steps_picture_caption", lang, stage=stage_label(name, lang), word=f.word,
+                           patch=t("story_patch", lang, row=f.row, col=f.col, label=f"r{f.row}c{f.col}"))))
+    return out
 
 
 def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: int = 0, direction: str = "text_to_image",
@@ -395,12 +427,11 @@ def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: 
     """One head's cross-attention, stage by stage, recomputed from the inputs the trace recorded
     (the explanation in English or Chinese)."""
     s = attention_steps(grounder, trace, layer, head, direction)
-    w = recompute.resolve_word(s.words, word)
+    w = default_word(trace) if word is None or (isinstance(word, str) and not word.strip()) else recompute.resolve_word(s.words, word)
     word_name, image = s.words[w], trace.image
     t2i = direction == "text_to_image"
 
     qn, kn = (t("steps_n_tokens", lang), t("steps_n_patches", lang))[:: 1 if t2i else -1]
-    lim = float(np.abs(s.scores).max())
     Lq, Lk, hd, T = s.q.shape[0], s.k.shape[0], s.head_dim, len(s.tokens)
 
     def row(name, matrix, caption, shapes, **values):  # (name, picture, short caption, stage, shapes, meaning)
@@ -408,35 +439,28 @@ def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: 
                 shapes, t(f"steps_meaning_{name}", lang, **values))  # fmt: skip
 
     rows = [
-        row("q", pictures.matrix_picture(s.q, signed=True), f"Q {_shape(s.q)}", _shape(s.q), qn=qn),
-        row("k", pictures.matrix_picture(s.k.T, signed=True), f"Kᵀ {_shape(s.k.T)}", f"{_shape(s.k)} → Kᵀ {_shape(s.k.T)}", kn=kn),
+        row("q", None, f"Q {_shape(s.q)}", _shape(s.q), qn=qn),
+        row("k", None, f"Kᵀ {_shape(s.k.T)}", f"{_shape(s.k)} → Kᵀ {_shape(s.k.T)}", kn=kn),
     ]
     if s.reads_values:
-        rows.append(row("v", pictures.matrix_picture(s.v, signed=True), f"V {_shape(s.v)}", _shape(s.v)))
+        rows.append(row("v", None, f"V {_shape(s.v)}", _shape(s.v)))
     rows += [
-        row("scores", pictures.matrix_picture(s.scores, signed=True, limit=lim), f"S = Q·Kᵀ {_shape(s.scores)}",
+        row("scores", None, f"S = Q·Kᵀ {_shape(s.scores)}",
             f"{_shape(s.q)} · {hd}×{Lk} → {_shape(s.scores)}"),
-        row("scaled", pictures.matrix_picture(s.scaled, signed=True), f"S/√{hd} {_shape(s.scaled)}", _shape(s.scaled)),
-        row("weights", pictures.matrix_picture(s.weights), f"softmax {_shape(s.weights)}", _shape(s.weights), err=s.max_weight_error),
+        row("scaled", None, f"S/√{hd} {_shape(s.scaled)}", _shape(s.scaled)),
+        row("weights", None, f"softmax {_shape(s.weights)}", _shape(s.weights), err=s.max_weight_error),
     ]  # fmt: skip
     if s.reads_values:
         rows += [
-            row("head_output", pictures.matrix_picture(s.head_output, signed=True), f"Z = A·V {_shape(s.head_output)}",
+            row("head_output", None, f"Z = A·V {_shape(s.head_output)}",
                 f"{_shape(s.weights)} · {_shape(s.v)} → {_shape(s.head_output)}"),
-            row("concat", pictures.matrix_picture(s.concat, signed=True, grid_every=(0, hd)), f"concat {_shape(s.concat)}",
+            row("concat", None, f"concat {_shape(s.concat)}",
                 f"{s.num_heads} × ({Lq}×{hd}) → {_shape(s.concat)}"),
-            row("output", pictures.matrix_picture(s.output, signed=True), f"out_proj {_shape(s.output)}",
+            row("output", None, f"out_proj {_shape(s.output)}",
                 f"{_shape(s.concat)} · {s.dim}×{s.dim} → {_shape(s.output)}", err=s.max_output_error),
         ]  # fmt: skip
-    stages = [(pic, f"{STAGE_NAMES.index(name) + 1} · {cap}") for name, pic, cap, *_ in rows]
     table = t("steps_table_head", lang) + "\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for *_, a, b, c in rows)
-    toks = s.word_tokens[w]
-    for name, title in (("scores", "Q·Kᵀ"), ("scaled", "÷√d"), ("weights", "softmax")):
-        a = getattr(s, name)
-        m = (a[toks].mean(0) if t2i else (a[:, toks].sum(1) if name == "weights" else a[:, toks].mean(1))).reshape(s.grid)
-        signed = name != "weights"
-        pic = pictures.grid_map_overlay(image, m, signed=signed, limit=None if not signed else float(np.abs(m).max()), height=STEP_THUMB)
-        stages.append((pic, f"{STAGE_NAMES.index(name) + 1} · {word_name}: {title}"))
+    stages = step_pictures(s, image, w, lang)  # the word on the learner's picture (not the matrices again: the figure shows them)
     text = t("steps_intro", lang, layer=s.layer, head=s.head, direction=t("t2i" if t2i else "i2t", lang), Lq=Lq, Lk=Lk, hd=hd,
              D=s.dim, H=s.num_heads, T=T, gh=s.grid[0], gw=s.grid[1], P=s.grid[0] * s.grid[1], word=md_text(word_name),
              how=t("steps_how_t2i" if t2i else "steps_how_i2t", lang)) + "\n\n" + table  # fmt: skip
@@ -444,8 +468,13 @@ def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: 
         text += "\n\n" + t("steps_no_values", lang)
     hm = recompute.head_maps(trace, w, s.layer)
     vmax = float(max(hm.heads.max(), hm.mean.max())) or 1.0
-    per_head = [(pictures.grid_map_overlay(image, m, vmax=vmax, height=STEP_THUMB), t("head_n", lang, h=h)) for h, m in enumerate(hm.heads)]
-    per_head.append((pictures.grid_map_overlay(image, hm.mean, vmax=vmax, height=STEP_THUMB), t("mean_of_heads", lang, H=len(hm.heads))))
+    bar = t("steps_bar_weights", lang)
+
+    def head_picture(m):
+        return drawing.with_colour_bar(pictures.grid_map_overlay(image, m, vmax=vmax, height=STEP_THUMB), 0.0, vmax, bar)
+
+    per_head = [(head_picture(m), t("head_n", lang, h=h)) for h, m in enumerate(hm.heads)]
+    per_head.append((head_picture(hm.mean), t("mean_of_heads", lang, H=len(hm.heads))))
     flat = math.log2(hm.heads[0].size)
     sep = "，" if lang == "zh" else ", "
     text += "\n\n" + t("steps_heads_below", lang, layer=s.layer, flat=flat, heads=sep.join(

@@ -1,0 +1,104 @@
+"""Legends drawn into pictures: a font that has Chinese, and colour bars in a picture's own colours.
+
+:func:`colour_bar` draws the ramp a picture was coloured with (``pictures.RAMP`` for 0..max,
+``pictures.DIVERGING`` for -limit..+limit), its end values and what it measures;
+:func:`with_colour_bar` puts one under a picture.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from mmattn.api import pictures
+
+#: fonts with Chinese glyphs, tried in order (Debian/Ubuntu Noto CJK, macOS, Windows)
+CJK_FONTS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc",
+    "/System/Library/Fonts/PingFang.ttc",
+    "C:/Windows/Fonts/msyh.ttc",
+)
+BAR_HEIGHT = 12
+INK = (30, 30, 30)
+
+
+@cache
+def font(size: int = 14) -> ImageFont.ImageFont:
+    """A font with Chinese glyphs at ``size`` px (the Simplified Chinese face of a .ttc), or
+    PIL's default (Latin only) where none is installed."""
+    for path in CJK_FONTS:
+        if Path(path).is_file():
+            for index in range(8):
+                try:
+                    f = ImageFont.truetype(path, size, index=index)
+                except OSError:
+                    break
+                if "SC" in " ".join(f.getname()) or path.endswith(("PingFang.ttc", "msyh.ttc")):
+                    return f
+            return ImageFont.truetype(path, size)
+    return ImageFont.load_default(size=size)
+
+
+def ramp(signed: bool) -> np.ndarray:
+    """(256, 3) uint8: the colours a picture uses (diverging for signed values)."""
+    return pictures.DIVERGING if signed else pictures.RAMP
+
+
+def _fmt(x: float) -> str:
+    a = abs(x)
+    return "0" if x == 0 else f"{x:.2g}" if a < 0.01 else f"{x:.2f}" if a < 10 else f"{x:.1f}" if a < 100 else f"{x:.0f}"
+
+
+def colour_bar(width: int, low: float, high: float, label: str, *, signed: bool = False, size: int = 13) -> Image.Image:
+    """A horizontal colour bar ``width`` px wide: the ramp from ``low`` to ``high`` (the middle
+    tick at 0 for a signed bar), the end values under it and ``label`` above it."""
+    f = font(size)
+    pad = 6
+    top = size + 6
+    h = top + BAR_HEIGHT + size + 8
+    out = Image.new("RGB", (width, h), (255, 255, 255))
+    d = ImageDraw.Draw(out)
+    d.text((pad, 1), label, fill=INK, font=f)
+    x0, x1 = pad, width - pad
+    strip = np.repeat(ramp(signed)[None], BAR_HEIGHT, 0)  # (h, 256, 3)
+    bar = Image.fromarray(strip).resize((max(1, x1 - x0), BAR_HEIGHT), Image.BILINEAR)
+    out.paste(bar, (x0, top))
+    d.rectangle([x0, top, x1 - 1, top + BAR_HEIGHT - 1], outline=(120, 120, 120))
+    ticks = [(x0, _fmt(low), "l"), (x1, _fmt(high), "r")]
+    if signed and low < 0 < high:
+        ticks.append((x0 + (x1 - x0) * (-low) / (high - low), "0", "m"))
+    for x, s, anchor in ticks:
+        w = d.textlength(s, font=f)
+        tx = x if anchor == "l" else x - w if anchor == "r" else x - w / 2
+        d.line([(x, top + BAR_HEIGHT), (x, top + BAR_HEIGHT + 3)], fill=INK)
+        d.text((tx, top + BAR_HEIGHT + 3), s, fill=INK, font=f)
+    return out
+
+
+def with_colour_bar(picture: Image.Image, low: float, high: float, label: str, *, signed: bool = False) -> Image.Image:
+    """``picture`` with :func:`colour_bar` under it, as wide as the picture (at least 180 px)."""
+    bar = colour_bar(max(picture.width, 180), low, high, label, signed=signed)
+    out = Image.new("RGB", (max(picture.width, bar.width), picture.height + bar.height), (255, 255, 255))
+    out.paste(picture.convert("RGB"), (0, 0))
+    out.paste(bar, (0, picture.height))
+    return out
+
+
+def outline_patches(picture: Image.Image, grid: tuple[int, int], patches: list[tuple[int, int]], colour=(0, 255, 255)) -> Image.Image:
+    """``picture`` with the model's patch grid drawn faintly and each (row, col) of ``patches`` outlined."""
+    im = pictures.draw_patch_grid(picture, grid, patches[0] if patches else None)
+    if len(patches) > 1:
+        d = ImageDraw.Draw(im)
+        gh, gw = grid
+        W, H = im.size
+        w = max(2, min(W, H) // 120)
+        for r, c in patches[1:]:
+            box = [round(c * W / gw), round(r * H / gh), round((c + 1) * W / gw) - 1, round((r + 1) * H / gh) - 1]
+            d.rectangle(box, outline=(0, 0, 0), width=w + 2)
+            d.rectangle(box, outline=colour, width=w)
+    return im
