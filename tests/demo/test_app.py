@@ -148,12 +148,12 @@ def test_heads_steps_positions(app, client, image):
     assert np.asarray(info["text_to_image"]).shape[:2] == (L, H)
 
     stages, md, heads, summary = client.predict(handle_file(image), CAPTION, "red", L - 1, H - 1, "text_to_image", api_name="/steps")
-    assert len(stages) == 12 and len(heads) == H + 1
+    assert len(stages) == 3 and len(heads) == H + 1  # the word on the picture at S, S/√d and softmax
     assert summary["max_weight_error"] < 1e-5 and summary["max_output_error"] < 1e-4
     # image -> text in the last layer: weights only, so no V stage, and the page says why
     stages3, md3, _, summary3 = client.predict(handle_file(image), CAPTION, "red", L - 1, 0, "image_to_text", api_name="/steps")
     if not app.GROUNDER.model.config.update_image_last:
-        assert len(stages3) == 8 and "No V here" in md3 and summary3["max_output_error"] is None
+        assert len(stages3) == 3 and "No V here" in md3 and summary3["max_output_error"] is None
     assert summary["shapes"]["scores"] == [len(summary["tokens"]), summary["grid"][0] * summary["grid"][1]]
     assert "Q·Kᵀ" in md
     _, _, _, s2 = client.predict(handle_file(image), CAPTION, "red", 0, 0, "image_to_text", api_name="/steps")
