@@ -143,12 +143,13 @@ def draw_patch_grid(image: Image.Image, grid: tuple[int, int], highlight: tuple[
 
 
 def labelled_grid(cells: list[list[Image.Image]], row_labels: list[str], col_labels: list[str], *,
-                  pad: int = 4, background=(255, 255, 255)) -> Image.Image:  # fmt: skip
-    """Compose pictures into a table with ASCII row / column labels (rows x columns).
-    Labels must be ASCII: the built-in font has no CJK glyphs (put words in captions instead)."""
+                  pad: int = 4, background=(255, 255, 255), font=None) -> Image.Image:  # fmt: skip
+    """Compose pictures into a table with row / column labels (rows x columns). With the
+    built-in font (``font=None``) labels must be ASCII; pass a font with CJK glyphs for
+    Chinese labels (:func:`mmattn.teach.drawing.font`)."""
     from PIL import ImageFont
 
-    font = ImageFont.load_default(size=14)
+    font = font or ImageFont.load_default(size=14)
     R, C = len(cells), max((len(r) for r in cells), default=0)
     cw = max((im.width for row in cells for im in row), default=1)
     chh = max((im.height for row in cells for im in row), default=1)

@@ -54,23 +54,29 @@ def _fmt(x: float) -> str:
     return "0" if x == 0 else f"{x:.2g}" if a < 0.01 else f"{x:.2f}" if a < 10 else f"{x:.1f}" if a < 100 else f"{x:.0f}"
 
 
-def colour_bar(width: int, low: float, high: float, label: str, *, signed: bool = False, size: int = 13) -> Image.Image:
-    """A horizontal colour bar ``width`` px wide: the ramp from ``low`` to ``high`` (the middle
-    tick at 0 for a signed bar), the end values under it and ``label`` above it."""
+def colour_bar(width: int, low: float, high: float, label: str, *, signed: bool = False, size: int = 13,
+               middle: bool = False) -> Image.Image:  # fmt: skip
+    """A horizontal colour bar ``width`` px wide: the ramp from ``low`` to ``high`` (a tick at 0
+    for a signed bar, or at the middle value with ``middle``), the end values under it and
+    ``label`` above it."""
     f = font(size)
     pad = 6
-    top = size + 6
+    lines = _wrap(label, f, width - 2 * pad, ImageDraw.Draw(Image.new("RGB", (1, 1))))
+    top = (size + 4) * len(lines) + 2
     h = top + BAR_HEIGHT + size + 8
     out = Image.new("RGB", (width, h), (255, 255, 255))
     d = ImageDraw.Draw(out)
-    d.text((pad, 1), label, fill=INK, font=f)
+    for i, line in enumerate(lines):
+        d.text((pad, 1 + i * (size + 4)), line, fill=INK, font=f)
     x0, x1 = pad, width - pad
     strip = np.repeat(ramp(signed)[None], BAR_HEIGHT, 0)  # (h, 256, 3)
     bar = Image.fromarray(strip).resize((max(1, x1 - x0), BAR_HEIGHT), Image.BILINEAR)
     out.paste(bar, (x0, top))
     d.rectangle([x0, top, x1 - 1, top + BAR_HEIGHT - 1], outline=(120, 120, 120))
     ticks = [(x0, _fmt(low), "l"), (x1, _fmt(high), "r")]
-    if signed and low < 0 < high:
+    if middle:
+        ticks.append(((x0 + x1) / 2, _fmt((low + high) / 2), "m"))
+    elif signed and low < 0 < high:
         ticks.append((x0 + (x1 - x0) * (-low) / (high - low), "0", "m"))
     for x, s, anchor in ticks:
         w = d.textlength(s, font=f)
@@ -80,9 +86,9 @@ def colour_bar(width: int, low: float, high: float, label: str, *, signed: bool 
     return out
 
 
-def with_colour_bar(picture: Image.Image, low: float, high: float, label: str, *, signed: bool = False) -> Image.Image:
+def with_colour_bar(picture: Image.Image, low: float, high: float, label: str, *, signed: bool = False, middle: bool = False) -> Image.Image:
     """``picture`` with :func:`colour_bar` under it, as wide as the picture (at least 180 px)."""
-    bar = colour_bar(max(picture.width, 180), low, high, label, signed=signed)
+    bar = colour_bar(max(picture.width, 180), low, high, label, signed=signed, middle=middle)
     out = Image.new("RGB", (max(picture.width, bar.width), picture.height + bar.height), (255, 255, 255))
     out.paste(picture.convert("RGB"), (0, 0))
     out.paste(bar, (0, picture.height))
@@ -102,3 +108,83 @@ def outline_patches(picture: Image.Image, grid: tuple[int, int], patches: list[t
             d.rectangle(box, outline=(0, 0, 0), width=w + 2)
             d.rectangle(box, outline=colour, width=w)
     return im
+
+
+def diverging_over(image: Image.Image, grid_map: np.ndarray, low: float, high: float, *, height: int | None = None,
+                   alpha: float = 0.8) -> Image.Image:  # fmt: skip
+    """A (gh, gw) map on the diverging ramp from ``low`` (blue) through the middle (white) to
+    ``high`` (red), one block per patch, over ``image`` at ``alpha`` everywhere (so that a map
+    whose values all lie in 0.74..1 shows its structure, not one brown)."""
+    if height is not None:
+        image = pictures.resize_to_height(image, height)
+    m = np.asarray(grid_map, float)
+    mid, half = (low + high) / 2, (high - low) / 2 or 1.0
+    rgb = pictures.colorize_signed((m - mid) / half, 1.0)
+    heat = np.asarray(Image.fromarray(rgb).resize(image.size, Image.NEAREST), np.float32)
+    base = np.asarray(image.convert("RGB"), np.float32)
+    return Image.fromarray((base * (1 - alpha) + heat * alpha).clip(0, 255).astype(np.uint8))
+
+
+def titled(picture: Image.Image, title: str, size: int = 15) -> Image.Image:
+    """``picture`` with ``title`` written above it."""
+    f = font(size)
+    h = size + 10
+    out = Image.new("RGB", (picture.width, picture.height + h), (255, 255, 255))
+    ImageDraw.Draw(out).text((4, 3), title, fill=INK, font=f)
+    out.paste(picture.convert("RGB"), (0, h))
+    return out
+
+
+def side_by_side(pictures_: list[Image.Image], gap: int = 12) -> Image.Image:
+    """Pictures in one row, top-aligned, on white."""
+    w = sum(p.width for p in pictures_) + gap * (len(pictures_) - 1)
+    h = max(p.height for p in pictures_)
+    out = Image.new("RGB", (w, h), (255, 255, 255))
+    x = 0
+    for p in pictures_:
+        out.paste(p.convert("RGB"), (x, 0))
+        x += p.width + gap
+    return out
+
+
+def word_legend(width: int, items: list[tuple[str, str]], note: str, size: int = 14) -> Image.Image:
+    """A legend ``width`` px wide: a swatch in each word's colour with its label ((label, "#rrggbb")
+    pairs), wrapped over as many lines as needed, then ``note`` (wrapped)."""
+    f = font(size)
+    line_h = size + 10
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    rows: list[list[tuple[str, str, float]]] = [[]]
+    x = 6
+    for label, colour in items:
+        w = 26 + probe.textlength(label, font=f) + 16
+        if rows[-1] and x + w > width:
+            rows.append([])
+            x = 6
+        rows[-1].append((label, colour, x))
+        x += w
+    note_lines = _wrap(note, f, width - 12, probe)
+    out = Image.new("RGB", (width, 6 + line_h * (len(rows) + len(note_lines))), (255, 255, 255))
+    d = ImageDraw.Draw(out)
+    for r, row in enumerate(rows):
+        y = 4 + r * line_h
+        for label, colour, x in row:
+            d.rectangle([x, y + 2, x + 18, y + size], fill=colour, outline=(20, 20, 20), width=2)
+            d.text((x + 24, y), label, fill=INK, font=f)
+    for i, line in enumerate(note_lines):
+        d.text((6, 4 + (len(rows) + i) * line_h), line, fill=(70, 70, 70), font=f)
+    return out
+
+
+def _wrap(text: str, f, width: int, d: ImageDraw.ImageDraw) -> list[str]:
+    """``text`` broken into lines that fit ``width`` px (at spaces; anywhere in Chinese)."""
+    lines, line = [], ""
+    tokens = text.split(" ") if " " in text else list(text)
+    sep = " " if " " in text else ""
+    for tok in tokens:
+        cand = line + (sep if line else "") + tok
+        if line and d.textlength(cand, font=f) > width:
+            lines.append(line)
+            line = tok
+        else:
+            line = cand
+    return lines + ([line] if line else [])

@@ -443,8 +443,8 @@ def pe_similarity_figure(pe, *, lang: str = "en") -> go.Figure:
              else dict(colorscale=_sequential(KIND_COLOURS["scores"]), zmin=0.0, zmax=lim))  # fmt: skip
     fig = go.Figure(go.Heatmap(z=sim.astype(np.float32), x=i, y=i, customdata=dist, hovertemplate=tpl,
                                colorbar=dict(title=dict(text="PE·PEᵀ", side="right"), thickness=14), **scale))  # fmt: skip
-    fig.update_xaxes(title_text=t("fig_sim_x", lang), showgrid=False, zeroline=False, scaleanchor="y", constrain="domain")
-    fig.update_yaxes(title_text=t("fig_sim_y", lang), autorange="reversed", showgrid=False, zeroline=False, constrain="domain")
+    fig.update_xaxes(title_text=t("fig_sim_x", lang), showgrid=False, zeroline=False)  # no square aspect: the figure fills its card
+    fig.update_yaxes(title_text=t("fig_sim_y", lang), autorange="reversed", showgrid=False, zeroline=False)
     title = t("fig_sim_title", lang, n=n, dim=dim)
     return _layout(fig, title, None, _pe_height(n))
 

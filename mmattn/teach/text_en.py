@@ -284,4 +284,9 @@ TEXT: dict[str, str | list[str]] = {
     'steps_bar_scaled': 'scaled score S/√d (0 = white)',
     'steps_bar_weights': 'attention weight',
     'steps_picture_caption': '{stage} · {word} on your picture; outlined: {patch}',
+    'heads_bar': 'attention weight of the word (one scale for the whole grid)',
+    'grid_sim_bar': "how alike each patch's 2-D encoding is to the outlined patch's (cosine; red = more alike)",
+    'pos_off_with': 'With positions',
+    'pos_off_without': 'Without positions',
+    'pos_off_legend': 'Outline and colour of each word found with positions: where its map is above half the strongest value; stronger colour = more attention.',
 }

@@ -283,4 +283,9 @@ TEXT: dict[str, str | list[str]] = {
     'steps_bar_scaled': '缩放后的分数 S/√d（0 = 白色）',
     'steps_bar_weights': '注意力权重',
     'steps_picture_caption': '{stage} · {word} 在你的图片上；框出的是{patch}',
+    'heads_bar': '这个词的注意力权重（整张网格同一刻度）',
+    'grid_sim_bar': '每个图块的二维位置编码与框出图块的相似度（余弦；红 = 更相似）',
+    'pos_off_with': '有位置编码',
+    'pos_off_without': '去掉位置编码',
+    'pos_off_legend': '每个在有位置编码时找到的词的颜色和轮廓：轮廓圈出注意力高于最强值一半的地方；颜色越深 = 注意力越多。',
 }

@@ -325,7 +325,8 @@ def heads_view(trace: Trace, word=None, lang: str = "en") -> tuple[Image.Image, 
         vmax = float(maps.max()) or 1.0
         cells = [[pictures.grid_map_overlay(thumb, m, vmax=vmax) for m in [*maps[layer], maps[layer].mean(0)]] for layer in range(len(maps))]
         cols = [t("head_n", lang, h=h) for h in range(maps.shape[1])] + [t("mean", lang)]
-        return pictures.labelled_grid(cells, [t("layer_n", lang, layer=layer) for layer in range(len(maps))], cols), vmax
+        table = pictures.labelled_grid(cells, [t("layer_n", lang, layer=layer) for layer in range(len(maps))], cols, font=drawing.font(14))
+        return drawing.with_colour_bar(table, 0.0, vmax, t("heads_bar", lang)), vmax
 
     t2i, vt = grid(lh.text_to_image)
     i2t, vi = grid(lh.image_to_text)
@@ -507,7 +508,9 @@ def positions_view(grounder, image: Image.Image | None = None, n: int = 32, dim:
     g = recompute.grid_similarity(grid, row, col, dim=dim if dim % 4 == 0 else dim + 2, grounder=grounder)
     ps = grounder.processor.patch_size
     base = image if image is not None else Image.new("RGB", (grid[1] * ps, grid[0] * ps), (128, 128, 128))
-    sim_pic = pictures.draw_patch_grid(pictures.grid_map_overlay(base, g.similarity, signed=True, limit=1.0, height=320), grid, (row, col))
+    low, high = float(g.similarity.min()), float(g.similarity.max())  # e.g. 0.74..1: centred on its own middle, not on 0
+    sim_pic = pictures.draw_patch_grid(drawing.diverging_over(base, g.similarity, low, high, height=320), grid, (row, col))
+    sim_pic = drawing.with_colour_bar(sim_pic, low, high, t("grid_sim_bar", lang), signed=True, middle=True)
     data = {"n": n, "dim": dim, "positions": p.positions, "diagonal_spread": p.diagonal_spread, "grid": list(grid),
             "patch": [row, col], "grid_encoding": g.source, "grid_encoding_dim": g.dim,
             "grid_similarity": np.round(g.similarity, 4).tolist()}  # fmt: skip
@@ -516,15 +519,33 @@ def positions_view(grounder, image: Image.Image | None = None, n: int = 32, dim:
 
 
 # ---- Positions off: the same question without positional encodings --------------------------------
+def positions_off_picture(p, trace: Trace, lang: str = "en") -> Image.Image:
+    """With positions and without, side by side, each titled; the words found with positions
+    drawn in their colours on both (the same words, the same colours, each outlined where its
+    map is above half the strongest value), and a legend naming each outline's word."""
+    shown = [i for i, g in enumerate(p.grounded_on) if g] or list(range(len(p.words)))
+    if trace.out_of_world:
+        shown = []
+    view = pictures.resize_to_height(trace.image, 320, VIEW_MAX_WIDTH // 2)
+    colours = word_colours(p.words)
+    panels = []
+    for key, m in (("pos_off_with", p.maps_on), ("pos_off_without", p.maps_off)):
+        maps = maps_at_size(m, trace.grid, (view.height, view.width))
+        panels.append(drawing.titled(compose(view, maps, colours, shown), t(key, lang)))
+    both = drawing.side_by_side(panels)
+    legend = drawing.word_legend(both.width, [(f"{i}:{p.words[i]}", colours[i]) for i in shown], t("pos_off_legend", lang))
+    out = Image.new("RGB", (both.width, both.height + legend.height), (255, 255, 255))
+    out.paste(both, (0, 0))
+    out.paste(legend, (0, both.height))
+    return out
+
+
 def positions_off_view(grounder, trace: Trace, lang: str = "en") -> tuple[Image.Image, str, dict]:
     """The user's question grounded again without positional encodings: the picture (words
     found with positions, drawn from the maps without them), a table of how far each word's
     map moved, and what happened to the relation check and the match score."""
     p = recompute.positions_off(grounder, trace)
-    shown = [i for i, g in enumerate(p.grounded_on) if g] or list(range(len(p.words)))
-    view = view_image(trace.image)
-    maps = maps_at_size(p.maps_off, trace.grid, (view.height, view.width))
-    picture = compose(view, maps, word_colours(p.words), shown)
+    picture = positions_off_picture(p, trace, lang)
     if trace.out_of_world:  # no verdict on an image outside the model's world, with positions or without
         summary = t("note_out_of_world", lang, reason=trace.world.reason_zh if lang == "zh" else trace.world.reason)
     else:
