@@ -41,15 +41,16 @@ from PIL import Image  # noqa: E402
 from mmattn.api.image import load_image  # noqa: E402, F401 -- tests read the page's image as it does
 from mmattn.demo import api, checks, events, examples, style  # noqa: E402
 from mmattn.demo.api import PublicAPI  # noqa: E402
-from mmattn.demo.export import export_or_none  # noqa: E402
+from mmattn.demo.export import EXPORT_AGE, EXPORTS, export_or_none  # noqa: E402
 from mmattn.demo.handlers import Demo, ordered  # noqa: E402
 from mmattn.demo.pool import ModelPool  # noqa: E402
 from mmattn.demo.question import page_language  # noqa: E402
 from mmattn.models.tokenizer import MAX_TOKENS  # noqa: E402
 from mmattn.teach import figures, recompute, text, views  # noqa: E402, F401 -- figures: plotly imported at start-up, not on the first click
-from patches import gradio_cache, gradio_inputs, gradio_uploads  # noqa: E402
+from patches import gradio_cache, gradio_cleanup, gradio_inputs, gradio_uploads  # noqa: E402
 
 gradio_cache.install()
+gradio_cleanup.install(EXPORTS, EXPORT_AGE)  # cache folders and downloads removed as they expire and at shutdown
 Image.MAX_IMAGE_PIXELS = 40_000_000  # Pillow refuses (2x this) / warns before decoding decompression bombs
 log = logging.getLogger("mmattn.app")
 T = gr.I18n(**text.translations())  #: the page's words, English and Chinese (mmattn/teach/text_en.py, text_zh.py)
@@ -287,7 +288,8 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
                 *on_args(D.fill_tabs, TABS_IN), api_visibility="private", concurrency_id="model")  # fmt: skip
 
 gradio_inputs.require_inputs(demo)
+gradio_inputs.check_inputs(demo)  # a wrong type or a value out of range is named, never coerced
 demo.queue(max_size=64, default_concurrency_limit=2)
 
 if __name__ == "__main__":
-    demo.launch(server_name=os.getenv("GRADIO_SERVER_NAME", "0.0.0.0"), **LAUNCH_KWARGS)
+    gradio_cleanup.serve(demo, server_name=os.getenv("GRADIO_SERVER_NAME", "0.0.0.0"), **LAUNCH_KWARGS)  # SIGTERM as Ctrl-C

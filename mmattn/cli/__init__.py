@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 USAGE = """usage: mmattn {train,eval,ground,ground-many,world} ...
@@ -14,7 +15,8 @@ USAGE = """usage: mmattn {train,eval,ground,ground-many,world} ...
            --ray ADDRESS runs it on a Ray cluster
   world    what a model knows: its shapes, colours, sizes and relations (--lang zh for Chinese)
 
-Run `mmattn COMMAND --help` for the options of each."""
+Run `mmattn COMMAND --help` for the options of each. Errors are one line on stderr
+(MMATTN_DEBUG=1 shows the traceback)."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,7 +40,24 @@ def main(argv: list[str] | None = None) -> None:
     else:
         sys.stderr.write(f"mmattn: unknown command {command!r}\n\n{USAGE}\n")
         raise SystemExit(2)
-    run(rest)
+    try:
+        run(rest)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"mmattn {command}: interrupted\n")
+        raise SystemExit(130) from None
+    except (ValueError, TypeError, OSError) as e:  # CheckpointError is a ValueError; bugs of other kinds keep their traceback
+        if os.environ.get("MMATTN_DEBUG"):
+            raise
+        sys.stderr.write(f"mmattn {command}: error: {one_line(e)}\n")
+        raise SystemExit(1) from None
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line: its message (the first line of it), or its type if it has none."""
+    text = " ".join(str(e).split()) if str(e).strip() else type(e).__name__
+    if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
+        text += f": {e.filename}"
+    return text[:2000]
 
 
 if __name__ == "__main__":

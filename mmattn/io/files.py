@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable
@@ -47,6 +48,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         raise
     fsync_dir(path.parent)
     return path
+
+
+@contextlib.contextmanager
+def os_errors(what: str | os.PathLike):
+    """Turn a library's I/O failure into the OSError it is: safetensors raises a
+    ``SafetensorError`` ("... I/O error: No space left on device (os error 28)") on a full
+    disk, which callers that handle OSError (a full disk, no permission) would miss."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as e:
+        found = re.search(r"os error (\d+)", str(e))
+        if found is None:
+            raise
+        code = int(found.group(1))
+        raise OSError(code, f"{os.strerror(code)} while writing {what}", os.fspath(what)) from e
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -61,11 +61,12 @@ def resolve_word(words: list[str], word: int | str | None) -> int:
         elif word.lower() in words:
             return words.index(word.lower())
         else:
-            raise ValueError(f"{word!r} is not one of the caption's words {words}: pick one of them (or its index)")
+            shown = repr(word) if len(word) <= 80 else repr(word[:80]) + f"… ({len(word):,} characters)"
+            raise ValueError(f"{shown} is not one of the caption's words {words}: pick one of them (or its index)")
     if isinstance(word, (int, np.integer)) and not isinstance(word, bool):
-        if not -len(words) <= word < len(words):
+        if not 0 <= word < len(words):  # as the message says: no counting from the end
             raise ValueError(f"word index {word} out of range: the caption has {len(words)} words (0..{len(words) - 1})")
-        return int(word) % len(words)
+        return int(word)
     raise TypeError(f"word must be an index or a string, got {type(word).__name__}")
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import tempfile
 from typing import TYPE_CHECKING
 
 import torch
@@ -43,22 +44,28 @@ def save_checkpoint(path: str, model: GroundingModel, tokenizer, optimizer, step
     tmp = path + ".tmp"
     files.remove(tmp)
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        if raw is not None:
-            save_model(raw, os.path.join(tmp, "raw.safetensors"))
-        if optimizer is not None:
-            tensors, meta = {}, {"param_groups": optimizer.state_dict()["param_groups"]}
-            for i, st in optimizer.state_dict()["state"].items():
-                for k, v in st.items():
-                    tensors[f"{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-            save_file(tensors, os.path.join(tmp, "optimizer.safetensors"))
-            state = {"step": step, "train_config": dataclasses.asdict(cfg), "optimizer": meta, **(extra or {})}
-            files.write_json(os.path.join(tmp, "train_state.json"), state, indent=2)
+        with files.os_errors(tmp):
+            _write_checkpoint(tmp, model, tokenizer, optimizer, step, cfg, extra, raw)
         files.replace_dir(tmp, path, old=path + ".old")
     except BaseException:
         files.remove(tmp)  # the previous checkpoint is untouched
         raise
+
+
+def _write_checkpoint(tmp: str, model, tokenizer, optimizer, step: int, cfg, extra, raw) -> None:
+    """The files of a checkpoint, into the folder ``tmp`` (see :func:`save_checkpoint`)."""
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if raw is not None:
+        save_model(raw, os.path.join(tmp, "raw.safetensors"))
+    if optimizer is not None:
+        tensors, meta = {}, {"param_groups": optimizer.state_dict()["param_groups"]}
+        for i, st in optimizer.state_dict()["state"].items():
+            for k, v in st.items():
+                tensors[f"{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+        save_file(tensors, os.path.join(tmp, "optimizer.safetensors"))
+        state = {"step": step, "train_config": dataclasses.asdict(cfg), "optimizer": meta, **(extra or {})}
+        files.write_json(os.path.join(tmp, "train_state.json"), state, indent=2)
 
 
 def copy_checkpoint(src: str, dst: str) -> None:
@@ -89,6 +96,28 @@ def missing_files(folder: str) -> list[str]:
     return missing
 
 
+def check_writable(folder: str) -> None:
+    """``folder`` exists (made if need be) and a file can be written in it; else an OSError
+    that says so, before any training step is spent."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write to the output folder {folder!r} ({e.strerror or e}): "
+                               "pass --out a folder you can write to") from None  # fmt: skip
+
+
+def check_resumable(folder: str) -> None:
+    """A CheckpointError naming what ``folder`` lacks to resume from (a missing or unreadable
+    file), with what to do."""
+    missing = missing_files(folder)
+    if missing:
+        raise CheckpointError(f"cannot resume from {folder}: it has no {', '.join(missing)}; restore it, "
+                              "or start afresh in another --out (or without --resume)")  # fmt: skip
+
+
 def checkpoint_dir(path: str) -> str:
     """``path``, or ``path.old`` if a crash came between the two renames of save_checkpoint."""
     return path + ".old" if not os.path.isdir(path) and os.path.isdir(path + ".old") else path
@@ -109,12 +138,21 @@ def load_train_state(path: str, model: GroundingModel, optimizer, ema: AveragedM
     if ema is not None:
         ema.module.load_state_dict(loaded.state_dict(), strict=True)
         ema.n_averaged.fill_(int(state.get("ema_updates", 0)))
-    tensors = load_file(os.path.join(path, "optimizer.safetensors"))
-    opt_state: dict = {}
-    for key, v in tensors.items():
-        i, k = key.split(".", 1)
-        opt_state.setdefault(int(i), {})[k] = v
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
+    file = os.path.join(path, "optimizer.safetensors")
+    try:
+        tensors = load_file(file)
+    except Exception as e:  # safetensors raises its own error types on corrupt files
+        raise CheckpointError(f"{file} is not a readable safetensors file ({e}): restore it, or start afresh "
+                              "in another --out (or without --resume)") from e  # fmt: skip
+    try:
+        opt_state: dict = {}
+        for key, v in tensors.items():
+            i, k = key.split(".", 1)
+            opt_state.setdefault(int(i), {})[k] = v
+        optimizer.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
+    except (KeyError, TypeError, ValueError) as e:  # a state that does not fit this model's optimizer
+        raise CheckpointError(f"the optimizer state in {path} does not fit the model ({type(e).__name__}: {e}): "
+                              "start afresh in another --out (or without --resume)") from e  # fmt: skip
     return state
 
 

@@ -48,17 +48,27 @@ from mmattn.models.grounding_model import PATCH_CLASSES, GroundingConfig, Ground
 from mmattn.models.tokenizer import build_tokenizer, load_tokenizer
 from mmattn.scenes import TRAIN, caption_corpus, make_sample
 from mmattn.training.batches import RELATION_NEGATIVES, build_batch
-from mmattn.training.state import checkpoint_dir, copy_checkpoint, load_train_state, save_checkpoint, snapshot_dir, taken_snapshots
+from mmattn.training.state import (
+    check_resumable,
+    check_writable,
+    checkpoint_dir,
+    copy_checkpoint,
+    load_train_state,
+    save_checkpoint,
+    snapshot_dir,
+    taken_snapshots,
+)
 
 log = logging.getLogger(__name__)
 
+MIN_SIDE, MAX_SIDE = 32, 1024  #: training image sides (pixels): scenes need at least 32 (mmattn.scenes.make_sample)
 #: image sizes (width, height) drawn for training batches: square and both orientations
 TRAIN_SIZES = ((96, 96), (96, 72), (72, 96), (96, 64), (64, 96), (96, 80), (80, 96), (96, 48), (48, 96))
 
 
 @dataclass
 class TrainConfig:
-    out: str = "runs/default"  # checkpoints go to OUT/last (and OUT/final at the end)
+    out: str = "runs/default"  # checkpoints go to OUT/last (the last one is the final model)
     steps: int = 1500
     batch_size: int = 64  # images per process per step (each with a true and a counterfactual caption)
     lr: float = 2e-3
@@ -89,6 +99,23 @@ class TrainConfig:
     snapshots: tuple = ()
 
     def __post_init__(self):
+        for name, least in (("steps", 1), ("batch_size", 1), ("ckpt_every", 1), ("eval_every", 0), ("eval_scenes", 1),
+                            ("workers", 0), ("warmup", 0)):  # fmt: skip
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be a whole number >= {least} (got {value!r})")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0 (got {self.lr!r})")
+        if not self.sizes:
+            raise ValueError("sizes must list at least one WIDTHxHEIGHT, e.g. 96x96")
+        for size in self.sizes:
+            if len(size) != 2 or any(not isinstance(v, int) or v < MIN_SIDE or v > MAX_SIDE for v in size):
+                raise ValueError(f"each training size must be WIDTHxHEIGHT with sides {MIN_SIDE}..{MAX_SIDE} pixels "
+                                 f"(got {'x'.join(map(str, size))}), e.g. 96x96,96x72")  # fmt: skip
+            for scale in self.render_scales:
+                if min(size) * scale < MIN_SIDE:
+                    raise ValueError(f"render scale {scale:g} draws {'x'.join(map(str, size))} images below "
+                                     f"{MIN_SIDE} pixels a side: use larger sizes or scales")  # fmt: skip
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         if not 0.0 <= self.ema < 1.0:
@@ -216,6 +243,11 @@ def train(cfg: TrainConfig) -> GroundingModel:
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     main_proc = rank == 0
     torch.manual_seed(cfg.seed)
+    last = os.path.join(cfg.out, "last")
+    if main_proc:  # before any work: a folder that cannot be written, or a checkpoint that cannot be resumed
+        check_writable(cfg.out)
+        if cfg.resume and os.path.isdir(checkpoint_dir(last)):
+            check_resumable(checkpoint_dir(last))
 
     tokenizer = build_tokenizer(caption_corpus())
     mcfg = GroundingConfig(**{"vocab_size": len(tokenizer), "image_size": 96, "image_layers": 1, **cfg.model})
@@ -224,7 +256,6 @@ def train(cfg: TrainConfig) -> GroundingModel:
     # the published model: a moving average of the weights, or the weights themselves
     ema = AveragedModel(model, multi_avg_fn=ema_average(cfg.ema), use_buffers=True) if cfg.ema else None
     published = ema.module if ema is not None else model
-    last = os.path.join(cfg.out, "last")
     start, minutes_before, history = 0, 0.0, []
     if cfg.resume and os.path.isdir(checkpoint_dir(last)):
         state = load_train_state(last, model, optimizer, ema)
@@ -297,17 +328,17 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmattn train", description="Train a grounding model on generated shapes scenes.")
     d = TrainConfig()
     p.add_argument("--out", default=d.out, help="output folder (checkpoints in OUT/last)")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per process per step")
+    p.add_argument("--steps", type=_at_least(1), default=d.steps)
+    p.add_argument("--batch-size", type=_at_least(1), default=d.batch_size, help="images per process per step")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--warmup", type=int, default=d.warmup)
     p.add_argument("--seed", type=int, default=d.seed)
     for name in ("match", "contrastive", "grounding", "aux", "grounded"):
         p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=getattr(d, name), help=f"{name} loss")
-    p.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between evaluations (0: never)")
-    p.add_argument("--eval-scenes", type=int, default=d.eval_scenes)
-    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
-    p.add_argument("--workers", type=int, default=d.workers, help="data-generating worker processes")
+    p.add_argument("--eval-every", type=_at_least(0), default=d.eval_every, help="steps between evaluations (0: never)")
+    p.add_argument("--eval-scenes", type=_at_least(1), default=d.eval_scenes)
+    p.add_argument("--ckpt-every", type=_at_least(1), default=d.ckpt_every)
+    p.add_argument("--workers", type=_at_least(0), default=d.workers, help="data-generating worker processes")
     p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last if it exists")
     p.add_argument("--sizes", type=_sizes, default=d.sizes, help="training image sizes, e.g. 96x96,96x72")
@@ -347,9 +378,28 @@ _minutes = _float_arg(lambda v: v > 0, "snapshots are minutes like 15,30", many=
 
 def _sizes(text: str) -> tuple:
     try:
-        return tuple(tuple(int(v) for v in part.lower().split("x")) for part in text.split(","))
+        sizes = tuple(tuple(int(v) for v in part.lower().split("x")) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"sizes look like 96x96,96x72 (got {text!r})") from None
+        sizes = ()
+    if not sizes or any(len(s) != 2 for s in sizes):
+        raise argparse.ArgumentTypeError(f"sizes look like 96x96,96x72 (got {text!r})")
+    bad = [s for s in sizes if not all(MIN_SIDE <= v <= MAX_SIDE for v in s)]
+    if bad:
+        raise argparse.ArgumentTypeError(f"each side must be {MIN_SIDE}..{MAX_SIDE} pixels (got {'x'.join(map(str, bad[0]))})")
+    return sizes
+
+
+def _at_least(least: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < least:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {least} (got {text!r})")
+        return value
+
+    return parse
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -63,6 +63,32 @@ def test_upstream_gradio_still_hides_bad_input_errors(bare_app):
     assert '"error": null' in body  # a missing input: the same
 
 
+def test_upstream_gradio_still_coerces_wrong_types():
+    assert gr.Textbox().preprocess(12345) == "12345"  # a number as a caption
+    assert gr.Checkbox().preprocess("no") == "no"  # passed on: the handler's bool("no") is True
+
+
+def test_upstream_gradio_still_leaves_the_folders_of_expired_files(tmp_path):
+    from patches import gradio_cleanup
+
+    blocks, files = _blocks_with_cache_files(tmp_path)
+    gradio_cleanup.ORIGINAL(blocks, 0)
+    assert not any(f.exists() for f in files) and all(f.parent.is_dir() for f in files)
+
+
+def _blocks_with_cache_files(root, n: int = 3):
+    """Something shaped like gr.Blocks for gradio's clean-up: n cache files, one folder each."""
+    from types import SimpleNamespace
+
+    files = []
+    for i in range(n):
+        f = root / f"{i:064x}" / "image.jpeg"
+        f.parent.mkdir(parents=True)
+        f.write_bytes(b"x")
+        files.append(f)
+    return SimpleNamespace(blocks={}, temp_file_sets=[{str(f) for f in files}]), files
+
+
 # ---- they do what they say ---------------------------------------------------------------------------
 def test_atomic_cache_writes_whole_files_and_skips_existing(tmp_path):
     from patches import gradio_cache
@@ -81,7 +107,7 @@ def test_guarded_inputs_name_what_is_wrong():
 
     n = gradio_inputs.guard(gr.Number(minimum=0), "x", "a number")
     assert n.preprocess(3.5) == 3.5
-    with pytest.raises(gr.Error, match=r"x must be a number \(got 'abc'\)"):
+    with pytest.raises(gr.Error, match=r'x must be a number \(got "abc"\)'):
         n.preprocess("abc")
 
 
@@ -112,3 +138,38 @@ def test_malloc_tuning_is_optional(monkeypatch):
 
     malloc.install()
     malloc.give_back()  # no error, on glibc or not
+
+
+def test_expired_cache_files_go_with_their_folders_and_old_downloads_too(tmp_path):
+    from patches import gradio_cleanup
+
+    blocks, files = _blocks_with_cache_files(tmp_path / "cache")
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    old, new = exports / "old.json", exports / "new.json"
+    old.write_text("{}")
+    new.write_text("{}")
+    os.utime(old, (1, 1))
+    gradio_cleanup.install(exports, age=600)
+    try:
+        gradio_cleanup.delete_files_created_by_app(blocks, 0)
+    finally:
+        gradio_cleanup._EXPORTS.remove((exports, 600))
+    assert not any(f.parent.exists() for f in files) and (tmp_path / "cache").is_dir()
+    assert not old.exists() and new.exists()
+
+
+def test_checked_inputs_name_the_input_and_show_a_cut_value():
+    from patches import gradio_inputs
+
+    radio = gr.Radio([("0", 0), ("1", 1)])
+    assert gradio_inputs.problem(radio, 1, "The layer") is None
+    assert gradio_inputs.problem(radio, 1.0, "The layer") is None
+    assert gradio_inputs.problem(radio, True, "The layer") == "The layer true is not in the list of choices: 0, 1."
+    assert gradio_inputs.problem(gr.Textbox(), "x" * 1000, "The caption") is None
+    msg = gradio_inputs.problem(gr.Checkbox(), "y" * 1000, "show_boxes")
+    assert msg.startswith('show_boxes must be true or false (got "yyy') and "(1,000 characters)" in msg and len(msg) < 150
+    assert gradio_inputs.problem(gr.Slider(2, 128), 1e9, "n") == "n must be a number 2..128 (got 1000000000.0)."
+    assert gradio_inputs.problem(gr.Number(minimum=0), float("nan"), "x") == "x must be a number >= 0 (got NaN)."
+    assert "must be an uploaded file" in gradio_inputs.problem(gr.Image(), "/etc/passwd", "The image")
+    assert gradio_inputs.problem(gr.Image(), {"path": "/tmp/a.png"}, "The image") is None

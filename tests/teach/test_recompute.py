@@ -57,7 +57,8 @@ def test_resolve_word():
     assert recompute.resolve_word(words, "2") == 2
     assert recompute.resolve_word(words, "3:a") == 3
     assert recompute.resolve_word(words, "Red") == 1
-    assert recompute.resolve_word(words, -1) == 3
+    with pytest.raises(ValueError, match=r"word index -1 out of range: the caption has 4 words \(0..3\)"):
+        recompute.resolve_word(words, -1)  # as the message says (issue 27)
     with pytest.raises(ValueError, match="not one of the caption's words"):
         recompute.resolve_word(words, "zebra")
     with pytest.raises(ValueError, match="out of range"):

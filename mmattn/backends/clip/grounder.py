@@ -51,6 +51,7 @@ from mmattn.api.processor import Processor
 from mmattn.backends.clip.checks import check_clip_weights
 from mmattn.backends.clip.legrad import START_LAYER, normalize
 from mmattn.backends.clip.model import ClipGroundingConfig, ClipGroundingModel
+from mmattn.io import files
 from mmattn.models.grounding_model import CheckpointError
 from mmattn.models.tokenizer import MAX_TOKENS, Encoded, encode_split
 
@@ -393,6 +394,18 @@ def save_clip_checkpoint(grounder: ClipGrounder, folder: str | os.PathLike, extr
     folder = Path(folder)
     tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with files.os_errors(tmp):
+            _write_clip_checkpoint(grounder, tmp, extra)
+        files.replace_dir(tmp, folder, old=old)  # fsynced, then swapped in
+    except BaseException:  # a full disk, no permission, an interrupt: the previous checkpoint is untouched
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _write_clip_checkpoint(grounder: ClipGrounder, tmp: Path, extra: dict | None) -> None:
+    """The files of a CLIP checkpoint, into the new folder ``tmp`` (see :func:`save_clip_checkpoint`)."""
     tmp.mkdir(parents=True)
     model = grounder.model
     model.clip_config.save_pretrained(tmp)
@@ -403,9 +416,3 @@ def save_clip_checkpoint(grounder: ClipGrounder, folder: str | os.PathLike, extr
     grounder.image_processor.save_pretrained(tmp)
     info = {"config": dataclasses.asdict(model.config), **(extra or {})}
     (tmp / FUSION_CONFIG).write_text(json.dumps(info, indent=2), encoding="utf-8")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.replace(old)
-    tmp.replace(folder)
-    shutil.rmtree(old, ignore_errors=True)
-    return folder
