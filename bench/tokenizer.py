@@ -47,8 +47,11 @@ def main() -> None:
             for b in work:
                 fn(tok, b)
             best[name] = min(best.get(name, 1e9), (time.perf_counter() - t) / len(work) * 1e6)
-        print(f"batch {size:2d}: " + ", ".join(f"{k} {v:.0f} us" for k, v in best.items())
-              + f"; ratio {best['encode_split'] / best['padded (old)']:.2f}")
+        print(
+            f"batch {size:2d}: "
+            + ", ".join(f"{k} {v:.0f} us" for k, v in best.items())
+            + f"; ratio {best['encode_split'] / best['padded (old)']:.2f}"
+        )
     print("CPU:", cpu_model())
 
 

@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def one_line(e: BaseException) -> str:
     """An exception as one line: its message (the first line of it), or its type if it has none."""
-    text = " ".join(str(e).split()) if str(e).strip() else type(e).__name__
+    text = e.strerror if isinstance(e, OSError) and e.strerror else str(e)  # without the "[Errno N]" prefix
+    text = " ".join(text.split()) if text.strip() else type(e).__name__
     if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
         text += f": {e.filename}"
     return text[:2000]

@@ -131,13 +131,18 @@ def load_train_state(path: str, model: GroundingModel, optimizer, ema: AveragedM
     loaded = GroundingModel.load(path)
     state = read_json(os.path.join(path, "train_state.json"), MAX_STATE_BYTES, "train state")
     raw = os.path.join(path, "raw.safetensors")
-    if os.path.isfile(raw):  # model.safetensors holds the average; the training weights are here
-        load_model(model, raw, strict=True)
-    else:
-        model.load_state_dict(loaded.state_dict(), strict=True)
-    if ema is not None:
-        ema.module.load_state_dict(loaded.state_dict(), strict=True)
-        ema.n_averaged.fill_(int(state.get("ema_updates", 0)))
+    try:
+        if os.path.isfile(raw):  # model.safetensors holds the average; the training weights are here
+            load_model(model, raw, strict=True)
+        else:
+            model.load_state_dict(loaded.state_dict(), strict=True)
+        if ema is not None:
+            ema.module.load_state_dict(loaded.state_dict(), strict=True)
+            ema.n_averaged.fill_(int(state.get("ema_updates", 0)))
+    except (RuntimeError, TypeError, ValueError) as e:  # another model's sizes, a damaged raw.safetensors, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"the checkpoint in {path} does not fit the model of these options ({first[:300]}): pass the "
+                              "same --model as the run that wrote it, or start afresh in another --out") from e  # fmt: skip
     file = os.path.join(path, "optimizer.safetensors")
     try:
         tensors = load_file(file)

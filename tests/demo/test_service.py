@@ -19,10 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from app_fixtures import ROOT, free_port, shipped_model_ready, write_scene
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from app_fixtures import ROOT, free_port, shipped_model_ready, write_scene
 
 pytestmark = pytest.mark.skipif(not shipped_model_ready(), reason="the service test serves the shipped model")
 CAPTION = "a red circle left of a blue square"
@@ -102,7 +101,7 @@ def test_a_damaged_mmattn_model_is_named_in_one_line_and_the_shipped_model_serve
 
 LONG = "x" * 100_000
 BAD = [  # (endpoint, position, value, what the message must say)
-    ("ground", 0, "/etc/passwd", ['The image must be an uploaded file', '"/etc/passwd"']),
+    ("ground", 0, "/etc/passwd", ["The image must be an uploaded file", '"/etc/passwd"']),
     ("ground", 0, 3, ["The image must be an uploaded file", "got 3"]),
     ("ground", 0, {"path": "/tmp/never-uploaded.png", "meta": {"_type": "gradio.FileData"}}, ["was not uploaded"]),
     ("ground", 1, 12345, ["The caption must be text", "got 12345"]),
@@ -113,8 +112,8 @@ BAD = [  # (endpoint, position, value, what the message must say)
     ("ground", 2, "bogus", ['The method "bogus" is not in the list of choices', '"attention"']),
     ("ground", 3, 99, ["The layer 99 is not in the list of choices", "0, 1"]),
     ("ground", 3, True, ["The layer true is not in the list of choices"]),
-    ("ground", 4, 9, ['Heads 9 is not in the list of choices', '"mean"']),
-    ("ground", 5, "no", ['show_boxes must be true or false', 'got "no"']),
+    ("ground", 4, 9, ["Heads 9 is not in the list of choices", '"mean"']),
+    ("ground", 5, "no", ["show_boxes must be true or false", 'got "no"']),
     ("ground", 6, "evil", ['The model "evil" is not in the list of choices', "shipped"]),
     ("heads", 2, "-1", ["word index -1 out of range", "(0..7)"]),
     ("heads", 2, "99", ["word index 99 out of range"]),

@@ -11,9 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from app_fixtures import make_tiny_checkpoint
+from PIL import Image
 
 
 def listing(root: Path) -> dict[str, int]:

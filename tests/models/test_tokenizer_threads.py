@@ -66,7 +66,13 @@ def batches(split, n: int, seed: int = 0) -> list[list[list[str]]]:
 
 
 def same(a: Encoded, b: Encoded) -> bool:
-    return a.ids.equal(b.ids) and a.attention_mask.equal(b.attention_mask) and a.word_ids == b.word_ids and a.words == b.words and a.truncated == b.truncated
+    return (
+        a.ids.equal(b.ids)
+        and a.attention_mask.equal(b.attention_mask)
+        and a.word_ids == b.word_ids
+        and a.words == b.words
+        and a.truncated == b.truncated
+    )
 
 
 @pytest.mark.parametrize("backend", ["mmattn", "clip", "chinese-clip"])
