@@ -154,7 +154,7 @@ def labelled_grid(cells: list[list[Image.Image]], row_labels: list[str], col_lab
     cw = max((im.width for row in cells for im in row), default=1)
     chh = max((im.height for row in cells for im in row), default=1)
     left = max([int(font.getlength(s)) for s in row_labels] + [0]) + 2 * pad
-    top = 20 + pad
+    top = max(20, int(getattr(font, "size", 14)) + 8) + pad  # the column labels' line
     out = Image.new("RGB", (left + C * (cw + pad) + pad, top + R * (chh + pad) + pad), background)
     d = ImageDraw.Draw(out)
     for j, s in enumerate(col_labels[:C]):
@@ -163,7 +163,7 @@ def labelled_grid(cells: list[list[Image.Image]], row_labels: list[str], col_lab
     for i, row in enumerate(cells):
         y = top + i * (chh + pad)
         if i < len(row_labels):
-            d.text((pad, y + chh // 2 - 8), row_labels[i], fill=(30, 30, 30), font=font)
+            d.text((pad, y + chh // 2 - int(getattr(font, "size", 14)) // 2 - 2), row_labels[i], fill=(30, 30, 30), font=font)
         for j, im in enumerate(row):
             out.paste(im, (left + j * (cw + pad), y))
     return out

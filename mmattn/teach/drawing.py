@@ -60,7 +60,7 @@ def colour_bar(width: int, low: float, high: float, label: str, *, signed: bool 
     for a signed bar, or at the middle value with ``middle``), the end values under it and
     ``label`` above it."""
     f = font(size)
-    pad = 6
+    pad = max(6, size // 2)
     lines = _wrap(label, f, width - 2 * pad, ImageDraw.Draw(Image.new("RGB", (1, 1))))
     top = (size + 4) * len(lines) + 2
     h = top + BAR_HEIGHT + size + 8
@@ -86,12 +86,15 @@ def colour_bar(width: int, low: float, high: float, label: str, *, signed: bool 
     return out
 
 
-def with_colour_bar(picture: Image.Image, low: float, high: float, label: str, *, signed: bool = False, middle: bool = False) -> Image.Image:
-    """``picture`` with :func:`colour_bar` under it, as wide as the picture (at least 180 px)."""
-    bar = colour_bar(max(picture.width, 180), low, high, label, signed=signed, middle=middle)
+def with_colour_bar(picture: Image.Image, low: float, high: float, label: str, *, signed: bool = False, middle: bool = False,
+                    size: int = 13, above: bool = False) -> Image.Image:  # fmt: skip
+    """``picture`` with :func:`colour_bar` under it (or ``above`` it: a gallery writes its
+    caption over a picture's bottom), as wide as the picture (at least 180 px); ``size``: the
+    font's pixels (make it larger for pictures the page shows smaller than they are)."""
+    bar = colour_bar(max(picture.width, 180), low, high, label, signed=signed, middle=middle, size=size)
     out = Image.new("RGB", (max(picture.width, bar.width), picture.height + bar.height), (255, 255, 255))
-    out.paste(picture.convert("RGB"), (0, 0))
-    out.paste(bar, (0, picture.height))
+    out.paste(picture.convert("RGB"), (0, bar.height if above else 0))
+    out.paste(bar, (0, 0 if above else picture.height))
     return out
 
 
@@ -125,12 +128,12 @@ def diverging_over(image: Image.Image, grid_map: np.ndarray, low: float, high: f
     return Image.fromarray((base * (1 - alpha) + heat * alpha).clip(0, 255).astype(np.uint8))
 
 
-def titled(picture: Image.Image, title: str, size: int = 15) -> Image.Image:
-    """``picture`` with ``title`` written above it."""
+def titled(picture: Image.Image, title: str, size: int = 15, top: int = 0) -> Image.Image:
+    """``picture`` with ``title`` written above it (``top`` blank pixels above the title)."""
     f = font(size)
-    h = size + 10
+    h = size + 10 + top
     out = Image.new("RGB", (picture.width, picture.height + h), (255, 255, 255))
-    ImageDraw.Draw(out).text((4, 3), title, fill=INK, font=f)
+    ImageDraw.Draw(out).text((4, 3 + top), title, fill=INK, font=f)
     out.paste(picture.convert("RGB"), (0, h))
     return out
 
@@ -176,15 +179,17 @@ def word_legend(width: int, items: list[tuple[str, str]], note: str, size: int =
 
 
 def _wrap(text: str, f, width: int, d: ImageDraw.ImageDraw) -> list[str]:
-    """``text`` broken into lines that fit ``width`` px (at spaces; anywhere in Chinese)."""
+    """``text`` broken into lines that fit ``width`` px: at spaces, and between any two Chinese
+    characters (Chinese has no spaces to break at)."""
+    import re
+
+    tokens = re.findall(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]|[^\s\u3000-\u303f\u3400-\u9fff\uff00-\uffef]+|\s+", text)
     lines, line = [], ""
-    tokens = text.split(" ") if " " in text else list(text)
-    sep = " " if " " in text else ""
     for tok in tokens:
-        cand = line + (sep if line else "") + tok
-        if line and d.textlength(cand, font=f) > width:
-            lines.append(line)
-            line = tok
+        cand = line + tok
+        if line.strip() and d.textlength(cand.rstrip(), font=f) > width:
+            lines.append(line.rstrip())
+            line = tok.lstrip()
         else:
             line = cand
-    return lines + ([line] if line else [])
+    return [x for x in lines + [line.rstrip()] if x]

@@ -446,7 +446,9 @@ def pe_similarity_figure(pe, *, lang: str = "en") -> go.Figure:
     fig.update_xaxes(title_text=t("fig_sim_x", lang), showgrid=False, zeroline=False)  # no square aspect: the figure fills its card
     fig.update_yaxes(title_text=t("fig_sim_y", lang), autorange="reversed", showgrid=False, zeroline=False)
     title = t("fig_sim_title", lang, n=n, dim=dim)
-    return _layout(fig, title, None, _pe_height(n))
+    _layout(fig, title, None, _pe_height(n))
+    fig.update_layout(margin=dict(MARGIN, t=100))  # a three-line title: room above the plot
+    return fig
 
 
 def pe_dims_figure(pe, dims: list[int] | None = None, *, lang: str = "en") -> go.Figure:

@@ -28,6 +28,7 @@ from mmattn.teach.text import stage_label, t
 VIEW_HEIGHT = 448  #: pictures are sent at least this tall
 VIEW_MAX_WIDTH = 1344
 THUMB = 132  #: height of the small maps in the head grids
+POS_OFF_HEIGHT = 220  #: height of each of the two positions-off pictures (the page shows the pair about 320 px tall)
 STEP_THUMB = 180  #: height of the step-by-step pictures on the image
 MASK_ALPHA = 0.45  #: opacity of a word's colour where its map is 1.0 on the shared scale
 MASK_FLOOR = 0.08  #: map values below this (on the shared scale) are not drawn
@@ -325,8 +326,8 @@ def heads_view(trace: Trace, word=None, lang: str = "en") -> tuple[Image.Image, 
         vmax = float(maps.max()) or 1.0
         cells = [[pictures.grid_map_overlay(thumb, m, vmax=vmax) for m in [*maps[layer], maps[layer].mean(0)]] for layer in range(len(maps))]
         cols = [t("head_n", lang, h=h) for h in range(maps.shape[1])] + [t("mean", lang)]
-        table = pictures.labelled_grid(cells, [t("layer_n", lang, layer=layer) for layer in range(len(maps))], cols, font=drawing.font(14))
-        return drawing.with_colour_bar(table, 0.0, vmax, t("heads_bar", lang)), vmax
+        table = pictures.labelled_grid(cells, [t("layer_n", lang, layer=layer) for layer in range(len(maps))], cols, font=drawing.font(18))
+        return drawing.with_colour_bar(table, 0.0, vmax, t("heads_bar", lang), size=18), vmax
 
     t2i, vt = grid(lh.text_to_image)
     i2t, vi = grid(lh.image_to_text)
@@ -417,9 +418,9 @@ def step_pictures(steps: recompute.AttentionSteps, image: Image.Image, word: int
         pic = pictures.grid_map_overlay(image, m, signed=signed, limit=lim if signed else None, height=STEP_THUMB * 2)
         pic = drawing.outline_patches(pic, steps.grid, [(f.row, f.col)])
         low, high = (-lim, lim) if signed else (0.0, float(m.max()))
-        pic = drawing.with_colour_bar(pic, low, high, t(f"steps_bar_{name}", lang), signed=signed)
-        out.append((pic, t("steps_picture_caption", lang, stage=stage_label(name, lang), word=f.word,
-                           patch=t("story_patch", lang, row=f.row, col=f.col, label=f"r{f.row}c{f.col}"))))
+        pic = drawing.with_colour_bar(pic, low, high, t(f"steps_bar_{name}", lang), signed=signed, size=max(14, pic.width // 20), above=True)
+        pic = drawing.titled(pic, "", size=1, top=24)  # blank room for the gallery's own label over the first picture
+        out.append((pic, t("steps_picture_caption", lang, stage=stage_label(name, lang), word=f.word, label=f"r{f.row}c{f.col}")))
     return out
 
 
@@ -472,7 +473,8 @@ def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: 
     bar = t("steps_bar_weights", lang)
 
     def head_picture(m):
-        return drawing.with_colour_bar(pictures.grid_map_overlay(image, m, vmax=vmax, height=STEP_THUMB), 0.0, vmax, bar)
+        pic = pictures.grid_map_overlay(image, m, vmax=vmax, height=STEP_THUMB)
+        return drawing.with_colour_bar(pic, 0.0, vmax, bar, size=max(14, pic.width // 14), above=True)
 
     per_head = [(head_picture(m), t("head_n", lang, h=h)) for h, m in enumerate(hm.heads)]
     per_head.append((head_picture(hm.mean), t("mean_of_heads", lang, H=len(hm.heads))))
@@ -526,14 +528,14 @@ def positions_off_picture(p, trace: Trace, lang: str = "en") -> Image.Image:
     shown = [i for i, g in enumerate(p.grounded_on) if g] or list(range(len(p.words)))
     if trace.out_of_world:
         shown = []
-    view = pictures.resize_to_height(trace.image, 320, VIEW_MAX_WIDTH // 2)
+    view = pictures.resize_to_height(trace.image, POS_OFF_HEIGHT, VIEW_MAX_WIDTH // 2)
     colours = word_colours(p.words)
     panels = []
     for key, m in (("pos_off_with", p.maps_on), ("pos_off_without", p.maps_off)):
         maps = maps_at_size(m, trace.grid, (view.height, view.width))
-        panels.append(drawing.titled(compose(view, maps, colours, shown), t(key, lang)))
+        panels.append(drawing.titled(compose(view, maps, colours, shown), t(key, lang), size=17, top=30))  # top: room for the page's label
     both = drawing.side_by_side(panels)
-    legend = drawing.word_legend(both.width, [(f"{i}:{p.words[i]}", colours[i]) for i in shown], t("pos_off_legend", lang))
+    legend = drawing.word_legend(both.width, [(f"{i}:{p.words[i]}", colours[i]) for i in shown], t("pos_off_legend", lang), size=15)
     out = Image.new("RGB", (both.width, both.height + legend.height), (255, 255, 255))
     out.paste(both, (0, 0))
     out.paste(legend, (0, both.height))

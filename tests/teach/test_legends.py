@@ -73,10 +73,10 @@ def test_positions_off_side_by_side_with_each_outline_named(g, lang):
     tr = g.trace(scene(), CAPTIONS[lang])
     p = recompute.positions_off(g, tr)
     pic = views.positions_off_picture(p, tr, lang)
-    view = pictures.resize_to_height(tr.image, 320)
+    view = pictures.resize_to_height(tr.image, views.POS_OFF_HEIGHT)
     assert pic.width >= 2 * view.width  # with and without, side by side
     colours = views.word_colours(p.words)
-    legend = np.asarray(pic.convert("RGB")).astype(int)[view.height + 30 :]
+    legend = np.asarray(pic.convert("RGB")).astype(int)[view.height + 60 :]  # under the two titled pictures
     shown = [i for i, found in enumerate(p.grounded_on) if found]
     assert shown
     for i in shown:  # each found word's swatch is in the legend under the pictures
