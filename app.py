@@ -60,7 +60,7 @@ D = Demo(MODELS)
 DEFAULT, GROUNDER, CACHE = MODELS.default, MODELS.default.grounder, MODELS.default.cache
 L, H, LAYER0, METHODS = DEFAULT.L, DEFAULT.H, DEFAULT.L - 1, DEFAULT.methods
 STARTUP_PROBLEM, MODEL_INFO = MODELS.startup_problem("en"), D.model_info(DEFAULT, "en")
-EXAMPLES = examples.load_examples()
+EXAMPLES, EXAMPLES_ZH = examples.load_examples(lang="en"), examples.load_examples(lang="zh")
 LAUNCH_KWARGS = style.launch_kwargs(T)  #: keyword arguments for demo.launch() (tests use them too, so the page looks the same)
 _work = checks.work_image
 C: dict[str, gr.components.Component] = {}  #: the page's components by name: the handlers' output names
@@ -151,7 +151,8 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=320):
             c("in_img", gradio_uploads.guard(gr.Image(type="pil", label=text.t("image", "en"), height=300, sources=["upload", "clipboard"]), _upload_check))
-            c("in_txt", gr.Textbox(label=D.caption_label(DEFAULT, "en"), lines=2, max_lines=4, placeholder=T("caption_placeholder")))
+            # one line that grows: Enter grounds, Shift+Enter starts a new line
+            c("in_txt", gr.Textbox(label=D.caption_label(DEFAULT, "en"), lines=1, max_lines=4, placeholder=T("caption_placeholder")))
             with gr.Accordion(T("settings"), open=True):
                 c("method", gr.Radio(D.method_choices(DEFAULT, "en"), value="attention", label=T("method"), info=T("method_info")))
                 c("layer", gr.Radio([(str(i), i) for i in range(L)], value=LAYER0, label=T("layer")))
@@ -279,13 +280,15 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
         on(trigger, D.positions_on_page, POS_IN)
     on(C["pos_off_btn"].click, D.positions_off, ["question"], concurrency_id="model")
     on(C["model_pick"].input, D.switch_model, ["model_pick", "lang"], [n for n in D.switch_model.outputs if n != "status"])
-    demo.load(first_answer, None, [C[n] for n in D.first_outputs()], api_visibility="private", concurrency_id="model")
 
-    with examples_box:
-        if EXAMPLES:
-            ex = gr.Examples(EXAMPLES, [C["in_img"], C["in_txt"]], label=T("examples"), examples_per_page=6, elem_id="examples")
+    with examples_box:  # the same scenes captioned in each language; the page's language shows its own (Demo.first)
+        for lang, table in (("en", EXAMPLES), ("zh", EXAMPLES_ZH)):
+            ex = gr.Examples(table, [C["in_img"], C["in_txt"]], label=T("examples"), examples_per_page=6, elem_id=f"examples_{lang}")
+            c(f"examples_{lang}", ex.dataset).elem_classes = ["examples"]
+            ex.dataset.visible = lang == "en"
             on(ex.load_input_event.then, ground_page, GROUND_IN, concurrency_id="model").success(
                 *on_args(D.fill_tabs, TABS_IN), api_visibility="private", concurrency_id="model")  # fmt: skip
+    demo.load(first_answer, None, [C[n] for n in D.first_outputs()], api_visibility="private", concurrency_id="model")
 
 gradio_inputs.require_inputs(demo)
 gradio_inputs.check_inputs(demo)  # a wrong type or a value out of range is named, never coerced

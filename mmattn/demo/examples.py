@@ -1,5 +1,7 @@
-"""The page's example scenes: ``assets/examples/*.png`` and ``captions.json`` (file -> caption),
-made from the shapes world on first use if missing (``python assets/make_examples.py`` remakes them)."""
+"""The page's example scenes: ``assets/examples/*.png`` with their captions in English
+(``captions.json``: file -> caption) and in Chinese (``captions_zh.json``): the same scenes
+in the page's language. Made from the shapes world on first use if missing
+(``python assets/make_examples.py`` remakes them)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ from pathlib import Path
 
 log = logging.getLogger("mmattn.demo")
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
-#: (seed, width, height, language) of each example scene
-SCENES = [(11, 160, 160, "en"), (12, 224, 160, "zh"), (13, 128, 192, "en"), (14, 256, 160, "en"), (15, 192, 192, "zh"),
+#: (seed, width, height, language it was first captioned in: its file name) of each example scene
+SCENES = [(11, 160, 160, "en"), (12, 224, 160, "zh"), (13, 128, 192, "en"), (14, 256, 160, "en"), (32, 192, 192, "zh"),
           (16, 240, 144, "en")]  # fmt: skip
+CAPTIONS = {"en": "captions.json", "zh": "captions_zh.json"}  #: the captions' file, per language
 #: the caption of the scene the page opens on (``first_scene``), grounded: a relation between two objects
 FIRST_CAPTION = {"en": "the red circle left of the blue square", "zh": "红色的圆形在蓝色正方形的左边"}
 
@@ -33,25 +36,30 @@ def first_scene(size: tuple[int, int] = (224, 160)):
 
 
 def make_examples(folder: str | Path = EXAMPLES_DIR) -> Path:
-    """Write the example scenes into ``folder`` (deterministic: same seeds, same files)."""
+    """Write the example scenes into ``folder`` with their captions in both languages
+    (deterministic: same seeds, same files; a seed draws the same scene in either language)."""
     from mmattn.scenes import make_sample
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    captions = {}
-    for seed, w, h, lang in SCENES:
-        s = make_sample(seed, w, h, lang=lang)
-        name = f"scene_{seed}_{lang}.png"
-        s.image.save(folder / name)
-        captions[name] = s.caption.text
-    (folder / "captions.json").write_text(json.dumps(captions, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    captions: dict[str, dict[str, str]] = {lang: {} for lang in CAPTIONS}
+    for seed, w, h, first in SCENES:
+        name = f"scene_{seed}_{first}.png"
+        for lang in CAPTIONS:
+            s = make_sample(seed, w, h, lang=lang)
+            if lang == first:
+                s.image.save(folder / name)
+            captions[lang][name] = s.caption.text
+    for lang, file in CAPTIONS.items():
+        (folder / file).write_text(json.dumps(captions[lang], ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return folder
 
 
-def load_examples(folder: str | Path = EXAMPLES_DIR) -> list[list[str]]:
-    """[[path, caption], ...] of the examples in ``folder`` (made first if missing; [] if they cannot be)."""
+def load_examples(folder: str | Path = EXAMPLES_DIR, lang: str = "en") -> list[list[str]]:
+    """[[path, caption], ...] of the examples in ``folder`` captioned in ``lang`` (made first if
+    missing; [] if they cannot be)."""
     folder = Path(folder)
-    captions = folder / "captions.json"
+    captions = folder / CAPTIONS[lang]
     if not captions.is_file():
         try:
             make_examples(folder)

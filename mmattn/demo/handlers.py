@@ -249,7 +249,7 @@ class Demo:
     # ---- the first answer: the page opens on a relational example, grounded -----------------------
     def first_outputs(self) -> tuple[str, ...]:
         """The outputs of :meth:`first`: the inputs, the page's words in its language, every tab."""
-        return ("lang", "in_img", "in_txt", "model_info", "world_md", "model_pick", "method", "heads", "steps_stage",
+        return ("lang", "in_img", "in_txt", "model_info", "world_md", "model_pick", "method", "heads", "steps_stage", "examples_en", "examples_zh",
                 *dict.fromkeys([*self.ground.outputs, *self.fill_tabs.outputs]))  # fmt: skip
 
     def first(self, lang: str = "en") -> dict:
@@ -261,7 +261,8 @@ class Demo:
         out = {"lang": lang, "model_info": self.model_info(m, lang), "world_md": m.world(lang),
                "model_pick": update(choices=self.pool.names(lang), value=m.choice.label),
                "method": update(choices=self.method_choices(m, lang), value="attention"),
-               "heads": update(choices=self.head_choices(m, lang), value="mean"), "steps_stage": update(choices=stage_choices(lang))}  # fmt: skip
+               "heads": update(choices=self.head_choices(m, lang), value="mean"), "steps_stage": update(choices=stage_choices(lang)),
+               "examples_en": update(visible=lang != "zh"), "examples_zh": update(visible=lang == "zh")}  # fmt: skip
         caption = FIRST_CAPTION[lang if lang in m.grounder.processor.languages else m.grounder.processor.languages[0]]
         image = first_scene()
         q = self.ask(image, caption, m.choice.label, lang)

@@ -65,7 +65,8 @@ def page_table(lang: str) -> dict[str, str]:
     """The texts without placeholders, ready to show (for ``gr.I18n``: the browser picks the
     language)."""
     table = {k: v.format() for k, v in TEXTS[check_lang(lang)].items() if isinstance(v, str) and not placeholders(v)}
-    return table | {f"stage_label_{n}": stage_label(n, lang) for n in STAGE_NAMES}
+    # gradio 6.31 announces a finished event to screen readers as "common.complete": its own locales lack the key
+    return table | {f"stage_label_{n}": stage_label(n, lang) for n in STAGE_NAMES} | {"common.complete": table["done"]}
 
 
 def translations() -> dict[str, dict[str, str]]:

@@ -275,7 +275,7 @@ def legend_html(rows: list[WordRow], shown: list[int] | None = None, lang: str =
     shown_set = set(range(len(rows))) if shown is None else set(shown)
     chips = []
     for w in rows:
-        style = f"border-color:{w.colour};" + ("" if w.index in shown_set else "opacity:0.35;")
+        style = f"border-color:{w.colour};" + ("" if w.index in shown_set else "border-style:dotted;background:#f3f4f6;")  # hidden: still readable
         mark = "✓" if w.grounded else ("?" if not w.known else "·")
         kind = "chip function" if w.word.lower() in FUNCTION_WORDS else "chip"
         chips.append(f'<span class="{kind}" data-index="{w.index}" style="{style}"><span class="swatch" style="background:{w.colour}"></span>'
@@ -456,9 +456,9 @@ def steps_view(grounder, trace: Trace, word=None, layer: int | None = -1, head: 
         rows += [
             row("head_output", None, f"Z = A·V {_shape(s.head_output)}",
                 f"{_shape(s.weights)} · {_shape(s.v)} → {_shape(s.head_output)}"),
-            row("concat", None, f"concat {_shape(s.concat)}",
+            row("concat", None, f"{t('stage_concat', lang)} {_shape(s.concat)}",
                 f"{s.num_heads} × ({Lq}×{hd}) → {_shape(s.concat)}"),
-            row("output", None, f"out_proj {_shape(s.output)}",
+            row("output", None, f"{t('stage_output', lang)} {_shape(s.output)}",
                 f"{_shape(s.concat)} · {s.dim}×{s.dim} → {_shape(s.output)}", err=s.max_output_error),
         ]  # fmt: skip
     table = t("steps_table_head", lang) + "\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for *_, a, b, c in rows)

@@ -177,12 +177,13 @@ def test_example_click(server, page):
     path, caption = app.EXAMPLES[0]
     words = app.recompute.read_caption(app.GROUNDER, caption).words
     _open(page, url)
-    page.locator("#examples tr.tr-body").first.click()
+    page.locator("#examples_en tr.tr-body").first.click()
     expect(page.locator("#in_txt textarea")).to_have_value(caption, timeout=60_000)
     expect(page.locator("#legend .chip")).to_have_count(len(words), timeout=60_000)
-    # the other tabs follow: the word menus start on the most confidently grounded word
-    r = app.GROUNDER.ground(app._work(app.load_image(path)), caption)
-    best = max(range(len(words)), key=lambda i: r.grounded_scores[i])
+    # the other tabs follow: the word menus start on the most confidently grounded content word (not "a", "the")
+    from mmattn.demo.handlers import content_word
+
+    best = content_word(app.D.trace(app.D.ask(app.load_image(path), caption)))
     page.get_by_role("tab", name="Heads & layers").click()
     expect(page.locator("#heads_word input")).to_have_value(f"{best}:{words[best]}", timeout=60_000)
 
@@ -197,7 +198,7 @@ def test_chinese_interface(server, browser, tmp_path):
         expect(page.get_by_role("tab", name="逐步计算")).to_be_visible(timeout=60_000)
         expect(page.locator("#submit")).to_have_text("定位")
         image = app.EXAMPLES[1][0] if len(app.EXAMPLES) > 1 else write_scene(tmp_path / "scene.png", 240, 160)
-        _ground(page, image, "一个红色的圆在蓝色方块的左边")
+        _ground(page, image, "红色的圆形在蓝色正方形的左边")
         expect(page.locator("#legend .chip").first).to_be_visible(timeout=60_000)
         expect(page.locator("#table")).to_contain_text("在图中找到了吗", timeout=30_000)
         expect(page.locator("#legend")).to_contain_text("颜色深浅")
@@ -242,3 +243,128 @@ def test_a_photo_and_an_unavailable_photo_backend(server, page, tmp_path, monkey
     expect(page.locator("#model_pick input")).to_have_value(app.DEFAULT.choice.label, timeout=10_000)
     page.wait_for_timeout(300)
     page.screenshot(path=str(SHOTS / "model_picker_offline.png"), full_page=True)
+
+
+
+# ---- a learner's first minutes (issue 24): the page opens working, never contradicts itself, reads in Chinese
+ZH_TABS = {"定位": "ground", "图像 → 文本": "i2t", "注意力头与层": "heads", "逐步计算": "steps", "位置编码": "positions"}
+EN_TABS = {"Ground": "ground", "Image → text": "i2t", "Heads & layers": "heads", "Step by step": "steps", "Positions": "positions"}
+#: Latin words allowed on the Chinese page: the symbols Q, K, V, softmax and PE (and their matrices W_q, W_k, W_v),
+#: sin/cos in the encodings' formula, the tokens [CLS]/[SEP] the model reads, the project's name and gradio's API link
+ZH_ALLOWED = {"softmax", "PE", "W_q", "W_k", "W_v", "sin", "cos", "CLS", "SEP", "mmattn", "API"}
+
+
+def _context(browser, lang):
+    return browser.new_context(locale="zh-CN" if lang == "zh" else "en-US", viewport={"width": 1400, "height": 1000})
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_page_opens_grounded_on_a_relational_example(server, browser, lang):
+    """No click: the example is grounded, every tab is filled from it, Image -> text included."""
+    from mmattn.demo.examples import FIRST_CAPTION
+
+    app, url = server
+    page = _context(browser, lang).new_page()
+    page.goto(url, timeout=SLOW)
+    expect(page.locator("#legend .chip").first).to_be_visible(timeout=SLOW)
+    expect(page.locator("#in_txt textarea")).to_have_value(FIRST_CAPTION[lang])
+    expect(page.locator("#notice textarea")).to_have_value(re.compile("as the caption says|和描述说的一样"))
+    tabs = ZH_TABS if lang == "zh" else EN_TABS
+    names = list(tabs)
+    page.get_by_role("tab", name=names[1]).click()  # Image -> text: the patch where the content word looks most
+    expect(page.locator("#click_words")).to_contain_text(re.compile(r"\d+:\S+"), timeout=30_000)
+    expect(page.locator("#x_in input")).not_to_have_value("0")
+    page.get_by_role("tab", name=names[2]).click()
+    expect(page.locator("#heads_t2i img")).to_be_visible(timeout=30_000)
+    page.get_by_role("tab", name=names[3]).click()
+    expect(page.locator("#steps_plot .js-plotly-plot")).to_be_visible(timeout=30_000)
+    page.get_by_role("tab", name=names[4]).click()
+    expect(page.locator("#pe_plot .js-plotly-plot")).to_be_visible(timeout=30_000)
+    expect(page.locator("#pos_off_md")).not_to_be_empty()  # says how to run the experiment
+    page.context.close()
+
+
+def test_the_chinese_page_has_no_english(server, browser):
+    """Every tab of the zh page: no Latin word but the allowed symbols (the first example's own data is Chinese)."""
+    app, url = server
+    page = _context(browser, "zh").new_page()
+    _open(page, url)
+    for tab in ZH_TABS:
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(800)  # gradio's own "processing |" timer (English in gradio 6.31) shows while an event runs
+        page.wait_for_function("!document.body.innerText.includes('processing |')", timeout=SLOW)
+        words = set(re.findall(r"[A-Za-z][A-Za-z_]+", page.locator("body").inner_text()))
+        assert words <= ZH_ALLOWED, (tab, sorted(words - ZH_ALLOWED))
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_placeholder_is_a_caption_the_model_knows_and_enter_grounds(server, browser, tmp_path, lang):
+    app, url = server
+    page = _context(browser, lang).new_page()
+    _open(page, url)
+    box = page.locator("#in_txt textarea")
+    placeholder = box.get_attribute("placeholder")
+    assert placeholder
+    page.locator("#in_img input[type=file]").set_input_files(write_scene(tmp_path / "scene.png", 240, 160))
+    box.fill(placeholder)
+    before = page.locator("#out_img img").get_attribute("src")
+    box.press("Enter")  # Enter grounds (Shift+Enter would start a new line)
+    expect(page.locator("#out_img img")).not_to_have_attribute("src", before, timeout=60_000)
+    assert "\n" not in box.input_value()
+    notice = page.locator("#notice textarea").input_value()
+    assert "not in the model's vocabulary" not in notice and "不在模型的词汇表" not in notice, notice
+    page.context.close()
+
+
+def test_colour_words_are_drawn_in_their_own_colour(server, page):
+    """"red" in red and "blue" in blue: the legend chip and the word picker (the picture and boxes use the same list)."""
+    from mmattn.teach.colours import FAMILIES, colour_family
+
+    app, url = server
+    _open(page, url)
+    chips = page.locator("#legend .chip")
+    n = chips.count()
+    seen = set()
+    for i in range(n):
+        word = chips.nth(i).inner_text().split(":", 1)[1].split()[0]
+        family = colour_family(word)
+        if family:
+            seen.add(family)
+            assert chips.nth(i).evaluate("e => getComputedStyle(e).borderTopColor") == _rgb(FAMILIES[family]), word
+            label = page.locator("#pick label").nth(i)
+            assert label.evaluate("e => getComputedStyle(e).borderLeftColor") == _rgb(FAMILIES[family]), word
+    assert seen == {"red", "blue"}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_keyboard_and_screen_readers(server, browser, lang):
+    """axe-core: no serious or critical violation on any tab; one Tab stop per radio group; every
+    picture has an alt text and every figure a label."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    app, url = server
+    page = _context(browser, lang).new_page()
+    _open(page, url)
+    for tab in ZH_TABS if lang == "zh" else EN_TABS:
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(800)
+        bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"][:3]]) for v in Axe().run(page).response["violations"]
+               if v["impact"] in ("serious", "critical")]  # fmt: skip
+        assert not bad, (tab, bad)
+        assert page.locator("img:visible[alt='']").count() == 0 and page.locator("img:visible:not([alt])").count() == 0
+        for plot in page.locator(".js-plotly-plot:visible").all():
+            assert plot.get_attribute("aria-label"), tab
+    page.get_by_role("tab", name=list(ZH_TABS if lang == "zh" else EN_TABS)[0]).click()
+    page.locator("#in_txt textarea").focus()
+    stops = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate("(() => { const e = document.activeElement; const f = e.closest('fieldset, [id]'); return f ? f.id : e.tagName; })()"))
+        if stops[-1] == "submit":
+            break
+    assert stops[-1] == "submit" and stops.count("method") == 1 and stops.count("heads") == 1, stops
+    page.locator("#method input").first.focus()
+    page.keyboard.press("ArrowRight")  # arrow keys move within the group
+    expect(page.locator("#method input:checked")).to_have_value("rollout", timeout=10_000)
+    page.context.close()

@@ -86,8 +86,8 @@ class ModelWorld:
         examples = "或".join(f"“{e}”" for e in w.examples)
         return (
             f"{b('本模型只认识形状世界')}：灰色背景（{backgrounds}）上的 {TRAIN.min_objects}–{TRAIN.max_objects} 个纯色图形。"
-            f"{b('形状：')}{'、'.join(w.shapes)}。{b('颜色：')}{'、'.join(w.colours)}。"
-            f"{b('大小：')}{'、'.join(w.sizes)}。{b('位置：')}{'、'.join(w.relations)}。"
+            f"{b('形状')}：{'、'.join(w.shapes)}。{b('颜色')}：{'、'.join(w.colours)}。"  # the colon outside the bold:
+            f"{b('大小')}：{'、'.join(w.sizes)}。{b('位置')}：{'、'.join(w.relations)}。"  # "**形状：**颜" does not render
             f"描述的写法如{examples}；其他词不在它的词汇表中，照片也不在它的世界里。"
         )
 
