@@ -254,6 +254,13 @@ EN_TABS = {"Ground": "ground", "Image → text": "i2t", "Heads & layers": "heads
 ZH_ALLOWED = {"softmax", "PE", "W_q", "W_k", "W_v", "sin", "cos", "CLS", "SEP", "mmattn", "API"}
 
 
+def _idle(page):
+    """No event running: gradio dims an output (and shows its English "processing |" timer) while it is updated."""
+    page.wait_for_timeout(800)
+    page.wait_for_function("!document.body.innerText.includes('processing |')", timeout=SLOW)
+    page.wait_for_timeout(400)
+
+
 def _context(browser, lang):
     return browser.new_context(locale="zh-CN" if lang == "zh" else "en-US", viewport={"width": 1400, "height": 1000})
 
@@ -291,8 +298,7 @@ def test_the_chinese_page_has_no_english(server, browser):
     _open(page, url)
     for tab in ZH_TABS:
         page.get_by_role("tab", name=tab).click()
-        page.wait_for_timeout(800)  # gradio's own "processing |" timer (English in gradio 6.31) shows while an event runs
-        page.wait_for_function("!document.body.innerText.includes('processing |')", timeout=SLOW)
+        _idle(page)  # gradio's own "processing |" timer (English in gradio 6.31) shows while an event runs
         words = set(re.findall(r"[A-Za-z][A-Za-z_]+", page.locator("body").inner_text()))
         assert words <= ZH_ALLOWED, (tab, sorted(words - ZH_ALLOWED))
     page.context.close()
@@ -348,7 +354,7 @@ def test_keyboard_and_screen_readers(server, browser, lang):
     _open(page, url)
     for tab in ZH_TABS if lang == "zh" else EN_TABS:
         page.get_by_role("tab", name=tab).click()
-        page.wait_for_timeout(800)
+        _idle(page)
         bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"][:3]]) for v in Axe().run(page).response["violations"]
                if v["impact"] in ("serious", "critical")]  # fmt: skip
         assert not bad, (tab, bad)
