@@ -8,8 +8,8 @@ Measures, in one run on the shipped model, for a 320x240 PNG and an 8-word capti
   ``iter_batch`` (each result dropped once read, as a batch job over a folder does), and
   with ``ground_batch``'s list (all the maps held at once, 2.4 MB per pair here);
 - the three methods (attention, rollout, gradcam) as ratios to raw attention;
-- the first two for each precision: ``auto`` (the default: bfloat16 for batches on CPUs with
-  bfloat16 instructions, float32 otherwise), ``float32`` and ``bfloat16``.
+- the first two for each precision: ``auto`` (the default: float32 since issue #25, so that a
+  result does not depend on its batch), ``float32`` and ``bfloat16`` (only when asked for).
 Prints the CPU model: a figure holds for the CPU it was measured on.
 Goals (issue #15): p50 <= 12 ms and >= 250 pairs/s with the default (auto) precision.
 """

@@ -55,7 +55,8 @@ def main() -> None:
     t = time.perf_counter()
     g.ground_batch([it["image"] for it in items], [it["caption"] for it in items], batch_size=args.batch, progress=False)
     local = n / (time.perf_counter() - t)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    root = str(Path(__file__).resolve().parent.parent)  # the actors import this checkout's mmattn
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": root}})
     ray.data.DataContext.get_current().enable_progress_bars = False
     rows = {}
     try:
@@ -78,8 +79,8 @@ def main() -> None:
     print(f"{n} held-out pairs (PNG bytes, five sizes up to 320x240), batch {args.batch}")
     print("| run | rows/s, all included | rows/s after the first batch | first batch after |\n|---|---|---|---|")
     for w, (total, steady, first) in rows.items():
-        print(f"| ground_dataset, {w} actor{'s' if w > 1 else ''} of 1 CPU | {total:.0f} | {steady:.0f} | {first:.1f} s |")
-    print(f"| ground_batch in process, 2 threads (for scale) | {local:.0f} | | |")
+        print(f"| ground_dataset, {w} actor{'s' if w > 1 else ''} of 1 CPU | {total:.1f} | {steady:.1f} | {first:.1f} s |")
+    print(f"| ground_batch in process, 2 threads (for scale) | {local:.1f} | | |")
     print(f"2 actors / 1 actor: {rows[2][0] / rows[1][0]:.2f}x all included, {rows[2][1] / rows[1][1]:.2f}x after the first batch")
 
 

@@ -78,17 +78,23 @@ def main() -> int:
     else:
         raise SystemExit("the app did not start in three attempts")
     try:
+        errors = []
 
-        def ground(f, caption):
-            return user.call("ground", f, caption, "attention", 1, "mean", True, None)
+        def ground(n, caption):
+            try:
+                return user.call("ground", files[n], caption, "attention", 1, "mean", True, None)
+            except RuntimeError as e:  # counted; the images uploaded again (a server may clear its upload cache)
+                errors.append(str(e).splitlines()[-1][:160])
+                files[:] = [user.upload(p) for p in images]
+                return user.call("ground", files[n], caption, "attention", 1, "mean", True, None)
 
         for k in range(10):  # warm-up (not counted, captions not reused)
-            ground(files[k % 3], caps[-1 - k])
+            ground(k % 3, caps[-1 - k])
             g.ground(images[k % 3], caps[-1 - k]).word_maps  # noqa: B018
         for k in range(args.questions):
             n = k % 3
             t = time.perf_counter()
-            ground(files[n], caps[k])
+            ground(n, caps[k])
             http_lat.append(time.perf_counter() - t)
             t = time.perf_counter()
             g.ground(images[n], caps[k]).word_maps  # noqa: B018
@@ -114,7 +120,9 @@ def main() -> int:
     print("| measure | p50 ms | p95 ms |\n|---|---|---|")
     print(f"| `/ground` over raw HTTP, a new question | {1000 * h50:.1f} | {1000 * pct(http_lat, 0.95):.1f} |")
     print(f"| `Grounder.ground()` in process, word maps read | {1000 * l50:.1f} | {1000 * pct(lib_lat, 0.95):.1f} |")
-    print(f"ratio of the p50s: {h50 / l50:.2f}x (goal <= 3x)")
+    print(f"ratio of the p50s: {h50 / l50:.2f}x (goal <= 3x); errors (each retried after uploading the images again): {len(errors)}")
+    for e in errors[:3]:
+        print(f"- {e}")
     a, b = args.mark, args.questions
     print(f"server RSS at new question {a}: {rss.get(a, float('nan')):.0f} MB, at {b}: {rss.get(b, float('nan')):.0f} MB, "
           f"growth {rss.get(b, float('nan')) - rss.get(a, float('nan')):.1f} MB (goal <= 40 MB)")  # fmt: skip

@@ -94,9 +94,15 @@ def ground_dataset(ds, image_column: str = "image", caption_column: str = "capti
     missing = [c for c in (image_column, caption_column) if c not in ds.columns()]
     if missing:
         raise ValueError(f"the dataset has no {', '.join(map(repr, missing))} column (its columns: {', '.join(ds.columns())})")
+    import ray.data
+
+    if isinstance(concurrency, tuple):
+        compute = ray.data.ActorPoolStrategy(min_size=concurrency[0], max_size=concurrency[1])
+    else:
+        compute = ray.data.ActorPoolStrategy(size=concurrency)
     return ds.map_batches(
         GroundingPredictor,
         fn_constructor_kwargs={"model": model, "method": method, "batch_size": batch_size, "layer": layer, "heads": heads,
                                "maps": maps, "image_column": image_column, "caption_column": caption_column, "precision": precision},
-        batch_size=batch_size, batch_format="numpy", concurrency=concurrency, num_cpus=num_cpus,
+        batch_size=batch_size, batch_format="numpy", compute=compute, num_cpus=num_cpus,
     )  # fmt: skip
