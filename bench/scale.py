@@ -56,7 +56,9 @@ def main() -> None:
     g.ground_batch([it["image"] for it in items], [it["caption"] for it in items], batch_size=args.batch, progress=False)
     local = n / (time.perf_counter() - t)
     root = str(Path(__file__).resolve().parent.parent)  # the actors import this checkout's mmattn
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": root}})
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": root}}
+    )
     ray.data.DataContext.get_current().enable_progress_bars = False
     rows = {}
     try:
