@@ -51,6 +51,7 @@ JS = """
       const caption = tr.innerText.trim();
       tr.querySelectorAll("img").forEach((img) => { if (caption && img.alt !== caption) img.alt = caption; });
     });
+    document.querySelectorAll("img[loading=lazy]").forEach((img) => { img.loading = "eager"; });  // no blank gallery until scrolled
     document.querySelectorAll("div.empty[aria-label]:not([role])").forEach((e) => e.setAttribute("role", "img"));
     document.querySelectorAll("fieldset").forEach((fs, i) => {
       const name = "group-" + (fs.id || i);
