@@ -132,3 +132,15 @@ def test_user_errors_name_the_bad_value_in_both_languages(demo):
         assert "x9" in e.value.message
     with pytest.raises(UserError, match="no such model"):
         demo.pool.get("no such model")
+
+
+def test_a_photo_gets_no_verdict_and_every_tab_says_so(demo):
+    data = pytest.importorskip("skimage.data")
+    qq = demo.ask(Image.fromarray(data.chelsea()), "a small orange circle")
+    if not demo.trace(qq).out_of_world:
+        pytest.skip("this model does not check its world")
+    out = demo.ground(qq)
+    assert list(out["match"]) == ["no verdict: this image is outside the model's world"]  # no "it does not 100%"
+    assert out["banner"].startswith("⚠️") and "shapes world" in out["banner"]  # above every tab
+    assert "–" in {row[3] for row in out["table"].values.tolist()}  # no probabilities either
+    assert "shapes world" in demo.positions_off(qq)["pos_off_md"] and "Match" not in demo.positions_off(qq)["pos_off_md"]
