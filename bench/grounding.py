@@ -69,7 +69,7 @@ def main() -> None:
 
     speed = {}  # precision -> (p50, p95, streamed pairs/s, list pairs/s, forward pairs/s)
     for precision in PRECISIONS:
-        gp = mmattn.Grounder(g.model, g.processor, precision=precision)
+        gp = type(g)(g.model, g.processor, precision=precision)
         for im in images[:4]:  # warm-up
             gp.ground(im, caption)
         lat = timed(lambda it=iter(images * 1000), gp=gp: gp.ground(next(it), caption).word_maps, args.repeats)

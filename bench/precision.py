@@ -60,7 +60,7 @@ def main() -> None:
     rows = {"float32 (default), batch 32": compare(ref, g.ground_batch(images, captions, batch_size=32, progress=False))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "slower on this CPU": known
-        gb = mmattn.Grounder(g.model, g.processor, precision="bfloat16")
+        gb = type(g)(g.model, g.processor, precision="bfloat16")
     rows["bfloat16, batch 32"] = compare(ref, gb.ground_batch(images, captions, batch_size=32, progress=False))
     rows["bfloat16, one at a time"] = compare(ref, [gb.ground(im, c) for im, c in zip(images, captions)])
     print(f"CPU: {cpu_model()} (bfloat16 instructions: {'yes' if cpu_has_bfloat16() else 'no'}), torch {torch.__version__}")

@@ -7,6 +7,9 @@
 supervision and pycocotools are optional extras (``pip install "mmattn[supervision]"``,
 ``"mmattn[coco]"``), imported only here and only when used.
 
+Every function takes ``g``, a :class:`~mmattn.api.grounding.Grounding` (not imported here:
+grounding.py imports this module when one of its methods is called).
+
 Index letters: N detections (grounded words with a box), H x W the image.
 """
 
@@ -15,16 +18,12 @@ from __future__ import annotations
 import html
 import importlib
 import io
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from mmattn.api.maps import BOX_FRACTION, peak_regions, upsample
 from mmattn.api.pictures import overlay_map
-
-if TYPE_CHECKING:
-    from mmattn.api.grounding import Grounding
 
 #: top-level package -> the extra of pyproject.toml that installs it
 EXTRAS = {"supervision": "supervision", "pycocotools": "coco"}
@@ -39,12 +38,12 @@ def require(module: str, what: str):
         raise ImportError(f'{what} needs {package}: pip install "mmattn[{EXTRAS[package]}]"') from None
 
 
-def detected(g: Grounding) -> list[int]:
+def detected(g) -> list[int]:
     """Indices of the words that are grounded and have a box: one detection each."""
     return [i for i, (ok, box) in enumerate(zip(g.grounded, g.boxes)) if ok and box is not None]
 
 
-def word_masks(g: Grounding, idx: list[int], frac: float = BOX_FRACTION) -> np.ndarray:
+def word_masks(g, idx: list[int], frac: float = BOX_FRACTION) -> np.ndarray:
     """(N, H, W) bool: for word ``idx[n]``, the region its box frames at the image's
     resolution: the pixels where its patch map, bilinear at the image's size (the map the box
     is read from, :func:`mmattn.api.maps.boxes_from_maps`), is at least ``frac`` of its peak,
@@ -56,7 +55,7 @@ def word_masks(g: Grounding, idx: list[int], frac: float = BOX_FRACTION) -> np.n
     return peak_regions(fine, frac)
 
 
-def to_supervision(g: Grounding):
+def to_supervision(g):
     """One detection per grounded word (with its box): ``xyxy`` (x1/y1 exclusive, as ``boxes``),
     ``confidence`` = the word's grounded probability, ``mask`` (:func:`word_masks`, the region the box frames),
     ``class_id`` = the word's index in ``words``, ``data["class_name"]`` = the word."""
@@ -71,7 +70,7 @@ def to_supervision(g: Grounding):
     )
 
 
-def to_coco(g: Grounding, image_id: int, category_ids: dict[str, int]) -> list[dict]:
+def to_coco(g, image_id: int, category_ids: dict[str, int]) -> list[dict]:
     """COCO result dicts, one per grounded word (with a box) whose word is a key of
     ``category_ids`` (e.g. ``{"circle": 1, "square": 2}``; other words are left out):
     ``image_id``, ``category_id``, ``bbox`` [x, y, width, height] in pixels, ``score`` (the
@@ -96,7 +95,7 @@ def to_coco(g: Grounding, image_id: int, category_ids: dict[str, int]) -> list[d
     return out
 
 
-def repr_png(g: Grounding) -> bytes | None:
+def repr_png(g) -> bytes | None:
     """PNG bytes: the grounded words' mean map over the image, their boxes drawn (None without an image)."""
     if g.image is None:
         return None
@@ -113,7 +112,7 @@ def repr_png(g: Grounding) -> bytes | None:
     return buf.getvalue()
 
 
-def repr_html(g: Grounding) -> str:
+def repr_html(g) -> str:
     """An HTML table: each word, whether it is grounded, its probability, its map's peak and box."""
     e = html.escape
     unknown = set(g.unknown_words)

@@ -28,11 +28,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from mmattn.api import registry
+from mmattn.api.backend import WorldVerdict
 from mmattn.api.grounding import Grounding
 from mmattn.api.image import load_image
-from mmattn.api.precision import ARITHMETICS as PRECISIONS  # noqa: F401 -- the training CLI's choices
 from mmattn.api.precision import arithmetic, check_precision
-from mmattn.api.processor import MmattnProcessor, Processor
+from mmattn.api.processor import Processor
 from mmattn.api.trace import (
     BACKWARD_METHODS,
     DEFAULT_LAYER,
@@ -43,10 +44,9 @@ from mmattn.api.trace import (
     groundings,
     truncation_notice,
 )
-from mmattn.backends.shapes.vocabulary import suggest
-from mmattn.backends.shapes.worldcheck import check_image
+from mmattn.api.words import suggest
 from mmattn.models.grounding_model import GroundingModel
-from mmattn.models.tokenizer import known_word, load_tokenizer
+from mmattn.models.tokenizer import known_word
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +73,17 @@ def resolve_checkpoint(path: str | os.PathLike | None) -> str:
 
 
 class Grounder:
-    """Grounds the words of a caption in an image with a model and its processor."""
+    """Grounds the words of a caption in an image with a model and its processor.
+
+    The generic part of every backend (:mod:`mmattn.api.backend`): a backend subclasses it,
+    loads its checkpoints (``from_pretrained``) and answers the interface's questions;
+    ``Grounder.from_pretrained(path)`` picks the backend from the registry."""
 
     backend = "mmattn"  #: which kind of model grounds (shown by the demo)
     methods = METHODS  #: the map methods this backend offers
-    #: whether images are checked against the shapes world (mmattn.worldcheck) before grounding:
-    #: the mmattn backend is trained on generated shapes scenes only
-    checks_world = True
+    model_types: tuple[str, ...] = ()  #: the config.json model types this backend loads (mmattn.api.registry)
+    checks_world = False  #: whether ``check_image`` checks images against a training world
+    has_positions = False  #: whether ``trace(..., positions=False)`` can switch positional encodings off
 
     def __init__(self, model: GroundingModel, processor: Processor, *, name: str = "mmattn",
                  device: str | torch.device = "cpu", precision: str = "auto"):  # fmt: skip
@@ -104,28 +108,38 @@ class Grounder:
         return known_word(self._known, word)
 
     @classmethod
-    def from_pretrained(
-        cls, path: str | os.PathLike | None = None, *, device: str = "cpu", precision: str = "auto", **overrides
-    ) -> Grounder:
-        """Load an mmattn checkpoint folder (or hub id); ``None`` loads the shipped model
-        (or the one named by the ``MMATTN_MODEL`` environment variable). A CLIP checkpoint
-        (``config.json`` with ``model_type: clip`` or ``chinese_clip``, e.g.
-        ``openai/clip-vit-base-patch16``) gives the CLIP backend,
-        :class:`mmattn.clip_grounding.ClipGrounder` (``overrides`` such as ``dense="maskclip"``
-        go to it).
+    def from_pretrained(cls, path: str | os.PathLike | None = None, *, device: str = "cpu", precision: str = "auto", **overrides) -> Grounder:
+        """Load a checkpoint folder or hub id with the backend of its kind; ``None`` loads the
+        shipped model (or the one named by the ``MMATTN_MODEL`` environment variable).
+
+        The kind is ``config.json``'s ``model_type`` (:func:`mmattn.api.registry.model_type`):
+        none for an mmattn checkpoint (:class:`mmattn.backends.shapes.grounder.ShapesGrounder`),
+        ``clip`` or ``chinese_clip`` for the CLIP backend (e.g. ``openai/clip-vit-base-patch16``;
+        ``overrides`` such as ``dense="maskclip"`` go to it); other backends join with
+        :func:`mmattn.api.registry.register`. A backend class loads its own kind only.
         ``precision``: ``"auto"`` (float32: a result never depends on its batch; see
         :mod:`mmattn.api.precision`), ``"float32"`` or ``"bfloat16"`` (only when asked for)."""
         path = resolve_checkpoint(path)
-        from mmattn.backends.clip.grounder import ClipGrounder, is_clip_checkpoint  # a plug-in backend: imported only when asked for
+        backend = registry.backend_for(registry.model_type(path))
+        if backend.from_pretrained.__func__ is Grounder.from_pretrained.__func__:
+            raise TypeError(f"{backend.__qualname__} does not define from_pretrained: a backend loads its own checkpoints")
+        if cls is not Grounder and not issubclass(backend, cls):
+            raise TypeError(f"{path} is a {backend.__qualname__} checkpoint, not a {cls.__qualname__} one: "
+                            "load it with Grounder.from_pretrained")  # fmt: skip
+        return backend.from_pretrained(path, device=device, precision=precision, **overrides)
 
-        if is_clip_checkpoint(path):
-            return ClipGrounder.from_pretrained(path, device=device, precision=precision, **overrides)
-        if overrides:
-            raise TypeError(f"unexpected options for an mmattn checkpoint: {', '.join(overrides)} (they are the CLIP backend's)")
-        model = GroundingModel.load(path)
-        name = Path(path).name if Path(path).is_dir() else path
-        processor = MmattnProcessor(load_tokenizer(path), image_size=model.config.image_size, patch_size=model.config.patch_size)
-        return cls(model, processor, name=name, device=device, precision=precision)
+    # ---- what every backend answers (mmattn.api.backend) -------------------------------
+    def suggest(self, word: str) -> str | None:
+        """A close word of the vocabulary for an unknown ``word`` ("did you mean"), or None."""
+        return suggest(word, self._known)
+
+    def check_image(self, image) -> WorldVerdict | None:
+        """Whether ``image`` looks like the backend's training world; None: it reads any image."""
+        return None
+
+    def backward_maps(self, ids: torch.Tensor, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+        """(B, T, P) maps a backend computes with a backward pass of its own (LeGrad), or None."""
+        return None
 
     # ---- one question: one trace ----------------------------------------------------
     def trace(self, image, caption: str, *, gradients: bool = False, inputs: bool = False) -> Trace:
@@ -250,8 +264,7 @@ class Grounder:
                 if gradients:  # d(match logit)/d(attention) of every layer, without touching parameter grads
                     grads = torch.autograd.grad(out.match_logits.sum(), list(out.text_to_image), allow_unused=True)
                     grads = [torch.zeros_like(a) if g is None else g for g, a in zip(grads, out.text_to_image)]
-                    if hasattr(self.model, "legrad"):  # the vision tower's own explanation (CLIP backend)
-                        legrad = self.model.legrad(ids, px, mask)  # (B, T, P)
+                    legrad = self.backward_maps(ids, px, mask)  # (B, T, P): LeGrad on the CLIP backend, else None
             seen = _RECORDING.seen
         finally:
             _RECORDING.seen = None
@@ -286,8 +299,8 @@ class Grounder:
                 caption=cap, image=image, model_size=model_size, grid=(gh, gw),
                 text_to_image=[a[b, :, :n] for a in t2i], image_to_text=[a[b, :, :, :n] for a in i2t],
                 grounded_logits=grounded[b, :n], match_logit=float(match[b]), relation_logit=float(relation[b]),
-                unknown_words=unknown, suggestions={w: h for w in unknown if (h := suggest(w, self._known))},
-                world=check_image(image) if self.checks_world else None,
+                unknown_words=unknown, suggestions={w: h for w in unknown if (h := self.suggest(w))},
+                world=self.check_image(image),
                 gradients=[g[b, :, :n] for g in gr] if gr is not None else None, inputs=recorded,
                 legrad=numpy(legrad[b, :n]) if legrad is not None else None,
                 model_name=self.name, precision=precision,

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mmattn.api.backend import WorldVerdict
 from mmattn.api.grounding import Grounding, RawAttention
 from mmattn.api.maps import boxes_from_maps, reduce_heads, word_matrix
 from mmattn.api.processor import Caption
-from mmattn.backends.shapes.vocabulary import unknown_word_message
-from mmattn.backends.shapes.worldcheck import WorldCheck
+from mmattn.api.words import unknown_word_message
 from mmattn.models.tokenizer import MAX_TOKENS
 
 METHODS = ("attention", "rollout", "gradcam")  #: every backend's map methods (the CLIP backend adds "legrad")
@@ -70,7 +70,7 @@ class Trace:
     precision: str = "float32"  #: the arithmetic of this forward pass
     notice: str | None = None  #: what the user should know about this result (e.g. truncated caption)
     #: whether the image looks like the model's training world (None: the backend does not check)
-    world: WorldCheck | None = None
+    world: WorldVerdict | None = None
     suggestions: dict[str, str] = field(default_factory=dict)  #: unknown word -> a close known word ("did you mean")
     #: readings already made (a trace is read many times by the demo): key -> value
     memo: dict = field(default_factory=dict, repr=False, compare=False)
@@ -273,7 +273,7 @@ def _boxes(traces: list[Trace], maps: list[np.ndarray], grounded: list[list[bool
     return out
 
 
-def out_of_world_message(world: WorldCheck) -> str:
+def out_of_world_message(world: WorldVerdict) -> str:
     return (f"This image does not look like the shapes world the model was trained on ({world.reason}), so no word is "
             "marked found. For photographs use the CLIP backend: pick a photo backend in the page's Model menu, or start with "
             "MMATTN_MODEL=openai/clip-vit-base-patch16 (see the README).")  # fmt: skip

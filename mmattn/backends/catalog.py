@@ -4,7 +4,7 @@
 (a hub id is looked up in the local Hugging Face cache only); :func:`load` loads one, and
 fails in one line (a :class:`~mmattn.checkpoint.CheckpointError`) within a few seconds when
 it cannot be had: a missing folder, or a hub id that is not cached while the hub cannot be
-reached (:func:`mmattn.clip_grounding.hub_reachable` asks once, without retries).
+reached (:func:`mmattn.io.hub.hub_reachable` asks once, without retries).
 """
 
 from __future__ import annotations

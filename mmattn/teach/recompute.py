@@ -345,7 +345,7 @@ def without_positions(grounder: Grounder) -> Grounder:
     once per model; the original is untouched, so other questions keep their positions)."""
     import copy
 
-    if not hasattr(grounder.model, "text_encoder") or not hasattr(grounder.model.text_encoder, "pos"):
+    if not grounder.has_positions:
         raise ValueError("this backend has no positional encodings of its own to switch off (CLIP's are part of its towers)")
     key = grounder.model
     if key not in _NO_POSITIONS:
@@ -353,7 +353,7 @@ def without_positions(grounder: Grounder) -> Grounder:
         model.text_encoder.pos = None
         model.image_encoder.pos = None
         _NO_POSITIONS.clear()  # one copy at a time: the current model's
-        _NO_POSITIONS[key] = Grounder(model, grounder.processor, name=f"{grounder.name} (positions off)", precision="float32")
+        _NO_POSITIONS[key] = type(grounder)(model, grounder.processor, name=f"{grounder.name} (positions off)", precision="float32")
     return _NO_POSITIONS[key]
 
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
+from mmattn.api.grounder import Grounder
 from mmattn.api.image import load_image
 from mmattn.backends.clip.grounder import ClipGrounder, save_clip_checkpoint
 from mmattn.scenes import TRAIN, make_sample
@@ -139,7 +140,9 @@ def train(cfg: ClipTrainConfig) -> ClipGrounder:
     if not cfg.clip:
         raise ValueError("pass the CLIP checkpoint to train on: --clip FOLDER (or a hub id)")
     torch.manual_seed(cfg.seed)
-    g = ClipGrounder.from_pretrained(cfg.clip)
+    g = Grounder.from_pretrained(cfg.clip)
+    if not isinstance(g, ClipGrounder):
+        raise ValueError(f"{cfg.clip} is not a CLIP or Chinese-CLIP checkpoint: --clip trains the CLIP backend's fusion")
     model = g.model
     pairs = read_jsonl(cfg.jsonl) if cfg.jsonl else None
     params = [p for p in model.parameters() if p.requires_grad]  # fusion layers and score scales

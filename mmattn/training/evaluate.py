@@ -64,10 +64,10 @@ def _readings(grounder, images, captions, layer: int, heads="mean") -> list[dict
 
 def evaluate(model, tokenizer, samples, *, layer: int = -1, heads="mean", batch_size: int = 64, progress: bool = True) -> dict:
     """All metrics on ``samples`` (from :func:`held_out_samples`) as a nested dict, in float32."""
-    from mmattn.api.grounder import Grounder  # the grounding API imports this package's data modules
+    from mmattn.backends.shapes.grounder import ShapesGrounder  # late: the CLI's --help needs no backend
 
     cfg = model.config
-    grounder = Grounder(model, MmattnProcessor(tokenizer, image_size=cfg.image_size, patch_size=cfg.patch_size), precision="float32")
+    grounder = ShapesGrounder(model, MmattnProcessor(tokenizer, image_size=cfg.image_size, patch_size=cfg.patch_size), precision="float32")
     groups = defaultdict(list)
     for s in samples:
         groups[s.image.size].append(s)

@@ -16,7 +16,6 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
@@ -25,9 +24,7 @@ from torch.optim.swa_utils import AveragedModel
 from mmattn.io import files
 from mmattn.io.checkpoint import CheckpointError, read_json
 from mmattn.models.grounding_model import GroundingModel
-
-if TYPE_CHECKING:
-    from mmattn.training.train import TrainConfig
+from mmattn.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 

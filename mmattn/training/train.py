@@ -33,7 +33,6 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -43,11 +42,12 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
-from mmattn.api.grounder import PRECISIONS
+from mmattn.api.precision import ARITHMETICS
 from mmattn.models.grounding_model import PATCH_CLASSES, GroundingConfig, GroundingModel
 from mmattn.models.tokenizer import build_tokenizer, load_tokenizer
 from mmattn.scenes import TRAIN, caption_corpus, make_sample
-from mmattn.training.batches import RELATION_NEGATIVES, build_batch
+from mmattn.training.batches import build_batch
+from mmattn.training.config import MAX_SIDE, MIN_SIDE, TRAIN_SIZES, TrainConfig  # noqa: F401 -- TrainConfig's home was this module
 from mmattn.training.state import (
     check_resumable,
     check_writable,
@@ -60,67 +60,6 @@ from mmattn.training.state import (
 )
 
 log = logging.getLogger(__name__)
-
-MIN_SIDE, MAX_SIDE = 32, 1024  #: training image sides (pixels): scenes need at least 32 (mmattn.scenes.make_sample)
-#: image sizes (width, height) drawn for training batches: square and both orientations
-TRAIN_SIZES = ((96, 96), (96, 72), (72, 96), (96, 64), (64, 96), (96, 80), (80, 96), (96, 48), (48, 96))
-
-
-@dataclass
-class TrainConfig:
-    out: str = "runs/default"  # checkpoints go to OUT/last (the last one is the final model)
-    steps: int = 1500
-    batch_size: int = 64  # images per process per step (each with a true and a counterfactual caption)
-    lr: float = 2e-3
-    warmup: int = 100
-    weight_decay: float = 0.05
-    seed: int = 0
-    match: bool = True
-    contrastive: bool = False
-    grounding: bool = True  # supervise attention with the masks (False = weakly supervised)
-    aux: bool = True
-    grounded: bool = True
-    eval_every: int = 250
-    eval_scenes: int = 200
-    ckpt_every: int = 100
-    workers: int = 1
-    minutes: float | None = None  # stop (and save) after this much training time
-    resume: bool = False
-    sizes: tuple = TRAIN_SIZES  # (width, height) of training images, cycled by step
-    #: scenes are drawn this many times the training size, then resized to it by the model's
-    #: resize policy, as a user's bigger (or smaller) image is; cycled per round of ``sizes``
-    render_scales: tuple = (1.0,)
-    model: dict = field(default_factory=dict)  # GroundingConfig overrides
-    relation_negatives: float = RELATION_NEGATIVES  # share of relational captions trained against their relation swap
-    precision: str = "float32"  # arithmetic of forward and backward: "float32" or "bfloat16" (autocast)
-    #: decay of the moving average of the weights that is evaluated and saved (0: none, the raw weights)
-    ema: float = 0.0
-    #: also checkpoint at the step that crosses each of these minutes, kept as OUT/at-{m}min
-    snapshots: tuple = ()
-
-    def __post_init__(self):
-        for name, least in (("steps", 1), ("batch_size", 1), ("ckpt_every", 1), ("eval_every", 0), ("eval_scenes", 1),
-                            ("workers", 0), ("warmup", 0)):  # fmt: skip
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise ValueError(f"{name} must be a whole number >= {least} (got {value!r})")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0 (got {self.lr!r})")
-        if not self.sizes:
-            raise ValueError("sizes must list at least one WIDTHxHEIGHT, e.g. 96x96")
-        for size in self.sizes:
-            if len(size) != 2 or any(not isinstance(v, int) or v < MIN_SIDE or v > MAX_SIDE for v in size):
-                raise ValueError(f"each training size must be WIDTHxHEIGHT with sides {MIN_SIDE}..{MAX_SIDE} pixels "
-                                 f"(got {'x'.join(map(str, size))}), e.g. 96x96,96x72")  # fmt: skip
-            for scale in self.render_scales:
-                if min(size) * scale < MIN_SIDE:
-                    raise ValueError(f"render scale {scale:g} draws {'x'.join(map(str, size))} images below "
-                                     f"{MIN_SIDE} pixels a side: use larger sizes or scales")  # fmt: skip
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
-        if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema is a decay in [0, 1), e.g. 0.998 (got {self.ema!r})")
-
 
 class BatchStream(IterableDataset):
     """Training batches ``start, start+1, ...``: batch j of process r is made of the scenes
@@ -345,7 +284,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=json.loads, default={}, help='GroundingConfig overrides as JSON, e.g. \'{"dim": 96}\'')
     p.add_argument("--render-scales", type=_scales, default=d.render_scales,
                    help="draw scenes this many times the training size, then resize them (e.g. 0.75,1,2,2.5)")  # fmt: skip
-    p.add_argument("--precision", choices=PRECISIONS, default=d.precision, help="bfloat16: autocast, faster on CPUs with AVX-512 BF16 and on GPUs")
+    p.add_argument("--precision", choices=ARITHMETICS, default=d.precision, help="bfloat16: autocast, faster on CPUs with AVX-512 BF16 and on GPUs")
     p.add_argument("--ema", type=_decay, default=d.ema, help="publish a moving average of the weights with this decay (e.g. 0.998; 0: off)")
     p.add_argument("--snapshots", type=_minutes, default=d.snapshots,
                    help="also checkpoint when the clock passes these minutes, kept as OUT/at-{M}min (e.g. 15,30)")  # fmt: skip

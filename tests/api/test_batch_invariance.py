@@ -51,8 +51,8 @@ def test_ground_batch_equals_ground(g, pairs, singles, batch_size, monkeypatch):
 
 
 def test_bfloat16_only_when_asked(g, pairs):
-    gb = mmattn.Grounder(g.model, g.processor, precision="float32")
+    gb = type(g)(g.model, g.processor, precision="float32")
     assert {t.precision for t in gb.iter_traces([p[0] for p in pairs[:4]], [p[1] for p in pairs[:4]], progress=False)} == {"float32"}
     with pytest.warns(UserWarning, match="slower"):  # this CPU has no bfloat16 instructions
-        gb = mmattn.Grounder(g.model, g.processor, precision="bfloat16")
+        gb = type(g)(g.model, g.processor, precision="bfloat16")
     assert gb.trace(*pairs[0]).precision == "bfloat16"  # single questions too, not only batches

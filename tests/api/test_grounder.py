@@ -95,7 +95,7 @@ def test_bfloat16_precision_gives_the_same_answers(g, scenes):
     """precision="bfloat16" (autocast) keeps the contract (float32 maps at the image's size)
     and the answers: the same flags and near-identical maps, boxes and scores. Grad-CAM
     stays float32, so its maps are the float32 ones."""
-    gb = mmattn.Grounder(g.model, g.processor, precision="bfloat16")
+    gb = type(g)(g.model, g.processor, precision="bfloat16")
     imgs, caps = [s.image for s in scenes[:6]], [s.caption.text for s in scenes[:6]]
     for method in ("attention", "rollout", "gradcam"):
         for a, b in zip(g.ground_batch(imgs, caps, method=method), gb.ground_batch(imgs, caps, method=method), strict=True):
@@ -106,7 +106,7 @@ def test_bfloat16_precision_gives_the_same_answers(g, scenes):
             for ba, bb in zip(a.boxes, b.boxes):
                 assert (ba is None) == (bb is None) and (ba is None or box_iou(ba, bb) > 0.8)
     with pytest.raises(ValueError, match="precision.*float16"):
-        mmattn.Grounder(g.model, g.processor, precision="float16")
+        type(g)(g.model, g.processor, precision="float16")
 
 
 def test_function_words_and_absent_things_are_not_grounded(g):

@@ -297,15 +297,13 @@ def test_raw_http_wrong_types_get_clear_messages(url, client, image, data, messa
     """Raw HTTP, as a script would send it: a wrong type is named, not a generic error."""
     import httpx
 
-    ref = handle_file(image)
     up = httpx.post(f"{url}gradio_api/upload", files={"files": open(image, "rb")}, timeout=30).json()[0]
     file = {"path": up, "meta": {"_type": "gradio.FileData"}, "orig_name": "scene.png"}
     data = [file if d == "IMG" else d for d in data]
     event = httpx.post(f"{url}gradio_api/call/words_at", json={"data": data}, timeout=30).json()["event_id"]
     body = httpx.get(f"{url}gradio_api/call/words_at/{event}", timeout=60).text
     assert "event: error" in body and message in body and "null" not in body.split("event: error", 1)[1][:20], body[:400]
-    assert ref is not None
-    _ok(client, image)
+    _ok(client, image)  # and the server still answers
 
 
 # ---- identical concurrent requests (gradio's output-cache race) -------------------------------------------------

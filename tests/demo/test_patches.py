@@ -134,10 +134,35 @@ def test_guarded_uploads_check_the_header_of_a_data_url():
 
 
 def test_malloc_tuning_is_optional(monkeypatch):
+    """MMATTN_MALLOC_TUNING=0 leaves the allocator alone (no libc call at all); otherwise, on
+    glibc, install() caps the arenas once and give_back() trims through the same libc."""
     from patches import malloc
 
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, option, value):
+            calls.append(("mallopt", option, value))
+
+        def malloc_trim(self, pad):
+            calls.append(("malloc_trim", pad))
+
+    monkeypatch.setattr(malloc, "_LIBC", None)
+    monkeypatch.setattr(malloc.ctypes, "CDLL", lambda name: FakeLibc())
+    monkeypatch.setenv("MMATTN_MALLOC_TUNING", "0")
     malloc.install()
-    malloc.give_back()  # no error, on glibc or not
+    malloc.give_back()
+    assert calls == [] and malloc._LIBC is None
+    monkeypatch.setenv("MMATTN_MALLOC_TUNING", "1")
+    malloc.install()
+    malloc.install()  # once only
+    malloc.give_back()
+    assert calls == [("mallopt", malloc.M_ARENA_MAX, 2), ("malloc_trim", 0)]
+    monkeypatch.setattr(malloc, "_LIBC", None)
+    monkeypatch.setattr(malloc.ctypes, "CDLL", lambda name: (_ for _ in ()).throw(OSError("not glibc")))
+    malloc.install()
+    malloc.give_back()  # off glibc: nothing, and no error
+    assert malloc._LIBC is None and len(calls) == 2
 
 
 def test_expired_cache_files_go_with_their_folders_and_old_downloads_too(tmp_path):

@@ -173,9 +173,24 @@ def test_grid_similarity(g, image):
         recompute.grid_similarity(grid, grid[0], 0)
 
 
-def test_maps_at_size_is_grounds_upsampling(g, image, raw):
-    m = recompute.maps_at_size(raw.patch_maps, raw.grid, (image.height, image.width))
-    np.testing.assert_allclose(m, raw.word_maps, atol=1e-6)
+def test_maps_at_size_keeps_values_and_puts_each_peak_in_its_patch(g, image, raw):
+    """The maps the displays draw: a flat map stays flat, values stay in the patch maps'
+    range, and each word's brightest pixel lies in the cell of its brightest patch."""
+    (gh, gw), (H, W) = raw.grid, (image.height, image.width)
+    flat = recompute.maps_at_size(np.full((1, gh * gw), 0.25), (gh, gw), (H, W))
+    assert flat.shape == (1, H, W) and np.allclose(flat, 0.25, atol=1e-6)
+    one = np.zeros((1, gh, gw))
+    one[0, 1, 2] = 1.0
+    hot = recompute.maps_at_size(one, (gh, gw), (H, W))[0]
+    y, x = np.unravel_index(hot.argmax(), hot.shape)
+    assert (int(y * gh / H), int(x * gw / W)) == (1, 2) and -1e-6 <= hot.min() and hot.max() <= 1 + 1e-6
+    m = recompute.maps_at_size(raw.patch_maps, raw.grid, (H, W))
+    assert m.shape == (len(raw.words), H, W) and m.min() >= -1e-6 and m.max() <= raw.patch_maps.max() + 1e-6
+    for pm, fine in zip(raw.patch_maps, m):
+        if (pm == pm.max()).sum() == 1:  # a single brightest patch
+            r, c = divmod(int(pm.argmax()), gw)
+            y, x = np.unravel_index(fine.argmax(), fine.shape)
+            assert (int(y * gh / H), int(x * gw / W)) == (r, c)
 
 
 # ---- pictures ----------------------------------------------------------------------------------------

@@ -139,6 +139,9 @@ class ChineseClipGrounder(ClipGrounder):
     ``processor.languages``)."""
 
     config_defaults = {"prompt": PROMPT, "neutral": NEUTRAL}
+    model_types = ("chinese_clip",)
+    clip_class, image_processor_class = "ChineseCLIPModel", "ChineseCLIPImageProcessor"
+    text_encoder_class = ChineseClipTextEncoder  # BERT, pooled at [CLS]
 
     def __init__(self, model, tokenizer, image_processor, **kwargs):
         super().__init__(model, tokenizer, image_processor, **kwargs)

@@ -35,8 +35,6 @@ import logging
 import os
 import re
 import shutil
-import threading
-import time
 import unicodedata
 from pathlib import Path
 
@@ -50,8 +48,13 @@ from mmattn.api.image import load_image
 from mmattn.api.processor import Processor
 from mmattn.backends.clip.checks import check_clip_weights
 from mmattn.backends.clip.legrad import START_LAYER, normalize
-from mmattn.backends.clip.model import ClipGroundingConfig, ClipGroundingModel
+from mmattn.backends.clip.model import ClipGroundingConfig, ClipGroundingModel, ClipTextEncoder
 from mmattn.io import files
+from mmattn.io.hub import HUB_TIMEOUT, hub_reachable  # noqa: F401
+from mmattn.io.hub import first_line as _first_line
+from mmattn.io.hub import hub_file as _hub_file
+from mmattn.io.hub import is_hub_id as _is_hub_id
+from mmattn.io.hub import read_json as _read_json
 from mmattn.models.grounding_model import CheckpointError
 from mmattn.models.tokenizer import MAX_TOKENS, Encoded, encode_split
 
@@ -68,94 +71,6 @@ class _EveryWord(frozenset):
 
     def __contains__(self, word) -> bool:
         return True
-
-
-def _is_hub_id(name: str) -> bool:
-    return not os.path.isdir(name) and os.sep not in name.replace("/", "", 1) and not name.startswith((".", "~", "/"))
-
-
-HUB_TIMEOUT = 2.0  #: seconds given to the hub to answer before it counts as unreachable (DNS included)
-_HUB_STATE: dict[str, tuple[float, bool]] = {}  #: endpoint -> (when checked, reachable), remembered a minute
-
-
-def _probe_hub(endpoint: str, timeout: float) -> bool:
-    """One HEAD request to the hub's front page, no retries: does it answer?"""
-    from huggingface_hub.utils import get_session
-
-    return get_session().head(endpoint, timeout=timeout).status_code < 400
-
-
-def hub_reachable(timeout: float = HUB_TIMEOUT) -> bool:
-    """Can the Hugging Face hub be reached? ``False`` at once under ``HF_HUB_OFFLINE=1``;
-    otherwise one request without retries that gets ``timeout`` seconds in all (on a daemon
-    thread, so that a hanging DNS lookup cannot hold the caller). Remembered for a minute."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return False
-    endpoint = constants.ENDPOINT
-    checked = _HUB_STATE.get(endpoint)
-    if checked is not None and time.monotonic() - checked[0] < 60:
-        return checked[1]
-    answer: list[bool] = []
-
-    def probe():
-        try:
-            answer.append(_probe_hub(endpoint, timeout))
-        except Exception:  # no network, DNS failure, proxy refusal, timeout: unreachable
-            answer.append(False)
-
-    worker = threading.Thread(target=probe, name="mmattn-hub-probe", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    reachable = bool(answer and answer[0])
-    _HUB_STATE[endpoint] = (time.monotonic(), reachable)
-    if not reachable:
-        log.info("the Hugging Face hub at %s did not answer within %.1f s: using the local cache only", endpoint, timeout)
-    return reachable
-
-
-def _offline_error(name: str) -> CheckpointError:
-    return CheckpointError(
-        f"{name!r} is not in the Hugging Face cache and the hub cannot be reached (no network, or HF_HUB_OFFLINE=1): "
-        f"run python -c \"import mmattn; mmattn.Grounder.from_pretrained('{name}')\" once with network access, "
-        "or pass a local checkpoint folder (config.json, model.safetensors, tokenizer and preprocessor files)"
-    )
-
-
-def _hub_file(name: str, filename: str, required: bool = True) -> str | None:
-    """One file of hub repo ``name``: from the local cache if it is there (read without any
-    request), else downloaded when the hub answers (:func:`hub_reachable`); errors say what
-    to do, in one line, without the hub library's retries (about 30 s without a network) or
-    chained tracebacks."""
-    import huggingface_hub
-    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, RepositoryNotFoundError
-
-    try:
-        cached = huggingface_hub.try_to_load_from_cache(repo_id=name, filename=filename)
-    except HFValidationError:
-        raise CheckpointError(
-            f"{name!r} is neither a local folder nor a hub id like 'openai/clip-vit-base-patch16': check the path"
-        ) from None
-    if isinstance(cached, str):
-        return cached
-    if cached is not None and not required:  # the cache knows that the repo has no such file
-        return None
-    if not hub_reachable():
-        if not required:  # an optional file that is not cached: the repo was cached without it
-            return None
-        raise _offline_error(name) from None
-    try:
-        return huggingface_hub.hf_hub_download(repo_id=name, filename=filename, etag_timeout=HUB_TIMEOUT)
-    except EntryNotFoundError:
-        if not required:
-            return None
-        raise CheckpointError(f"the hub repo {name!r} has no {filename}: is it a CLIP or mmattn checkpoint?") from None
-    except RepositoryNotFoundError:
-        raise CheckpointError(
-            f"no model {name!r} on the Hugging Face hub (or it is private: log in with `hf auth login`); "
-            "for a local checkpoint, check the folder's path"
-        ) from None
 
 
 def _hub_weights(name: str) -> None:
@@ -175,22 +90,6 @@ def _partly_cached(name: str) -> CheckpointError:
         f"{name!r} is only partly in the Hugging Face cache and the hub cannot be reached (no network, or "
         "HF_HUB_OFFLINE=1): run once with network access to complete it, or pass a local checkpoint folder"
     )
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-def _read_json(file: str | os.PathLike) -> dict:
-    try:
-        with open(file, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{file} is not readable JSON ({e})") from e
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{file} is not a JSON object")
-    return data
 
 
 def is_clip_checkpoint(path: str | os.PathLike) -> bool:
@@ -252,6 +151,9 @@ class ClipGrounder(Grounder):
 
     config_defaults: dict = {}  #: ClipGroundingConfig fields this backend sets before the checkpoint's and the caller's
     methods = (*METHODS, "legrad")  #: LeGrad reads CLIP's vision tower (mmattn.legrad)
+    model_types = ("clip",)
+    #: the towers and processors of its checkpoints (transformers class names) and its text encoder
+    clip_class, image_processor_class, text_encoder_class = "CLIPModel", "CLIPImageProcessor", ClipTextEncoder
 
     def __init__(self, model: ClipGroundingModel, tokenizer, image_processor, *, name: str = "clip", device: str | torch.device = "cpu",
                  trained: bool = False, precision: str = "auto"):  # fmt: skip
@@ -259,7 +161,6 @@ class ClipGrounder(Grounder):
         processor = ClipProcessor(tokenizer, image_processor, image_size=cfg.image_size, patch_size=cfg.patch_size)
         super().__init__(model, processor, name=name, device=device, precision=precision)
         self._known = _EveryWord()
-        self.checks_world = False  # CLIP reads photographs
         self.image_processor = image_processor
         self.trained = trained
         self.backend = f"CLIP backend, {'trained' if trained else 'zero-shot'} fusion"
@@ -282,11 +183,9 @@ class ClipGrounder(Grounder):
             raise CheckpointError(f"{config_file} is not a CLIP config (a model_type of {', '.join(CLIP_TYPES)} "
                                   "with text_config and vision_config)")  # fmt: skip
         kind = config_json["model_type"]
-        if kind == "chinese_clip":
-            from mmattn.backends.clip.chinese import ChineseClipGrounder  # Chinese-CLIP: a BERT text tower, Chinese words
-
-            if not issubclass(cls, ChineseClipGrounder):
-                return ChineseClipGrounder.from_pretrained(path, device=device, precision=precision, **overrides)
+        if kind not in cls.model_types:
+            raise CheckpointError(f"{config_file} is a {kind} checkpoint, which {cls.__qualname__} does not load "
+                                  "(its model types: " + ", ".join(cls.model_types) + "): load it with Grounder.from_pretrained")  # fmt: skip
         saved_file = os.path.join(path, FUSION_CONFIG) if local else _hub_file(path, FUSION_CONFIG, required=False)
         saved = _read_json(saved_file) if saved_file and os.path.isfile(saved_file) else None
         # a hub id the hub cannot serve now loads from its cached snapshot folder, as a local
@@ -296,10 +195,7 @@ class ClipGrounder(Grounder):
         import transformers  # late (seconds on first import): a hub id that is not cached has failed by now
         from transformers.utils import logging as hf_logging
 
-        if kind == "chinese_clip":
-            model_class, image_class = transformers.ChineseCLIPModel, transformers.ChineseCLIPImageProcessor
-        else:
-            model_class, image_class = transformers.CLIPModel, transformers.CLIPImageProcessor
+        model_class, image_class = getattr(transformers, cls.clip_class), getattr(transformers, cls.image_processor_class)
         hf_logging.disable_progress_bar()
         folder = path if local else os.path.dirname(config_file)  # a hub id's files share its snapshot folder
         try:
@@ -333,7 +229,7 @@ class ClipGrounder(Grounder):
             config = ClipGroundingConfig(**fields)
         except (TypeError, ValueError) as e:
             raise CheckpointError(f"not a valid CLIP grounding config ({e})") from e
-        model = ClipGroundingModel(clip, tokenizer, config)
+        model = ClipGroundingModel(clip, tokenizer, config, text_encoder=cls.text_encoder_class)
         if saved is not None:
             weights = os.path.join(path, FUSION_WEIGHTS) if local else _hub_file(path, FUSION_WEIGHTS)
             _load_fusion(model, weights)
@@ -341,6 +237,10 @@ class ClipGrounder(Grounder):
         return cls(model, tokenizer, processor, name=name, device=device, trained=saved is not None, precision=precision)
 
     # ---- LeGrad: an explanation of CLIP's vision tower (mmattn.legrad) -------------------
+    def backward_maps(self, ids: torch.Tensor, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, P) LeGrad relevance of every token in the vision tower (the trace's ``legrad``)."""
+        return self.model.legrad(ids, pixels, mask)
+
     def legrad_maps(self, image, caption: str, *, scale: str = "caption", start_layer: int = START_LAYER) -> np.ndarray:
         """(W, P) LeGrad maps of the caption's words (their prompt embeddings, see
         :mod:`mmattn.clip`) in ``image``, min-max normalised over the caption's words together

@@ -261,7 +261,9 @@ class ClipGroundingModel(nn.Module):
     """CLIP towers (frozen) + mmattn fusion layers: the forward and outputs of
     :class:`~mmattn.model.GroundingModel`, so :class:`~mmattn.grounding.Grounder` runs it as is."""
 
-    def __init__(self, clip: nn.Module, tokenizer, config: ClipGroundingConfig):
+    def __init__(self, clip: nn.Module, tokenizer, config: ClipGroundingConfig, text_encoder: type[ClipTextEncoder] | None = None):
+        """``text_encoder``: the class that reads the text tower (:class:`ClipTextEncoder`,
+        or Chinese-CLIP's BERT reader, :class:`mmattn.backends.clip.chinese.ChineseClipTextEncoder`)."""
         super().__init__()
         self.config = c = config
         if clip.config.projection_dim != c.dim or clip.config.vision_config.patch_size != c.patch_size:
@@ -270,9 +272,7 @@ class ClipGroundingModel(nn.Module):
                 f"(projection_dim={clip.config.projection_dim}, patch_size={clip.config.vision_config.patch_size})"
             )
         self.clip_config = clip.config
-        text_encoder = ClipTextEncoder
-        if clip.config.model_type == "chinese_clip":  # BERT text tower, pooled at [CLS]
-            from mmattn.backends.clip.chinese import ChineseClipTextEncoder as text_encoder
+        text_encoder = text_encoder or ClipTextEncoder
         self.text_encoder = text_encoder(clip.text_model, clip.text_projection, tokenizer, c)
         self.image_encoder = ClipImageEncoder(clip.vision_model, clip.visual_projection, dense=c.dense, gaussian_std=c.gaussian_std)
         self.fusion = nn.ModuleList(FusionLayer(c.dim, c.num_heads, mlp_ratio=c.mlp_ratio) for _ in range(c.fusion_layers))

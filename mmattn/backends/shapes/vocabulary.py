@@ -1,25 +1,23 @@
 """What the shipped model knows: the words of its world, and "did you mean" for the rest.
 
 :func:`model_world` reads the shapes, colours, sizes and relations of the shapes world from
-:mod:`mmattn.data` (in English and Chinese) and keeps those the tokenizer has as whole
+:mod:`mmattn.scenes` (in English and Chinese) and keeps those the tokenizer has as whole
 words, so the listing can never name a word the model cannot read. A Chinese term
 ("圆形") counts as known when each of its characters is (the tokenizer makes every Chinese
 character a word of its own); an English relation ("left of") when each of its words is.
 
-:func:`suggest` proposes a close known word for an unknown one (a typo: "sqare" ->
-"square"), by Damerau-Levenshtein distance (a swap of two neighbouring letters counts as
-one edit, so "circel" -> "circle"), and :func:`unknown_word_message` says it in a sentence.
+:func:`suggest` ("did you mean") and :func:`unknown_word_message` are every backend's and
+live in :mod:`mmattn.api.words`; they are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerFast
 
+from mmattn.api.words import suggest, unknown_word_message  # noqa: F401 -- re-exported: "did you mean" is every backend's
 from mmattn.models.tokenizer import known_word, load_tokenizer, split_words
 from mmattn.scenes import BACKGROUNDS, COLOURS, SHAPES, SIZES, TRAIN, ZH_COLOURS, ZH_RELATIONS, ZH_SHAPES, ZH_SIZES, caption_corpus
 from mmattn.scenes.samples import EN_RELATIONS, Desc, Style, build_caption
@@ -151,58 +149,3 @@ def _examples(tokenizer: PreTrainedTokenizerFast, known: frozenset[str]) -> dict
         ]
         out[lang] = tuple(c for c in captions if set(split_words(tokenizer, c)) <= known)
     return out
-
-
-def _distance(a: str, b: str) -> int:
-    """Damerau-Levenshtein distance (optimal string alignment): insertions, deletions,
-    substitutions and swaps of neighbouring characters each cost 1."""
-    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
-    for i in range(1, len(a) + 1):
-        for j in range(1, len(b) + 1):
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
-    return d[-1][-1]
-
-
-def _allowed_edits(word: str) -> int:
-    """Edits a typo may have: none under 3 characters (too short to guess), 1 up to 7, 2 beyond."""
-    return 0 if len(word) < 3 else 1 if len(word) < 8 else 2
-
-
-def suggest(word: str, known_words: Iterable[str]) -> str | None:
-    """The known word closest to ``word`` when it is close enough to be a typo, else None
-    (also None when ``word`` is known). Case-insensitive; ties go to the more similar
-    spelling (difflib's ratio), then alphabetically.
-
-    >>> suggest("sqare", {"square", "star"}), suggest("cat", {"circle", "a"})
-    ('square', None)
-    """
-    w = word.strip().lower()
-    known = {k.lower() for k in known_words}
-    if not w or w in known:
-        return None
-    limit = _allowed_edits(w)
-    best = None
-    for k in known:
-        if abs(len(k) - len(w)) > limit:
-            continue
-        d = _distance(w, k)
-        if d <= limit:
-            key = (d, -SequenceMatcher(None, w, k).ratio(), k)
-            best = min(best, key) if best else key
-    return best[2] if best else None
-
-
-def unknown_word_message(word: str, suggestion: str | None = None, lang: str = "en") -> str:
-    """One sentence: ``word`` is not in the model's vocabulary (and the suggestion, if any).
-
-    >>> unknown_word_message("sqare", "square")
-    '"sqare" is not in the model\\'s vocabulary — did you mean "square"?'
-    """
-    _check_lang(lang)
-    if lang == "en":
-        tail = f' — did you mean "{suggestion}"?' if suggestion else "."
-        return f'"{word}" is not in the model\'s vocabulary{tail}'
-    tail = f"——你是不是想说“{suggestion}”？" if suggestion else "。"
-    return f"“{word}”不在模型的词汇表中{tail}"

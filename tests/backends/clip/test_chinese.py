@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from clip_helpers import offline, photo
 
-from mmattn import Grounder
+from mmattn import CheckpointError, Grounder
 from mmattn.backends.clip.chinese import ChineseClipGrounder, split_words
 from mmattn.backends.clip.grounder import ClipGrounder, is_clip_checkpoint
 from mmattn.backends.clip.random_clip import save_random_chinese_clip
@@ -49,7 +49,9 @@ def test_a_chinese_clip_folder_loads_as_the_clip_backend(cn_dir, grounder):
     assert (c.dim, c.patch_size, c.image_size, c.dense) == (16, 8, 32, "naclip")
     assert (c.prompt, c.neutral) == ("一张{}的照片。", "一张照片。")
     with offline():
-        assert ClipGrounder.from_pretrained(cn_dir, prompt="{}的照片。").model.config.prompt == "{}的照片。"
+        assert ChineseClipGrounder.from_pretrained(cn_dir, prompt="{}的照片。").model.config.prompt == "{}的照片。"
+        with pytest.raises(CheckpointError, match="chinese_clip checkpoint, which ClipGrounder does not load"):
+            ClipGrounder.from_pretrained(cn_dir)  # a backend loads its own kind; Grounder.from_pretrained picks it
 
 
 def test_english_clip_reads_english_only(tmp_path):

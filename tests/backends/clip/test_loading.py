@@ -2,7 +2,7 @@
 
 No test here sends anything off this machine: sockets refuse to connect, the hub's cache is a
 temporary folder, and the one function that would ask the hub whether it answers
-(``clip_grounding._probe_hub``) is replaced by one that hangs, fails or answers as the test
+(``mmattn.io.hub._probe_hub``) is replaced by one that hangs, fails or answers as the test
 needs."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 
 from mmattn import CheckpointError, Grounder
-from mmattn.backends.clip import grounder as cg
 from mmattn.backends.clip.grounder import ClipGrounder
 from mmattn.backends.clip.random_clip import save_random_clip
+from mmattn.io import hub as cg  # the hub's memory and its one request
 
 HUB_ID = "openai/clip-vit-base-patch16"
 
