@@ -32,6 +32,7 @@ from mmattn.api import registry
 from mmattn.api.backend import WorldVerdict
 from mmattn.api.grounding import Grounding
 from mmattn.api.image import load_image
+from mmattn.api.inputs import check_heads, check_layer, check_method
 from mmattn.api.precision import arithmetic, check_precision
 from mmattn.api.processor import Processor
 from mmattn.api.trace import (
@@ -232,13 +233,10 @@ class Grounder:
 
     # ---- checks --------------------------------------------------------------------
     def _check(self, layer, heads, method) -> None:
-        if method not in self.methods:
-            raise ValueError(f"method must be one of {', '.join(self.methods)} (got {method!r})")
-        L = self.num_layers
-        if layer is not None and (not isinstance(layer, int) or isinstance(layer, bool) or not -L <= layer < L):
-            raise ValueError(f"layer {layer!r} does not exist: the model has {L} fusion layers (0..{L - 1})")
-        if not (heads in ("mean", "max") or (isinstance(heads, int) and not isinstance(heads, bool) and 0 <= heads < self.num_heads)):
-            raise ValueError(f"heads must be 'mean', 'max' or a head index 0..{self.num_heads - 1} (got {heads!r})")
+        """The same checks as the trace's readings (mmattn.api.inputs), made before the model runs."""
+        check_method(method, self.methods)
+        check_layer(layer, self.num_layers)
+        check_heads(heads, self.num_heads)
 
     # ---- the forward pass ------------------------------------------------------------
     def _arithmetic(self, batch: int, exact: bool) -> str:

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from mmattn.api.image import target_size, to_tensor
+from mmattn.api.inputs import check_caption
 from mmattn.models.tokenizer import MAX_TOKENS, Encoded, encode, unshare_state
 
 #: punctuation of Chinese text, besides ASCII's
@@ -68,18 +69,9 @@ class Processor:
     # ---- captions ------------------------------------------------------------------
     @staticmethod
     def check_caption(caption) -> str:
-        """``caption`` if it can be read; else TypeError / ValueError saying what to type."""
-        if not isinstance(caption, str):
-            raise TypeError(f"the caption must be a string, got {type(caption).__name__}")
-        try:
-            caption.encode("utf-8")
-        except UnicodeEncodeError as e:  # e.g. a lone surrogate from a broken client
-            bad = caption[e.start : e.end]
-            raise ValueError(f"the caption holds characters that are not valid text ({bad!r} at position {e.start}): "
-                             "retype it or paste it again as plain text") from None  # fmt: skip
-        if not caption.strip() or not any(ch.isalnum() for ch in caption):
-            raise ValueError("the caption is empty: type a few words that describe the image, e.g. 'a red circle'")
-        return caption
+        """``caption`` if it can be read; else TypeError / ValueError saying what to type
+        (:func:`mmattn.api.inputs.check_caption`)."""
+        return check_caption(caption)
 
     def encode(self, captions: list[str]) -> Encoded:
         """Captions -> a padded batch of token ids (B, T) with the word of every token."""

@@ -23,6 +23,7 @@ from PIL import Image
 
 from mmattn.api.backend import WorldVerdict
 from mmattn.api.grounding import Grounding, RawAttention
+from mmattn.api.inputs import DEFAULT_LAYER, check_head, check_heads, check_layer  # noqa: F401 -- DEFAULT_LAYER: read from here too
 from mmattn.api.maps import boxes_from_maps, reduce_heads, word_matrix
 from mmattn.api.processor import Caption
 from mmattn.api.words import unknown_word_message
@@ -32,7 +33,6 @@ METHODS = ("attention", "rollout", "gradcam")  #: every backend's map methods (t
 BACKWARD_METHODS = ("gradcam", "legrad")  #: methods whose trace needs a backward pass (``gradients=True``)
 DIRECTIONS = ("text_to_image", "image_to_text")
 GROUNDED_THRESHOLD = 0.5  #: a word is grounded when its grounded probability is above this
-DEFAULT_LAYER = -1  #: fusion layer whose maps are shown by default (chosen by measurement, see docs/model.md)
 
 
 @dataclass
@@ -127,24 +127,13 @@ class Trace:
 
     def layer(self, layer: int | None) -> int:
         """``layer`` (None = the default, negative from the end) as an index 0..L-1."""
-        L = self.num_layers
-        layer = DEFAULT_LAYER if layer is None else layer
-        if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) or not -L <= layer < L:
-            raise ValueError(f"layer {layer!r} does not exist: the model has {L} fusion layers (0..{L - 1})")
-        return int(layer) % L
+        return check_layer(layer, self.num_layers)
 
     def head(self, head) -> int:
-        H = self.num_heads
-        if not isinstance(head, (int, np.integer)) or isinstance(head, bool) or not 0 <= head < H:
-            raise ValueError(f"head {head!r} does not exist: the model has {H} heads per layer (0..{H - 1})")
-        return int(head)
+        return check_head(head, self.num_heads)
 
     def check_heads(self, heads) -> str | int:
-        if heads in ("mean", "max"):
-            return heads
-        if isinstance(heads, (int, np.integer)) and not isinstance(heads, bool) and 0 <= heads < self.num_heads:
-            return int(heads)
-        raise ValueError(f"heads must be 'mean', 'max' or a head index 0..{self.num_heads - 1} (got {heads!r})")
+        return check_heads(heads, self.num_heads)
 
     # ---- readings ----------------------------------------------------------------------
     def word_matrix(self) -> torch.Tensor:
