@@ -32,6 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 from machine import cpu_model  # noqa: E402  (bench/machine.py, beside this script)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from other_styles import other_style_scene, synthetic_photo  # noqa: E402  (the tests' second renderer)
 from PIL import Image  # noqa: E402
 
 from mmattn.backends.shapes.worldcheck import check_image  # noqa: E402
@@ -134,6 +137,11 @@ def scene_sets(n: int, n_sized: int) -> dict[str, list[Image.Image]]:
     sets["tune: other seeds, train + shifted"] = [
         make_sample(TUNE_SCENE_SEED + i, *EVAL_SIZES[i % len(EVAL_SIZES)], cfg).image for i in range(n // 2) for cfg in (TRAIN, SHIFTED)
     ]  # fmt: skip
+    # another renderer (the tests' own): anti-aliased, any rotation, shades within each colour
+    # family, plain / gradient / noisy / textured backgrounds, per-channel sensor noise
+    sizes = ((160, 120), (128, 128), (320, 240), (96, 96), (200, 100), (640, 480))
+    sets["other renderer (tests/other_styles.py)"] = [other_style_scene(50_000 + i, *sizes[i % len(sizes)]) for i in range(n)]
+    sets["other renderer, sensor noise sigma 10"] = [other_style_scene(60_000 + i, 160, 120, sensor_noise=10.0) for i in range(n // 5)]
     return sets
 
 
@@ -204,6 +212,10 @@ def main(argv: list[str] | None = None) -> None:
     for name, ims in scene_sets(args.scenes, args.sized).items():
         k, rules, _, highest = flagged(ims)
         print(f"| {name} | {len(ims)} | {k} | {k / len(ims):.1%} | {rules_text(rules)} | {highest:.2f} |")
+
+    synthetic = [synthetic_photo(70_000 + i) for i in range(400)]
+    k, rules, _, _ = flagged(synthetic)
+    print(f"\n## Synthetic photographs (tests/other_styles.py; goal: >= 95% flagged): {k} / 400 flagged ({k / 400:.1%}), {rules_text(rules)}")
 
     for title, split, seed0 in (
         ("TUNE photographs", TUNE, 0),

@@ -285,13 +285,14 @@ class Grounder:
             recorded = None
             if inputs:
                 recorded = {}
-                for (layer, direction), (x, ctx, key_mask, output) in seen.items():
+                for (layer, direction), (x, ctx, key_mask, output, bias) in seen.items():
                     q_len = n if direction == "text_to_image" else None
                     k_len = None if direction == "text_to_image" else n
                     recorded[layer, direction] = AttentionInputs(
                         x=numpy(x[b, :q_len]), context=numpy(ctx[b, :k_len]),
                         key_mask=None if key_mask is None else key_mask[b].reshape(-1)[:k_len].cpu().numpy().astype(bool),
                         output=None if output is None else numpy(output[b, :q_len]),
+                        bias=None if bias is None else numpy(bias[b].reshape(bias.shape[-2], bias.shape[-1])[:q_len, :k_len]),
                     )  # fmt: skip
             traces.append(Trace(
                 caption=cap, image=image, model_size=model_size, grid=(gh, gw),
@@ -332,7 +333,9 @@ def _recorder(layer: int, direction: str):
         context = args[1] if len(args) > 1 else kwargs.get("context")
         mask = args[2] if len(args) > 2 else kwargs.get("mask")
         out = output[0] if isinstance(output, tuple) else None  # AttentionWeights returns weights only
-        seen[layer, direction] = (x.detach(), (x if context is None else context).detach(), mask, None if out is None else out.detach())
+        bias = kwargs.get("bias")  # (B, 1, Lq, Lk): an AnchorBias term, or None
+        seen[layer, direction] = (x.detach(), (x if context is None else context).detach(), mask, None if out is None else out.detach(),
+                                  None if bias is None else bias.detach())  # fmt: skip
 
     return hook
 

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from mmattn.api.maps import maps_at_size
+from mmattn.api.phrases import Phrase
 from mmattn.api.pictures import overlay_map
 from mmattn.io import files
 
@@ -70,6 +71,9 @@ class Grounding:
     model_name: str = ""
     image: Image.Image | None = field(default=None, repr=False)
     raw: RawAttention | None = field(default=None, repr=False)
+    #: the caption's noun phrases (:mod:`mmattn.api.phrases`): words, box, score, and for a
+    #: relational phrase ("the circle left of the square") the landmark phrase it is anchored to
+    phrases: list[Phrase] = field(default_factory=list)
 
     @functools.cached_property
     def word_maps(self) -> np.ndarray:
@@ -164,6 +168,7 @@ class Grounding:
             "layer": self.layer,
             "heads": self.heads,
             "model": self.model_name,
+            "phrases": [p.to_json() for p in self.phrases],
         }
         if maps:
             d["patch_maps"] = np.round(self.patch_maps, 6).tolist()
@@ -183,7 +188,7 @@ class Grounding:
             image_to_text=np.asarray(d.get("image_to_text", []), np.float32), grid=grid,
             unknown_words=d.get("unknown_words", []), truncated=d.get("truncated", False), notice=d.get("notice"), out_of_world=d.get("out_of_world", False),
             method=d.get("method", "attention"), layer=d.get("layer", -1), heads=d.get("heads", "mean"),
-            model_name=d.get("model", ""),
+            model_name=d.get("model", ""), phrases=[Phrase.from_json(p) for p in d.get("phrases", [])],
         )  # fmt: skip
 
     def save(self, folder: str | os.PathLike) -> Path:

@@ -25,6 +25,7 @@ from mmattn.api.backend import WorldVerdict
 from mmattn.api.grounding import Grounding, RawAttention
 from mmattn.api.inputs import DEFAULT_LAYER, check_head, check_heads, check_layer  # noqa: F401 -- DEFAULT_LAYER: read from here too
 from mmattn.api.maps import boxes_from_maps, reduce_heads, word_matrix
+from mmattn.api.phrases import ground_phrases
 from mmattn.api.processor import Caption
 from mmattn.api.words import unknown_word_message
 from mmattn.models.tokenizer import MAX_TOKENS
@@ -43,6 +44,8 @@ class AttentionInputs:
     context: np.ndarray  #: (Lk, D) the keys' and values' stream
     key_mask: np.ndarray | None  #: (Lk,) bool, True = may attend (None: every key)
     output: np.ndarray | None  #: (Lq, D) the module's output (None where it computes weights only)
+    #: (Lq, Lk) the relative-position term added to the scores (an AnchorBias), or None
+    bias: np.ndarray | None = None
 
 
 @dataclass
@@ -198,8 +201,9 @@ class Trace:
         grounded = self._grounded(scores)
         if boxes is None:
             boxes = _boxes([self], [maps], [grounded])[0]
+        phrases = ground_phrases(list(self.words), maps, tuple(self.grid), self.size, scores, grounded)
         return Grounding(
-            caption=self.caption.text, words=list(self.words), image=self.image, grid=tuple(self.grid), size=self.size,
+            phrases=phrases, caption=self.caption.text, words=list(self.words), image=self.image, grid=tuple(self.grid), size=self.size,
             patch_maps=maps, image_to_text=self.patch_words(layer, heads), grounded=grounded, grounded_scores=scores,
             boxes=boxes, match_score=self.match_score, relation_score=self.relation_logit, unknown_words=list(self.unknown_words),
             truncated=self.caption.truncated, notice=" ".join(self.notices()) or None, out_of_world=self.out_of_world, method=method, layer=layer, heads=heads, model_name=self.model_name,

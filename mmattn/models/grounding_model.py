@@ -81,6 +81,15 @@ class GroundingConfig:
     #: the last fusion layer also updates the image stream, which no head reads (a wasted
     #: V, out_proj and MLP over every patch); True in checkpoints saved before this option
     update_image_last: bool = False
+    #: every fusion layer starts with self-attention (words read words; from the second
+    #: layer on, patches read patches too, once they have read the words) before the
+    #: cross-attention, so that a relation can pick the referent ("the circle left of the
+    #: square"); False in checkpoints saved before it
+    fusion_self_attention: bool = False
+    #: the last fusion layer adds an AnchorBias (mmattn.nn.anchor) to its text->image scores:
+    #: the relation's side of the landmark, for the words naming the referent; False in
+    #: checkpoints saved before it
+    anchor_bias: bool = False
 
     def __post_init__(self):
         for name, (lo, hi) in CONFIG_BOUNDS.items():
@@ -93,7 +102,7 @@ class GroundingConfig:
         for name, options in CONFIG_CHOICES.items():
             if getattr(self, name) not in options:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, options))} (got {getattr(self, name)!r})")
-        for name in ("match_spread", "update_image_last"):
+        for name in ("match_spread", "update_image_last", "fusion_self_attention", "anchor_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false (got {getattr(self, name)!r})")
         if self.dim % self.num_heads:
@@ -197,7 +206,9 @@ class GroundingModel(
         )  # fmt: skip
         self.fusion = nn.ModuleList(
             FusionLayer(c.dim, c.num_heads, mlp_ratio=c.mlp_ratio, dropout=c.dropout,
-                        update_image=n < c.fusion_layers - 1 or c.update_image_last)  # fmt: skip
+                        update_image=n < c.fusion_layers - 1 or c.update_image_last,
+                        self_attention=("both" if n else "text") if c.fusion_self_attention else "none",
+                        anchor=c.anchor_bias and n == c.fusion_layers - 1 and n > 0)  # fmt: skip
             for n in range(c.fusion_layers)
         )
         self.patch_head = nn.Linear(c.dim, sum(PATCH_CLASSES))
@@ -247,14 +258,18 @@ class GroundingModel(
 
         fusion_w = output_attentions or output_fusion_attentions
         t, i, t2i, i2t = text, patches, [], []
+        coords = patch_coordinates(*grid, device=ids.device).to(t.dtype)  # (P, 2)
+        centroids = None  # where each token looked in the previous layer, for a layer with an anchor
         for n, layer in enumerate(self.fusion):
             last = n == len(self.fusion) - 1
-            out = layer(t, i, attention_mask, need_weights=fusion_w or last)
+            anchored = n + 1 < len(self.fusion) and self.fusion[n + 1].anchor is not None
+            out = layer(t, i, attention_mask, need_weights=fusion_w or last or anchored, centroids=centroids, coords=coords)
             t, i = out.text, out.image
+            if anchored:
+                centroids = out.text_to_image.mean(1) @ coords  # (B, T, P) @ (P, 2) -> (B, T, 2)
             if fusion_w:
                 t2i.append(out.text_to_image)
                 i2t.append(out.image_to_text)
-        coords = patch_coordinates(*grid, device=ids.device).to(t.dtype)  # (P, 2)
         a = out.text_to_image.mean(1)  # (B, T, P)
         centroids = a @ coords  # (B, T, P) @ (P, 2) -> (B, T, 2)
         where = centroids

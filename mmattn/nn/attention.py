@@ -39,11 +39,13 @@ def _empty_rows(mask: Tensor | None) -> Tensor | None:
     return empty if empty.any() else None
 
 
-def attention_weights(q: Tensor, k: Tensor, mask: Tensor | None = None, scale: float | None = None) -> Tensor:
-    """Stages 1 and 2 of attention: softmax(Q Kᵀ / √d_k) per row.
+def attention_weights(q: Tensor, k: Tensor, mask: Tensor | None = None, scale: float | None = None, bias: Tensor | None = None) -> Tensor:
+    """Stages 1 and 2 of attention: softmax(Q Kᵀ / √d_k [+ bias]) per row.
 
     Shapes: q (..., Lq, d_k), k (..., Lk, d_k), mask broadcastable to (..., Lq, Lk) with
     True = may attend  ->  weights (..., Lq, Lk), rows summing to 1 (fully masked rows: 0).
+    ``bias`` (broadcastable to (..., Lq, Lk), float) is added to the scores before the
+    softmax (a relative-position term, :class:`mmattn.nn.anchor.AnchorBias`).
     """
     _check_mask(mask)
     scale = 1.0 / math.sqrt(q.size(-1)) if scale is None else scale
@@ -54,6 +56,9 @@ def attention_weights(q: Tensor, k: Tensor, mask: Tensor | None = None, scale: f
     # Without autograd the stages below reuse the scores' memory (the only big tensor):
     # same numbers, no second (..., Lq, Lk) buffer to allocate and page in.
     inplace = not (torch.is_grad_enabled() and scores.requires_grad)
+    if bias is not None:
+        scores = scores.add_(bias) if inplace and not bias.requires_grad else scores + bias
+        inplace = not (torch.is_grad_enabled() and scores.requires_grad)
     # 2. normalise: masked keys get -inf ...
     if mask is not None:
         scores = scores.masked_fill_(~mask, float("-inf")) if inplace else scores.masked_fill(~mask, float("-inf"))
@@ -66,7 +71,8 @@ def attention_weights(q: Tensor, k: Tensor, mask: Tensor | None = None, scale: f
 
 
 def scaled_dot_product_attention(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0, scale: float | None = None
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0, scale: float | None = None,
+    bias: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Softmax(Q Kᵀ / √d_k) V, in three visible stages.
 
@@ -76,7 +82,7 @@ def scaled_dot_product_attention(
     ``scale`` replaces 1/√d_k (as in ``F.scaled_dot_product_attention``); 1.0 for queries
     that are already scaled.
     """
-    weights = attention_weights(q, k, mask, scale)  # (..., Lq, Lk); checks the mask
+    weights = attention_weights(q, k, mask, scale, bias)  # (..., Lq, Lk); checks the mask
     attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
     # 3. read: each output row is the weighted sum of the value rows.
     out = attn @ v  # (..., Lq, d_v)
@@ -160,13 +166,15 @@ class MultiHeadAttention(_Heads):
         context: Tensor | None = None,
         mask: Tensor | None = None,
         need_weights: bool = False,
+        bias: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """x (B, Lq, D), context (B, Lk, D) or None, mask broadcastable to (B, H, Lq, Lk)
-        -> out (B, Lq, D), weights (B, H, Lq, Lk) post-softmax if need_weights else None."""
+        -> out (B, Lq, D), weights (B, H, Lq, Lk) post-softmax if need_weights else None.
+        ``bias`` (float, broadcastable to (B, H, Lq, Lk)) is added to the scores."""
         context = self._inputs(x, context, mask)
         p = self.dropout if self.training else 0.0
         if need_weights and p == 0 and not torch.is_grad_enabled():  # the three stages on transposed features
-            return self._transposed(x, context, mask)
+            return self._transposed(x, context, mask, bias)
         scale = None  # 1/√hd, applied by the attention
         if context is x and not torch.is_grad_enabled():  # self-attention, inference: one matmul for Q, K and V
             B, L, _ = x.shape
@@ -178,16 +186,19 @@ class MultiHeadAttention(_Heads):
             k = self.split_heads(self.k_proj(context))  # (B, H, Lk, hd)
             v = self.split_heads(self.v_proj(context))  # (B, H, Lk, hd)
         if need_weights:
-            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p, scale=scale)
+            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p, scale=scale, bias=bias)
         else:
             weights = None
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=scale)
+            attn_mask = mask
+            if bias is not None:  # one float mask: the bias where a key may be read, -inf where not
+                attn_mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p, scale=scale)
             empty = _empty_rows(mask)
             if empty is not None:  # the fused kernel may give NaN on fully masked rows; make them 0
                 out = out.masked_fill(empty, 0.0)
         return self.out_proj(self.merge_heads(out)), weights  # (B, Lq, D)
 
-    def _transposed(self, x: Tensor, context: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _transposed(self, x: Tensor, context: Tensor, mask: Tensor | None, bias: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The same attention with weights, for inference, on transposed features.
 
         Projected as Qᵀ = W_q Xᵀ, (B, D, L), the features of each head are hd whole rows,
@@ -203,7 +214,7 @@ class MultiHeadAttention(_Heads):
         qT = _linear_t(self.q_proj, x, scale).view(B, H, hd, Lq)  # (B, D, Lq) -> heads, no copy
         kT = _linear_t(self.k_proj, context).view(B, H, hd, Lk)
         vT = _linear_t(self.v_proj, context).view(B, H, hd, Lk)
-        weights = attention_weights(qT.transpose(-2, -1), kT.transpose(-2, -1), mask, scale=1.0)  # (B, H, Lq, Lk)
+        weights = attention_weights(qT.transpose(-2, -1), kT.transpose(-2, -1), mask, scale=1.0, bias=bias)  # (B, H, Lq, Lk)
         outT = vT @ weights.transpose(-2, -1)  # 3. read, transposed: (B, H, hd, Lq) = (B, D, Lq)
         W, b = self.out_proj.weight, self.out_proj.bias  # out = O W_oᵀ + b with O = (outT)ᵀ, a view
         O, Wt = outT.view(B, D, Lq).transpose(1, 2), W.t().expand(B, D, D)

@@ -86,6 +86,10 @@ class Sample:
     caption: Caption
     negatives: list[Caption]
     seed: int
+    #: relational scenes (:mod:`mmattn.scenes.relational`): the objects that share the
+    #: referent's description and that only the relation tells apart from it
+    distractors: list[int] = field(default_factory=list)
+    case: str | None = None  #: relational scenes: "same_colour" or "colour_not_named"
 
     @property
     def mentioned(self) -> list[int]:
@@ -116,14 +120,15 @@ def relation(a: SceneObject, b: SceneObject, short_side: float) -> str | None:
 # ---- descriptions and captions ---------------------------------------------------------
 @dataclass(frozen=True)
 class Desc:
-    """What a caption says of one object: colour, shape and optionally size."""
+    """What a caption says of one object: shape, and optionally colour (None: not named,
+    as in "the circle left of the square") and size."""
 
-    colour: str
+    colour: str | None
     shape: str
     size: str | None = None
 
     def matches(self, o: SceneObject) -> bool:
-        return o.colour == self.colour and o.shape == self.shape and (self.size is None or o.size == self.size)
+        return (self.colour is None or o.colour == self.colour) and o.shape == self.shape and (self.size is None or o.size == self.size)
 
 
 def _matching(desc: Desc, objects) -> list[int]:
@@ -134,12 +139,15 @@ def _en_np(d: Desc, ref: int | None, article: str, big: bool) -> list[Word]:
     words = [Word(article, None, "function")]
     if d.size:
         words.append(Word("big" if d.size == "large" and big else d.size, ref, "size"))
-    return words + [Word(d.colour, ref, "colour"), Word(d.shape, ref, "shape")]
+    if d.colour is not None:
+        words.append(Word(d.colour, ref, "colour"))
+    return words + [Word(d.shape, ref, "shape")]
 
 
 def _zh_np(d: Desc, ref: int | None) -> list[Word]:
     words = [Word(ZH_SIZES[d.size], ref, "size"), Word("的", None, "function")] if d.size else []
-    return words + [Word(ZH_COLOURS[d.colour], ref, "colour"), Word(ZH_SHAPES[d.shape], ref, "shape")]
+    words += [Word(ZH_COLOURS[d.colour], ref, "colour")] if d.colour is not None else []
+    return words + [Word(ZH_SHAPES[d.shape], ref, "shape")]
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,8 @@ class Style:
     article: str = "a"
     big: bool = False
     to_the: bool = False
+    #: Chinese relational captions in the order "Y左边的X" (the landmark first) instead of "X在Y的左边"
+    landmark_first: bool = False
 
 
 def build_caption(lang: str, descs: list[Desc], refs: list[int | None], rel: str | None, style: Style) -> Caption:
@@ -164,8 +174,12 @@ def build_caption(lang: str, descs: list[Desc], refs: list[int | None], rel: str
         return Caption("en", words, relation=rel)
     if rel is None:
         return Caption("zh", [Word("一个", None, "function")] + _zh_np(descs[0], refs[0]))
+    relation_words = [Word(ZH_RELATIONS[rel], None, "relation")]
+    if style.landmark_first:  # 正方形左边的圆形: the landmark, the relation, 的, the referent
+        words = _zh_np(descs[1], refs[1]) + relation_words + [Word("的", None, "function")] + _zh_np(descs[0], refs[0])
+        return Caption("zh", words, relation=rel)
     words = _zh_np(descs[0], refs[0]) + [Word("在", None, "function")] + _zh_np(descs[1], refs[1])
-    words += [Word("的", None, "function"), Word(ZH_RELATIONS[rel], None, "relation")]
+    words += [Word("的", None, "function")] + relation_words
     return Caption("zh", words, relation=rel)
 
 

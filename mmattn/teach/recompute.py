@@ -180,7 +180,10 @@ def attention_steps(grounder: Grounder, trace: Trace, layer: int | None = -1, he
         return e / e.sum(-1, keepdims=True)
 
     scores_all = q_all @ k_all.transpose(0, 2, 1)  # (H, Lq, Lk)
-    weights_all = softmax_rows(scores_all / math.sqrt(hd))
+    scaled_all = scores_all / math.sqrt(hd)
+    if seen.bias is not None:  # a layer with an AnchorBias: the relation's side of the landmark, added to every head
+        scaled_all = scaled_all + seen.bias.astype(np.float64)
+    weights_all = softmax_rows(scaled_all)
     model_w = getattr(trace, direction)[layer][head]
     f = np.float32
     stage3 = dict(v=None, head_output=None, concat=None, output=None, model_output=None)
@@ -197,7 +200,7 @@ def attention_steps(grounder: Grounder, trace: Trace, layer: int | None = -1, he
         direction=direction, layer=layer, head=head, num_heads=mha.num_heads, head_dim=hd, dim=mha.dim,
         tokens=cap.tokens, words=cap.words, word_tokens=cap.word_tokens, grid=tuple(trace.grid),
         q=q_all[head].astype(f), k=k_all[head].astype(f),
-        scores=scores_all[head].astype(f), scaled=(scores_all[head] / math.sqrt(hd)).astype(f),
+        scores=scores_all[head].astype(f), scaled=scaled_all[head].astype(f),
         weights=weights_all[head].astype(f), model_weights=model_w, all_weights=weights_all.astype(f), **stage3,
     )  # fmt: skip
 
@@ -352,6 +355,8 @@ def without_positions(grounder: Grounder) -> Grounder:
         model = copy.deepcopy(grounder.model)
         model.text_encoder.pos = None
         model.image_encoder.pos = None
+        for layer in model.fusion:  # an AnchorBias is made of positions too
+            layer.anchor = None
         _NO_POSITIONS.clear()  # one copy at a time: the current model's
         _NO_POSITIONS[key] = type(grounder)(model, grounder.processor, name=f"{grounder.name} (positions off)", precision="float32")
     return _NO_POSITIONS[key]

@@ -31,6 +31,9 @@ def _attribute_present(word: str, objects) -> bool:
     return False
 
 
+#: where a relation puts the landmark's bonus side, in image coordinates (x right, y down):
+#: "left" favours patches left of the landmark
+RELATION_DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "above": (0.0, -1.0), "below": (0.0, 1.0)}
 RELATION_NEGATIVES = 0.5  #: share of relational captions trained against their relation swap
 
 
@@ -70,6 +73,11 @@ def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator, r
     grounded_w = torch.zeros(2 * B, T)
     patch_labels = torch.zeros(B, P, 3, dtype=torch.long)
     word_kind = torch.full((2 * B, T), -1, dtype=torch.long)  # index in CONTENT, -1 otherwise
+    # the roles of a true relational caption's tokens, for an AnchorBias (mmattn.nn.anchor):
+    # landmark (object 1's words), relation words, referent (object 0's words); its direction
+    anchor_roles = torch.zeros(B, T, 3)
+    anchor_dir = torch.zeros(B, 2)
+    anchor_has = torch.zeros(B)
     for b, s in enumerate(samples):
         cov = np.stack([patch_coverage(o.mask, (gh, gw)).reshape(P) for o in s.objects])  # (K, P)
         attrs = np.array([[COLOURS.index(o.colour) + 1, SHAPES.index(o.shape) + 1, SIZES.index(o.size) + 1] for o in s.objects])
@@ -90,6 +98,10 @@ def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator, r
                     continue
                 word = cap.words[w]
                 is_content = word.kind in CONTENT and word.ref is not None
+                if row < B and cap.relation is not None:
+                    role = 1 if word.kind == "relation" else {1: 0, 0: 2}.get(word.ref) if is_content else None
+                    if role is not None:
+                        anchor_roles[b, t, role] = 1.0
                 grounded_w[row, t] = 1.0
                 if is_content:
                     word_kind[row, t] = CONTENT.index(word.kind)
@@ -101,6 +113,9 @@ def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator, r
                         refs.setdefault(word.ref, []).append(t)
                         t2i[b, t] = cov_t[word.ref] / cov_t[word.ref].sum().clamp(min=1e-6)
                         t2i_w[b, t] = 1.0
+            if row < B and cap.relation is not None:
+                anchor_dir[b] = torch.tensor(RELATION_DIRECTIONS[cap.relation])
+                anchor_has[b] = 1.0
             if row < B:
                 # image -> text: a patch's mass goes to the words of the object it shows,
                 # in proportion to coverage; the rest ("nothing described here") to [CLS].
@@ -123,5 +138,8 @@ def build_batch(samples, tokenizer, patch_size: int, rng: np.random.Generator, r
         "grounded_w": grounded_w,
         "patch_labels": patch_labels,
         "word_kind": word_kind,
+        "anchor_roles": anchor_roles,
+        "anchor_dir": anchor_dir,
+        "anchor_has": anchor_has,
         "ambiguous": torch.tensor([s.ambiguous for s in samples]),
     }

@@ -47,8 +47,24 @@ class TrainConfig:
     ema: float = 0.0
     #: also checkpoint at the step that crosses each of these minutes, kept as OUT/at-{m}min
     snapshots: tuple = ()
+    #: share of the scenes drawn as relational scenes (:mod:`mmattn.scenes.relational`: a
+    #: same-shape distractor that only the relation to a landmark tells apart)
+    relational: float = 0.0
+    #: start from the weights of this checkpoint folder (fine-tuning), with its tokenizer and
+    #: config (``model`` overrides it); parameters it lacks (new sublayers) keep their initialisation
+    init: str | None = None
+    #: parts of the model that are not trained, as prefixes of parameter names (e.g.
+    #: ("text_encoder", "image_encoder", "fusion.0") when fine-tuning a new sublayer: faster
+    #: steps, and what the frozen parts know stays); ``unfreeze`` prefixes are trained anyway
+    freeze: tuple = ()
+    unfreeze: tuple = ()
+    anchor: bool = True  # supervise an AnchorBias's roles, direction and gate with the captions' structure
+    #: an AnchorBias's parameters (small linear reads of the text) learn at this multiple of ``lr``
+    anchor_lr: float = 1.0
 
     def __post_init__(self):
+        if not 0.0 <= self.relational <= 1.0:
+            raise ValueError(f"relational is a share in [0, 1] (got {self.relational!r})")
         for name, least in (("steps", 1), ("batch_size", 1), ("ckpt_every", 1), ("eval_every", 0), ("eval_scenes", 1),
                             ("workers", 0), ("warmup", 0)):  # fmt: skip
             value = getattr(self, name)

@@ -163,7 +163,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scenes", type=int, default=1000)
     p.add_argument("--seed", type=int, default=10_000_019)
     p.add_argument("--layer", type=int, default=None, help="fusion layer (default: the model's documented default)")
-    p.add_argument("--sets", default="train,shifted", help="comma-separated: train (training style), shifted (rendered differently)")
+    p.add_argument("--sets", default="train,shifted,relations",
+                   help="comma-separated: train (training style), shifted (rendered differently), relations (a same-shape "
+                        "distractor only the relation tells apart, with positions on and off)")  # fmt: skip
     p.add_argument("--json", dest="json_out", default=None, help="write the metrics as JSON here")
     p.add_argument("--md", default=None, help="write the Markdown table here")
     return p
@@ -180,13 +182,25 @@ def main(argv: list[str] | None = None) -> None:
     model, tok = GroundingModel.load(path), load_tokenizer(path)
     layer = DEFAULT_LAYER if args.layer is None else args.layer
     configs = {"train": TRAIN, "shifted": SHIFTED}
-    results = {}
+    results, relations = {}, {}
     for name in args.sets.split(","):
+        if name == "relations":
+            from mmattn.training.relations_eval import evaluate_relations, relational_samples
+
+            samples = relational_samples(args.scenes, args.seed + 10_000_000)
+            relations["positions on"] = evaluate_relations(model, tok, samples)
+            relations["positions off"] = evaluate_relations(model, tok, samples, positions=False)
+            continue
         if name not in configs:
-            raise SystemExit(f"unknown set {name!r}: choose from {', '.join(configs)}")
+            raise SystemExit(f"unknown set {name!r}: choose from {', '.join([*configs, 'relations'])}")
         samples = held_out_samples(args.scenes, args.seed, configs[name])
         results[name] = evaluate(model, tok, samples, layer=layer)
-    table = markdown(results)
+    table = markdown(results) if results else ""
+    if relations:
+        from mmattn.training.relations_eval import relations_markdown
+
+        table = (table + "\n\n" if table else "") + relations_markdown(relations)
+        results["relations"] = relations
     sys.stdout.write(table + "\n")
     if args.json_out:
         os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)

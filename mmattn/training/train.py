@@ -46,6 +46,7 @@ from mmattn.api.precision import ARITHMETICS
 from mmattn.models.grounding_model import PATCH_CLASSES, GroundingConfig, GroundingModel
 from mmattn.models.tokenizer import build_tokenizer, load_tokenizer
 from mmattn.scenes import TRAIN, caption_corpus, make_sample
+from mmattn.scenes.relational import make_relational_sample
 from mmattn.training.batches import build_batch
 from mmattn.training.config import MAX_SIDE, MIN_SIDE, TRAIN_SIZES, TrainConfig  # noqa: F401 -- TrainConfig's home was this module
 from mmattn.training.state import (
@@ -75,8 +76,9 @@ class BatchStream(IterableDataset):
         w, h = self.cfg.sizes[j % n]
         scale = self.cfg.render_scales[(j // n) % len(self.cfg.render_scales)]
         rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
-        samples = [make_sample(base + k, rw, rh, TRAIN) for k in range(self.cfg.batch_size)]
         rng = np.random.default_rng(base)
+        relational = rng.random(self.cfg.batch_size) < self.cfg.relational
+        samples = [(make_relational_sample if rel else make_sample)(base + k, rw, rh, TRAIN) for k, rel in enumerate(relational)]
         return build_batch(samples, self.tokenizer, self.patch_size, rng, self.cfg.relation_negatives, image_size=max(w, h))
 
     def __iter__(self):
@@ -124,6 +126,9 @@ def compute_losses(model: GroundingModel, batch: dict, cfg: TrainConfig) -> tupl
     if cfg.grounded:
         bce = F.binary_cross_entropy_with_logits(out.grounded_logits.float(), batch["grounded"], reduction="none")
         losses["grounded"] = (bce * batch["grounded_w"]).sum() / batch["grounded_w"].sum().clamp(min=1)
+    anchor = getattr(getattr(model, "module", model).fusion[-1], "anchor", None)
+    if cfg.anchor and anchor is not None and getattr(anchor, "parts", None) is not None:
+        losses["anchor"] = anchor_loss(anchor.parts, batch, B)
     with torch.no_grad():
         stats["match_acc"] = float(((out.match_logits > 0).float() == batch["match"]).float().mul(batch["match_w"]).sum() / batch["match_w"].sum())
         t2i = out.text_to_image[-1][:B].mean(1)  # (B, T, P)
@@ -134,6 +139,27 @@ def compute_losses(model: GroundingModel, batch: dict, cfg: TrainConfig) -> tupl
     keep = (out.image_features, out.text_embeds, out.image_embeds, out.patch_logits, out.grounded_logits, out.match_logits)
     total = sum(losses.values()) + 0.0 * sum(t.mean() for t in keep)
     return total, {**{k: float(v.detach()) for k, v in losses.items()}, **stats}
+
+
+def anchor_loss(parts: dict, batch: dict, B: int) -> torch.Tensor:
+    """Supervise an AnchorBias's reading of the true captions (rows [0, B)): its landmark
+    and relation-word roles (cross-entropy against the tokens of object 1 and of the relation
+    word), its direction (squared error against the relation's unit vector) and its gate
+    (1 on the referent's tokens of a relational caption, 0 on every other real token)."""
+    has = batch["anchor_has"]  # (B,)
+    roles, target = parts["roles"][:B].float(), batch["anchor_roles"]  # (B, T, 2), (B, T, 3)
+    loss = roles.new_zeros(())
+    if has.sum() > 0:
+        for k in (0, 1):
+            t = target[..., k] / target[..., k].sum(1, keepdim=True).clamp(min=1)
+            ce = -(t * torch.log(roles[..., k] + 1e-6)).sum(1)  # (B,)
+            loss = loss + (ce * has).sum() / has.sum()
+        err = (parts["direction"][:B].float() - batch["anchor_dir"]).square().sum(-1)
+        loss = loss + (err * has).sum() / has.sum()
+    real = batch["attention_mask"][:B].float()  # (B, T)
+    gate = parts["gate"][:B].float()
+    g_err = (gate - target[..., 2]).square() * real
+    return loss + g_err.sum() / real.sum().clamp(min=1)
 
 
 def lr_at(step: int, cfg: TrainConfig, minutes: float | None = None) -> float:
@@ -165,11 +191,48 @@ def ema_average(decay: float):
     return average
 
 
+def initial_model(folder: str, overrides: dict) -> tuple:
+    """(tokenizer, model) to fine-tune from the checkpoint ``folder``: its config with
+    ``overrides``, its weights; parameters the checkpoint lacks (sublayers added by an
+    override, such as ``fusion_self_attention``) keep their initialisation."""
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    base = GroundingModel.load(folder)
+    model = GroundingModel(GroundingConfig(**{**dataclasses.asdict(base.config), **overrides}))
+    state = load_file(os.path.join(folder, "model.safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise ValueError(f"{folder} has weights the new model has no place for: {', '.join(unexpected[:5])}")
+    if missing:
+        log.info("initialised from %s; new parameters: %s", folder, ", ".join(missing))
+    return load_tokenizer(folder), model
+
+
+def freeze_parameters(model, freeze: tuple, unfreeze: tuple = ()) -> None:
+    """Stop training the parameters whose names start with a ``freeze`` prefix, except those
+    starting with an ``unfreeze`` prefix. A prefix that names no parameter is a ValueError."""
+    names = [n for n, _ in model.named_parameters()]
+    for prefix in (*freeze, *unfreeze):
+        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+            raise ValueError(f"no parameter of the model is named {prefix!r} or starts with {prefix + '.'!r}")
+    under = lambda n, prefixes: any(n == p or n.startswith(p + ".") for p in prefixes)  # noqa: E731
+    for n, p in model.named_parameters():
+        if under(n, freeze) and not under(n, unfreeze):
+            p.requires_grad_(False)
+
+
 def make_optimizer(model: GroundingModel, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only (not on biases, norms and position tables)."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    fast = [p for n, p in named if ".anchor." in n] if cfg.anchor_lr != 1.0 else []
+    params = [p for n, p in named if not (fast and ".anchor." in n)]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if fast:
+        groups.append({"params": fast, "weight_decay": 0.0, "lr_scale": cfg.anchor_lr})
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
@@ -188,9 +251,15 @@ def train(cfg: TrainConfig) -> GroundingModel:
         if cfg.resume and os.path.isdir(checkpoint_dir(last)):
             check_resumable(checkpoint_dir(last))
 
-    tokenizer = build_tokenizer(caption_corpus())
-    mcfg = GroundingConfig(**{"vocab_size": len(tokenizer), "image_size": 96, "image_layers": 1, **cfg.model})
-    model = GroundingModel(mcfg).to(device)
+    if cfg.init:
+        tokenizer, model = initial_model(cfg.init, cfg.model)
+        mcfg = model.config
+        model = model.to(device)
+    else:
+        tokenizer = build_tokenizer(caption_corpus())
+        mcfg = GroundingConfig(**{"vocab_size": len(tokenizer), "image_size": 96, "image_layers": 1, **cfg.model})
+        model = GroundingModel(mcfg).to(device)
+    freeze_parameters(model, cfg.freeze, cfg.unfreeze)
     optimizer = make_optimizer(model, cfg)
     # the published model: a moving average of the weights, or the weights themselves
     ema = AveragedModel(model, multi_avg_fn=ema_average(cfg.ema), use_buffers=True) if cfg.ema else None
@@ -224,7 +293,7 @@ def train(cfg: TrainConfig) -> GroundingModel:
         # the clock only steers a single process: DDP ranks must agree on the learning rate
         clock = None if distributed else (time.time() - t0) / 60
         for g in optimizer.param_groups:
-            g["lr"] = lr_at(step, cfg, clock)
+            g["lr"] = lr_at(step, cfg, clock) * g.get("lr_scale", 1.0)
         loss, stats = compute_losses(ddp, batch, cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -272,7 +341,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--warmup", type=int, default=d.warmup)
     p.add_argument("--seed", type=int, default=d.seed)
-    for name in ("match", "contrastive", "grounding", "aux", "grounded"):
+    for name in ("match", "contrastive", "grounding", "aux", "grounded", "anchor"):
         p.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=getattr(d, name), help=f"{name} loss")
     p.add_argument("--eval-every", type=_at_least(0), default=d.eval_every, help="steps between evaluations (0: never)")
     p.add_argument("--eval-scenes", type=_at_least(1), default=d.eval_scenes)
@@ -288,6 +357,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ema", type=_decay, default=d.ema, help="publish a moving average of the weights with this decay (e.g. 0.998; 0: off)")
     p.add_argument("--snapshots", type=_minutes, default=d.snapshots,
                    help="also checkpoint when the clock passes these minutes, kept as OUT/at-{M}min (e.g. 15,30)")  # fmt: skip
+    p.add_argument("--anchor-lr", type=float, default=d.anchor_lr, help="learning-rate multiple for an AnchorBias's parameters")
+    p.add_argument("--relational", type=_share, default=d.relational,
+                   help="share of the scenes drawn as relational scenes with a same-shape distractor (0..1)")  # fmt: skip
+    p.add_argument("--freeze", type=_names, default=d.freeze, help="parts not trained: prefixes of parameter names, comma-separated (e.g. text_encoder,fusion.0)")
+    p.add_argument("--unfreeze", type=_names, default=d.unfreeze, help="prefixes trained although --freeze covers them (e.g. fusion.1.anchor)")
+    p.add_argument("--init", default=None, help="fine-tune from the weights of this checkpoint folder (e.g. assets/model)")
     p.add_argument("--relation-negatives", type=_share, default=d.relation_negatives,
                    help="share of relational captions trained against their relation swap (0..1)")  # fmt: skip
     return p
@@ -313,6 +388,10 @@ _share = _float_arg(lambda v: 0.0 <= v <= 1.0, "expected a share between 0 and 1
 _decay = _float_arg(lambda v: 0.0 <= v < 1.0, "ema is a decay in [0, 1), e.g. 0.998")
 _scales = _float_arg(lambda v: 0.25 <= v <= 8, "render scales look like 0.75,1,2 (each 0.25..8)", many=True)
 _minutes = _float_arg(lambda v: v > 0, "snapshots are minutes like 15,30", many=True)
+
+
+def _names(text: str) -> tuple:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def _sizes(text: str) -> tuple:

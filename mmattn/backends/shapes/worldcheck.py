@@ -12,9 +12,9 @@ box-reduced to 128-255 pixels on its longer side; no model is needed:
 ==============  =================================================================  =========
 rule            statistic                                                          fires if
 ==============  =================================================================  =========
-``colourless``  fraction of strongly coloured pixels (chroma >= 70)                < 0.15%
+``colourless``  fraction of strongly coloured pixels (3x3 means, chroma >= 70)     < 0.15%
 ``background``  fraction of nearly colourless pixels (background)                  < 50%
-``shading``     fraction of in-between pixels more than ~8 px from a coloured one  > 1.5%
+``shading``     fraction of in-between pixels (3x3 means) ~8 px from any coloured  > 1.5%
 ``level``       median grey level of the background                                outside 24-235
 ``variation``   2nd-98th percentile spread of the background (2x2 means)           > 70 levels
 ==============  =================================================================  =========
@@ -152,6 +152,14 @@ def _grow(mask: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
+def _box3(a: np.ndarray) -> np.ndarray:
+    """(h, w, 3) -> (h, w, 3) float32: the mean of each pixel's 3x3 neighbourhood (edges
+    repeated), per channel."""
+    p = np.pad(a.astype(np.float32), ((1, 1), (1, 1), (0, 0)), mode="edge")
+    rows = p[:-2] + p[1:-1] + p[2:]  # (h, w + 2, 3)
+    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
+
+
 def _statistics(a: np.ndarray, k: int) -> dict[str, float]:
     """The five statistics of the table in the module docstring, for a (h, w, 3) int16 image
     reduced by k."""
@@ -161,9 +169,18 @@ def _statistics(a: np.ndarray, k: int) -> dict[str, float]:
     faint = chroma[chroma < FAINT_CHROMA]
     weak_limit = max(WEAK_CHROMA, (float(np.median(faint)) if faint.size else 0.0) + WEAK_MARGIN)
     weak = chroma < weak_limit
-    between = ~weak & ~strong
     far = ~_grow(strong, max(2, math.ceil(JPEG_REACH / k)))
-    stats = {"coloured": float(strong.mean()), "background": float(weak.mean()), "shading": float((between & far).mean())}
+    # in-between colours are counted on 3x3 means of each channel: a camera's (or a
+    # renderer's) noise drawn per channel gives a grey background pixel some chroma, which
+    # the means divide by 3, while a photograph's shading is smooth and keeps its chroma
+    m = _box3(a)  # (h, w, 3) float32
+    chroma3 = m.max(2) - m.min(2)  # (h, w)
+    faint3 = chroma3[chroma3 < FAINT_CHROMA]
+    weak3 = chroma3 < max(WEAK_CHROMA, (float(np.median(faint3)) if faint3.size else 0.0) + WEAK_MARGIN)
+    between = ~weak3 & ~strong
+    # strongly coloured pixels are counted on the 3x3 means too: a flat shape keeps its colour
+    # there, while colour noise on a grey picture (a few pixels by chance) does not
+    stats = {"coloured": float((chroma3 >= STRONG_CHROMA).mean()), "background": float(weak.mean()), "shading": float((between & far).mean())}
     # the background proper: weak pixels whose 4 neighbours are weak too, in 2x2 means (noise / 2)
     inner = weak.copy()
     inner[1:] &= weak[:-1]
