@@ -36,7 +36,8 @@ from mmattn.api.image import load_image
 from mmattn.backends.clip.grounder import ClipGrounder, save_clip_checkpoint
 from mmattn.scenes import TRAIN, make_sample
 from mmattn.training.batches import build_batch
-from mmattn.training.train import attention_ce, lr_at
+from mmattn.training.state import check_writable
+from mmattn.training.train import _at_least, attention_ce, lr_at
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,14 @@ class ClipTrainConfig:
     grounding: bool = True  # pull the attention towards the object masks (shapes world)
     ckpt_every: int = 100
     minutes: float | None = None  # stop (and save) after this much training time
+
+    def __post_init__(self):
+        for name, least in (("steps", 1), ("batch_size", 1), ("ckpt_every", 1), ("warmup", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be a whole number >= {least} (got {value!r})")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0 (got {self.lr!r})")
 
 
 # ---- batches ----------------------------------------------------------------------------
@@ -139,6 +148,7 @@ def train(cfg: ClipTrainConfig) -> ClipGrounder:
     """Train the fusion of ``cfg.clip``'s CLIP backend; returns the grounder (in eval mode)."""
     if not cfg.clip:
         raise ValueError("pass the CLIP checkpoint to train on: --clip FOLDER (or a hub id)")
+    check_writable(cfg.out)  # before the towers are loaded and any step is spent
     torch.manual_seed(cfg.seed)
     g = Grounder.from_pretrained(cfg.clip)
     if not isinstance(g, ClipGrounder):
@@ -186,13 +196,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", default=None, help='image/caption pairs, one {"image": path, "caption": text} per line '
                    "(default: the shapes world)")  # fmt: skip
     p.add_argument("--out", default=d.out, help="output folder (the checkpoint goes to OUT/last)")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
+    p.add_argument("--steps", type=_at_least(1), default=d.steps)
+    p.add_argument("--batch-size", type=_at_least(1), default=d.batch_size, help="images per step")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--warmup", type=int, default=d.warmup)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--grounding", action=argparse.BooleanOptionalAction, default=d.grounding, help="mask loss (shapes world)")
-    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
+    p.add_argument("--ckpt-every", type=_at_least(1), default=d.ckpt_every)
     p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
     return p
 

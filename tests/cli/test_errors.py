@@ -108,3 +108,13 @@ def test_eval_of_a_corrupt_folder_is_one_line(tmp_path):
     truncate(folder / "model.safetensors")
     one_line_error(mmattn("eval", folder, "--scenes", "2"), "model.safetensors", "re-save or re-download it", code=1)
     one_line_error(mmattn("eval", tmp_path / "nowhere", "--scenes", "2"), "nowhere", code=1)
+
+
+def test_clip_training_checks_its_options_and_out_first(tmp_path):
+    one_line_error(mmattn("train", "--clip", tmp_path / "no-such-clip", "--steps", "0", timeout=120), "--steps", code=2)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    r = mmattn("train", "--clip", tmp_path / "no-such-clip", "--out", blocker / "run", timeout=120)
+    one_line_error(r, "cannot write to the output folder", code=1)  # before the (missing) towers are even looked for
+    r = mmattn("train", "--clip", tmp_path / "no-such-clip", "--out", tmp_path / "run", timeout=120)
+    one_line_error(r, "no-such-clip", code=1)
