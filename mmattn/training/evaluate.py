@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         if name == "relations":
             from mmattn.training.relations_eval import evaluate_relations, relational_samples
 
-            samples = relational_samples(args.scenes, args.seed + 10_000_000)
+            samples = relational_samples(args.scenes, 20_000_003 + args.seed - 10_000_019)  # the default seed gives the documented set
             relations["positions on"] = evaluate_relations(model, tok, samples)
             relations["positions off"] = evaluate_relations(model, tok, samples, positions=False)
             continue
