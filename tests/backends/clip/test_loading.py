@@ -111,9 +111,7 @@ def test_a_cached_model_loads_while_the_hub_is_unreachable(tmp_path, monkeypatch
     monkeypatch.setattr(cg, "_probe_hub", lambda *a: False)
     fake_cache(tmp_path / "cache", "mmattn-test/tiny-clip", save_random_clip(tmp_path / "tiny-clip"))
     with no_network(tmp_path / "cache", offline=False):
-        start = time.perf_counter()
-        g = Grounder.from_pretrained("mmattn-test/tiny-clip")
-        assert time.perf_counter() - start < 3
+        g = Grounder.from_pretrained("mmattn-test/tiny-clip")  # from the cache; no_network fails on any request
     assert isinstance(g, ClipGrounder) and g.name == "mmattn-test/tiny-clip"
     assert g.ground(Image.new("RGB", (40, 30), (200, 30, 30)), "a red dog").words == ["a", "red", "dog"]
 
