@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import html
 import math
+import threading
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +50,31 @@ def word_colours(words: list[str]) -> list[str]:
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
     h = hex_colour.lstrip("#")
     return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+class PerTrace:
+    """Views made once per trace and kept beside it, never written into it: a view reads its
+    trace and nothing else changes the trace. An entry goes when its trace is freed."""
+
+    def __init__(self):
+        self._slots: dict[int, dict] = {}
+        self._lock = threading.Lock()
+
+    def get(self, trace: Trace, key: tuple, make):
+        with self._lock:
+            slot = self._slots.get(id(trace))
+            if slot is None:
+                slot = self._slots[id(trace)] = {}
+                weakref.finalize(trace, self._slots.pop, id(trace), None)  # before the id can be reused
+        if key not in slot:
+            slot[key] = make()
+        return slot[key]
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+
+KEPT = PerTrace()  #: the demo's views, per trace (the TraceCache bounds how many traces live)
 
 
 def view_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -209,13 +236,11 @@ def ground_view(trace: Trace, *, method: str = "attention", layer: int | None = 
     words; default the words found in the image, or all if none is), the per-word rows, the match score, a notice and the JSON. Boxes are
     given in pixels of an image of ``source_size`` (the user's upload, when ``trace`` grounded
     a downscaled copy). The default view (``shown=None``) is made once per setting and kept
-    in the trace's memo; a user's own choice of words is drawn each time (not kept)."""
+    beside the trace (:data:`KEPT`, never in it); a user's own choice of words is drawn each time (not kept)."""
     if shown is not None:
         return _ground_view(trace, method, layer, heads, show_boxes, shown, source_size, lang)
     key = ("ground_view", method, trace.layer(layer), heads, show_boxes, source_size, lang)
-    if key not in trace.memo:
-        trace.memo[key] = _ground_view(trace, method, layer, heads, show_boxes, shown, source_size, lang)
-    return trace.memo[key]
+    return KEPT.get(trace, key, lambda: _ground_view(trace, method, layer, heads, show_boxes, shown, source_size, lang))
 
 
 def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_size, lang) -> GroundView:
@@ -359,11 +384,9 @@ class StepsView:
 
 
 def attention_steps(grounder, trace: Trace, layer: int | None, head: int, direction: str) -> recompute.AttentionSteps:
-    """:func:`mmattn.explain.attention_steps`, made once per (layer, head, direction) and kept in the trace's memo."""
+    """:func:`mmattn.teach.recompute.attention_steps`, made once per (layer, head, direction) and kept beside the trace."""
     key = ("steps", trace.layer(layer), trace.head(head), direction)
-    if key not in trace.memo:
-        trace.memo[key] = recompute.attention_steps(grounder, trace, layer, head, direction)
-    return trace.memo[key]
+    return KEPT.get(trace, key, lambda: recompute.attention_steps(grounder, trace, layer, head, direction))
 
 
 def default_word(trace: Trace) -> int:
