@@ -216,7 +216,9 @@ class Demo:
     def positions_off(self, q: Question | None) -> dict:
         """The question again without positional encodings: one more forward pass, asked for."""
         q = self._need(q)
-        picture, text, _ = views.positions_off_view(self.model(q).grounder, self.trace(q), q.lang)
+        on = self.trace(q)
+        off = recompute.without_positions(self.model(q).grounder).trace(on.image, on.caption.text)  # the second question
+        picture, text, _ = views.positions_off_view(on, off, q.lang)
         return {"pos_off_img": picture, "pos_off_md": text}
 
     # ---- after a grounding: every other tab from the same trace (no forward pass) -----------------

@@ -27,7 +27,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-
 SCALE = 8.0  #: S above
 
 

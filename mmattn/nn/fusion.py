@@ -33,7 +33,6 @@ from mmattn.nn.anchor import AnchorBias
 from mmattn.nn.attention import AttentionWeights, MultiHeadAttention
 from mmattn.nn.layers import MLP
 
-
 #: which streams attend to themselves before the cross-attention of a fusion layer
 SELF_ATTENTION = ("none", "text", "both")
 

@@ -24,7 +24,18 @@ import zlib
 
 import numpy as np
 
-from mmattn.scenes.render import COLOURS, PALETTE, SHAPES, SIZES, TRAIN, RenderConfig, draw_shape, finish, render_background, sample_interval
+from mmattn.scenes.render import (
+    COLOURS,
+    PALETTE,
+    SHAPES,
+    SIZES,
+    TRAIN,
+    RenderConfig,
+    draw_shape,
+    finish,
+    render_background,
+    sample_interval,
+)
 from mmattn.scenes.samples import OPPOSITE, Caption, Desc, Sample, SceneObject, Style, _changed, _matching, _place, build_caption, relation
 
 RELATIONS = tuple(OPPOSITE)

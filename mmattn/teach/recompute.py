@@ -379,10 +379,13 @@ class PositionsOff:
     trace_off: Trace = field(repr=False)
 
 
-def positions_off(grounder: Grounder, trace: Trace, layer: int | None = None) -> PositionsOff:
-    """Ground ``trace``'s image and caption again without positional encodings (one more
-    forward pass, of the copy from :func:`without_positions`) and compare the words' maps."""
-    off = without_positions(grounder).trace(trace.image, trace.caption.text)
+def positions_off(trace: Trace, off: Trace, layer: int | None = None) -> PositionsOff:
+    """Compare two answers to the same question: ``trace`` with positional encodings and
+    ``off``, the second question asked of :func:`without_positions` (its own forward pass, its
+    own trace: ``without_positions(grounder).trace(trace.image, trace.caption.text)``). Reads
+    both traces; runs nothing."""
+    if off.words != trace.words or off.grid != trace.grid:
+        raise ValueError(f"the two traces answer different questions: words {trace.words} vs {off.words}, grid {trace.grid} vs {off.grid}")
     a, b = trace.grounding(layer=layer), off.grounding(layer=layer)
 
     def dist(m):

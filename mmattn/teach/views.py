@@ -565,11 +565,12 @@ def positions_off_picture(p, trace: Trace, lang: str = "en") -> Image.Image:
     return out
 
 
-def positions_off_view(grounder, trace: Trace, lang: str = "en") -> tuple[Image.Image, str, dict]:
-    """The user's question grounded again without positional encodings: the picture (words
-    found with positions, drawn from the maps without them), a table of how far each word's
-    map moved, and what happened to the relation check and the match score."""
-    p = recompute.positions_off(grounder, trace)
+def positions_off_view(trace: Trace, off: Trace, lang: str = "en") -> tuple[Image.Image, str, dict]:
+    """The user's question and the same question asked without positional encodings (``off``,
+    its own trace): the picture (words found with positions, drawn from the maps without
+    them), a table of how far each word's map moved, and what happened to the relation check
+    and the match score."""
+    p = recompute.positions_off(trace, off)
     picture = positions_off_picture(p, trace, lang)
     if trace.out_of_world:  # no verdict on an image outside the model's world, with positions or without
         summary = t("note_out_of_world", lang, reason=trace.world.reason_zh if lang == "zh" else trace.world.reason)

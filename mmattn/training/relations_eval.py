@@ -95,7 +95,7 @@ def evaluate_relations(model, tokenizer, samples, *, positions: bool = True, bat
             match["true"].append(r.match_score > 0.5)
         negs = [(s, n) for s in chunk for n in s.negatives if n.neg_kind == "relation"]
         if negs:
-            for (s, n), r in zip(negs, grounder.ground_batch([s.image for s, _ in negs], [n.text for _, n in negs], batch_size=len(negs))):
+            for _, r in zip(negs, grounder.ground_batch([s.image for s, _ in negs], [n.text for _, n in negs], batch_size=len(negs))):
                 match["neither"].append(r.match_score < 0.5)
     mean = lambda xs: float(np.mean(xs)) if len(xs) else float("nan")  # noqa: E731
     return {

@@ -71,7 +71,7 @@ def test_the_2d_encoding_is_diverging_with_a_legend(g):
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_positions_off_side_by_side_with_each_outline_named(g, lang):
     tr = g.trace(scene(), CAPTIONS[lang])
-    p = recompute.positions_off(g, tr)
+    p = recompute.positions_off(tr, recompute.without_positions(g).trace(tr.image, tr.caption.text))
     pic = views.positions_off_picture(p, tr, lang)
     view = pictures.resize_to_height(tr.image, views.POS_OFF_HEIGHT)
     assert pic.width >= 2 * view.width  # with and without, side by side

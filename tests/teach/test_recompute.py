@@ -217,7 +217,7 @@ def test_viz_helpers(image):
 # ---- positions off ------------------------------------------------------------------------------------------
 def test_positions_off_leaves_the_model_as_it_was(g, image, trace):
     before = g.forward_passes
-    p = recompute.positions_off(g, trace)
+    p = recompute.positions_off(trace, recompute.without_positions(g).trace(trace.image, trace.caption.text))
     assert g.forward_passes == before  # the experiment ran a copy, not this model
     assert g.model.text_encoder.pos is not None and g.model.image_encoder.pos is not None
     assert len(p.moved) == len(trace.words) and all(0 <= m <= 1 + 1e-6 for m in p.moved)
@@ -239,8 +239,18 @@ def test_without_positions_left_and_right_are_no_longer_told_apart():
     while not (s := make_sample(seed, 160, 120, TRAIN, lang="en")).caption.relation:
         seed += 1
     swap = next(n for n in s.negatives if n.neg_kind == "relation")
-    true, swapped = (recompute.positions_off(g, g.trace(s.image, c)) for c in (s.caption.text, swap.text))
+    true, swapped = (recompute.positions_off(g.trace(s.image, c), recompute.without_positions(g).trace(s.image, c)) for c in (s.caption.text, swap.text))
     assert true.relation_on > 1 and swapped.relation_on < -1  # with positions: told apart
     gap_on = true.relation_on - swapped.relation_on
     gap_off = true.relation_off - swapped.relation_off
     assert gap_off < 0.5 * gap_on  # without: much less (here the sign even flips)
+
+
+def test_positions_off_compares_two_traces_and_runs_nothing(g, image, trace):
+    off_grounder = recompute.without_positions(g)
+    off = off_grounder.trace(trace.image, trace.caption.text)  # the second question, asked explicitly
+    passes = g.forward_passes, off_grounder.forward_passes
+    p = recompute.positions_off(trace, off)
+    assert (g.forward_passes, off_grounder.forward_passes) == passes and p.trace_off is off
+    with pytest.raises(ValueError, match="different questions"):
+        recompute.positions_off(trace, off_grounder.trace(trace.image, "a blue square"))
