@@ -197,8 +197,12 @@ def test_chinese_interface(server, browser, tmp_path):
         _open(page, url)
         expect(page.get_by_role("tab", name="逐步计算")).to_be_visible(timeout=60_000)
         expect(page.locator("#submit")).to_have_text("定位")
-        image = app.EXAMPLES[1][0] if len(app.EXAMPLES) > 1 else write_scene(tmp_path / "scene.png", 240, 160)
-        _ground(page, image, "红色的圆形在蓝色正方形的左边")
+        from mmattn.demo.examples import first_scene
+
+        image = tmp_path / "first.png"  # a scene the caption describes: a red circle left of a blue square
+        first_scene().save(image)
+        _ground(page, str(image), "红色的圆形在蓝色正方形的左边")
+        expect(page.locator("#table")).to_contain_text("正方形", timeout=30_000)
         expect(page.locator("#legend .chip").first).to_be_visible(timeout=60_000)
         expect(page.locator("#table")).to_contain_text("在图中找到了吗", timeout=30_000)
         expect(page.locator("#legend")).to_contain_text("颜色深浅")
