@@ -18,3 +18,11 @@ except ImportError:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def g():
+    """The shipped model, loaded once per test module (a module may define its own ``g``)."""
+    import mmattn
+
+    return mmattn.Grounder.from_pretrained()

@@ -1,29 +1,12 @@
 """Chinese captions are grounded as words (红色, 圆形, ...), with known answers on the shipped model."""
 
 import numpy as np
-import pytest
+from scene_helpers import two_shapes
 
-import mmattn
 from mmattn.scenes import make_sample
 
 CAPTION = "红色的圆形在蓝色正方形的左边"
 WORDS = ["红色", "的", "圆形", "在", "蓝色", "正方形", "的", "左边"]
-
-
-@pytest.fixture(scope="module")
-def g():
-    return mmattn.Grounder.from_pretrained()
-
-
-def scene():
-    """A red circle on the left, a blue square on the right (the shapes world's colours)."""
-    from PIL import Image, ImageDraw
-
-    im = Image.new("RGB", (160, 120), (128, 128, 128))
-    d = ImageDraw.Draw(im)
-    d.ellipse([20, 40, 60, 80], fill=(220, 30, 30))
-    d.rectangle([100, 40, 140, 80], fill=(30, 60, 220))
-    return im
 
 
 def peak(r, i):
@@ -31,7 +14,7 @@ def peak(r, i):
 
 
 def test_the_caption_is_grounded_as_words_on_their_shapes(g):
-    r = g.ground(scene(), CAPTION)
+    r = g.ground(two_shapes(), CAPTION)
     assert r.words == WORDS and r.unknown_words == []
     tokens = g.processor.caption(CAPTION).tokens
     assert tokens[1:-1] == list(CAPTION)  # the tokens the model was trained on: one per character
@@ -47,7 +30,7 @@ def test_the_caption_is_grounded_as_words_on_their_shapes(g):
 
 
 def test_a_words_map_merges_its_characters(g):
-    t = g.trace(scene(), CAPTION)
+    t = g.trace(two_shapes(), CAPTION)
     red = t.caption.words.index("红色")
     toks = t.caption.word_tokens[red]
     assert [t.caption.tokens[i] for i in toks] == ["红", "色"]
@@ -70,6 +53,6 @@ def test_generated_chinese_scenes_point_at_their_objects(g):
 
 
 def test_a_caption_outside_the_world_names_its_unknown_word(g):
-    r = g.ground(scene(), "红色的圆在蓝色方块的左边")  # 圆 alone is read; 块 is not in the vocabulary
+    r = g.ground(two_shapes(), "红色的圆在蓝色方块的左边")  # 圆 alone is read; 块 is not in the vocabulary
     assert r.words == ["红色", "的", "圆", "在", "蓝色", "方块", "的", "左边"]
     assert r.unknown_words == ["方块"]

@@ -3,27 +3,12 @@ the 2-D encoding on a diverging scale centred on its own values, positions off s
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
+from scene_helpers import CAPTIONS, two_shapes
 
-import mmattn
 from mmattn.api import pictures
 from mmattn.teach import drawing, figures, recompute, views
 from mmattn.teach.text import t
-
-CAPTIONS = {"en": "the red circle left of the blue square", "zh": "红色的圆形在蓝色正方形的左边"}
-
-
-@pytest.fixture(scope="module")
-def g():
-    return mmattn.Grounder.from_pretrained()
-
-
-def scene():
-    im = Image.new("RGB", (160, 120), (128, 128, 128))
-    d = ImageDraw.Draw(im)
-    d.ellipse([20, 40, 60, 80], fill=(220, 30, 30))
-    d.rectangle([100, 40, 140, 80], fill=(30, 60, 220))
-    return im
 
 
 def has_colour_bar(picture: Image.Image, signed: bool) -> bool:
@@ -50,7 +35,7 @@ def test_colour_bar_shows_its_range_and_wraps_its_label():
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_head_grids_have_colour_bars_and_labels_in_the_page_language(g, lang):
-    tr = g.trace(scene(), CAPTIONS[lang])
+    tr = g.trace(two_shapes(), CAPTIONS[lang])
     t2i, i2t, info = views.heads_view(tr, None, lang)
     assert has_colour_bar(t2i, False) and has_colour_bar(i2t, False)
     other = views.heads_view(tr, None, "zh" if lang == "en" else "en")[0]
@@ -59,7 +44,7 @@ def test_head_grids_have_colour_bars_and_labels_in_the_page_language(g, lang):
 
 
 def test_the_2d_encoding_is_diverging_with_a_legend(g):
-    pv = views.positions_view(g, scene(), figures=False)
+    pv = views.positions_view(g, two_shapes(), figures=False)
     pic = pv.grid_picture
     assert has_colour_bar(pic, True)
     a = np.asarray(pic.convert("RGB")).astype(int)[: pic.height // 2]
@@ -70,7 +55,7 @@ def test_the_2d_encoding_is_diverging_with_a_legend(g):
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_positions_off_side_by_side_with_each_outline_named(g, lang):
-    tr = g.trace(scene(), CAPTIONS[lang])
+    tr = g.trace(two_shapes(), CAPTIONS[lang])
     p = recompute.positions_off(tr, recompute.without_positions(g).trace(tr.image, tr.caption.text))
     pic = views.positions_off_picture(p, tr, lang)
     view = pictures.resize_to_height(tr.image, views.POS_OFF_HEIGHT)

@@ -7,31 +7,16 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
+from scene_helpers import CAPTIONS, two_shapes
 
-import mmattn
 from mmattn.api import pictures
 from mmattn.teach import figures, story, views
-
-CAPTIONS = {"en": "the red circle left of the blue square", "zh": "红色的圆形在蓝色正方形的左边"}
-
-
-@pytest.fixture(scope="module")
-def g():
-    return mmattn.Grounder.from_pretrained()
-
-
-def scene():
-    im = Image.new("RGB", (160, 120), (128, 128, 128))
-    d = ImageDraw.Draw(im)
-    d.ellipse([20, 40, 60, 80], fill=(220, 30, 30))
-    d.rectangle([100, 40, 140, 80], fill=(30, 60, 220))
-    return im
 
 
 @pytest.fixture(scope="module")
 def traces(g):
-    return {lang: g.trace(scene(), cap, inputs=True) for lang, cap in CAPTIONS.items()}
+    return {lang: g.trace(two_shapes(), cap, inputs=True) for lang, cap in CAPTIONS.items()}
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -60,8 +45,8 @@ def test_every_stage_sentence_names_the_word(g, traces, stage, direction):
 
 
 def test_two_captions_give_two_sentences_each_naming_its_word(g):
-    a = g.trace(scene(), "a red circle", inputs=True)
-    b = g.trace(scene(), "a blue square", inputs=True)
+    a = g.trace(two_shapes(), "a red circle", inputs=True)
+    b = g.trace(two_shapes(), "a blue square", inputs=True)
     sa = views.steps_view(g, a, None, 0, 0, "text_to_image", "en")
     sb = views.steps_view(g, b, None, 0, 0, "text_to_image", "en")
     ta = views.step_figures(sa.steps, "weights", sa.word, 1.0, "en")[1].split("\n\n")[0]
