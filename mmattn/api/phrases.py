@@ -36,7 +36,6 @@ ZH_RELATION_WORDS = {"左边": "left", "右边": "right", "上面": "above", "�
 EN_FUNCTION = {"a", "an", "the", "of", "to", "is", "are", "and", "on", "in", "at", "with", "there", "this", "that",
                "side", "next", "near", "by", "one", "some"}  # fmt: skip
 ZH_FUNCTION = {"在", "的", "一个", "一", "个", "和", "有", "是", "。", "，"}
-ZH_SIZES = ("大", "小")
 
 
 @dataclass
@@ -111,26 +110,24 @@ def _zh_phrases(words: list[str]) -> list[Phrase]:
             phrases.append(Phrase("".join(words[run[0] : run[-1] + 1]), list(run)))
             run.clear()
 
+    def relation_at(j: int) -> str | None:
+        """The relation named at word ``j`` (written as one word, or one character per word: 左, 边)."""
+        return ZH_RELATION_WORDS.get(words[j]) or ZH_RELATION_WORDS.get("".join(words[j : j + 2])) if j < len(words) else None
+
     while i < len(words):
         w = words[i]
-        pair = "".join(words[i : i + 2])  # a relation written one character per word (左, 边)
-        if w in ZH_RELATION_WORDS or pair in ZH_RELATION_WORDS:
+        if rel := relation_at(i):
             close()
-            events.append(("rel", len(phrases), ZH_RELATION_WORDS.get(w) or ZH_RELATION_WORDS[pair]))
+            events.append(("rel", len(phrases), rel))
             i += 1 if w in ZH_RELATION_WORDS else 2
             continue
-        if w in ZH_SIZES and i + 1 < len(words) and words[i + 1] == "的" and not run:  # 大的红色圆形: one phrase
-            run.append(i)
-            i += 2
+        if w == "的" and run and i + 1 < len(words) and not relation_at(i + 1):  # 红色的圆形, 大的红色圆形: a modifier's 的
+            i += 1  # inside the phrase's text, not one of its words
             continue
         if w in ZH_FUNCTION:
+            close()
             if w == "在":
-                close()
                 events.append(("在", len(phrases), None))
-            elif w == "的" and run and events and events[-1][0] == "rel" and events[-1][1] == len(phrases):
-                pass  # never reached: a relation closes the run
-            else:
-                close()
             i += 1
             continue
         run.append(i)
