@@ -141,6 +141,7 @@ def test_words_can_be_picked(server, page, tmp_path):
     caption = "a red circle left of a blue square"
     _ground(page, write_scene(tmp_path / "scene.png", 240, 160), caption)
     expect(page.locator("#legend .chip")).to_have_count(8, timeout=60_000)
+    expect(page.locator("#legend .chip").first).to_contain_text("0:a", timeout=60_000)  # this caption's answer, not the first page's (8 words too)
     before = app.GROUNDER.forward_passes
     src = page.locator("#out_img img").get_attribute("src")
     page.locator("#pick label").filter(has_text="0:a").click()  # add a word that was hidden
