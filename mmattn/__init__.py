@@ -46,6 +46,9 @@ _MOVED = {
     "tracecache": "mmattn.demo.tracecache", "ground_cli": "mmattn.cli.ground", "world_cli": "mmattn.cli.world",
 }
 
+#: short public paths for modules that live deeper in the layers (no warning: they stay)
+_SHORT = {"distributed": "mmattn.scale.distributed"}  # `from mmattn.distributed import ground_dataset`
+
 
 def _install_moved_modules() -> None:
     import importlib
@@ -55,17 +58,20 @@ def _install_moved_modules() -> None:
     import warnings
 
     class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-        """Finds `mmattn.<old name>` and hands back the module at its new path (the same object)."""
+        """Finds `mmattn.<old or short name>` and hands back the module at its real path (the
+        same object); an old name warns."""
 
         def find_spec(self, fullname, path=None, target=None):
-            old = fullname.removeprefix("mmattn.")
-            if fullname.startswith("mmattn.") and old in _MOVED:
+            name = fullname.removeprefix("mmattn.")
+            if fullname.startswith("mmattn.") and (name in _MOVED or name in _SHORT):
                 return importlib.util.spec_from_loader(fullname, self)
             return None
 
         def create_module(self, spec):
-            new = _MOVED[spec.name.removeprefix("mmattn.")]
-            warnings.warn(f"{spec.name} has moved to {new}; the old path is an alias for one release", DeprecationWarning, stacklevel=2)
+            name = spec.name.removeprefix("mmattn.")
+            new = _SHORT.get(name) or _MOVED[name]
+            if name in _MOVED:
+                warnings.warn(f"{spec.name} has moved to {new}; the old path is an alias for one release", DeprecationWarning, stacklevel=2)
             module = importlib.import_module(new)
             self._real_spec = module.__spec__
             return module
@@ -78,7 +84,7 @@ def _install_moved_modules() -> None:
 
 
 def __getattr__(name: str):
-    if name in _MOVED:  # `import mmattn; mmattn.grounding.Grounder`
+    if name in _MOVED or name in _SHORT:  # `import mmattn; mmattn.grounding.Grounder`
         import importlib
 
         return importlib.import_module(f"mmattn.{name}")

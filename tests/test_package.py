@@ -37,3 +37,18 @@ for old, new in {MOVED!r}.items():
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_the_short_path_mmattn_distributed_is_the_scale_module_without_a_warning():
+    """Issue #25 names `mmattn.distributed`; it lives in the scale layer (fresh interpreter)."""
+    code = """
+import importlib, warnings
+with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    from mmattn.distributed import GroundingPredictor, ground_dataset
+    short = importlib.import_module("mmattn.distributed")
+import mmattn.scale.distributed as real
+assert short is real and ground_dataset is real.ground_dataset and GroundingPredictor is real.GroundingPredictor
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
