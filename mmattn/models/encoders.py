@@ -135,9 +135,13 @@ class ImageEncoder(nn.Module):
         return self.norm(x), (gh, gw), weights
 
 
-def patch_coordinates(gh: int, gw: int, device: torch.device | None = None) -> Tensor:
-    """Centre of every patch in [-1, 1] image coordinates, row-major.  Shape: (P, 2) as (x, y)."""
+def patch_coordinates(gh: int, gw: int, device: torch.device | None = None, isotropic: bool = False) -> Tensor:
+    """Centre of every patch in [-1, 1] image coordinates, row-major.  Shape: (P, 2) as (x, y).
+    ``isotropic``: one unit along both axes instead, the longer side spanning [-1, 1] (so that
+    a 45-degree line in these coordinates is one in the picture)."""
     ys = (torch.arange(gh, device=device) + 0.5) / gh * 2 - 1
     xs = (torch.arange(gw, device=device) + 0.5) / gw * 2 - 1
+    if isotropic:
+        ys, xs = ys * gh / max(gh, gw), xs * gw / max(gh, gw)
     y, x = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([x.flatten(), y.flatten()], dim=-1)

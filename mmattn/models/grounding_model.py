@@ -260,13 +260,14 @@ class GroundingModel(
         t, i, t2i, i2t = text, patches, [], []
         coords = patch_coordinates(*grid, device=ids.device).to(t.dtype)  # (P, 2)
         centroids = None  # where each token looked in the previous layer, for a layer with an anchor
+        square = patch_coordinates(*grid, device=ids.device, isotropic=True).to(t.dtype)  # (P, 2), for an anchor's wedge
         for n, layer in enumerate(self.fusion):
             last = n == len(self.fusion) - 1
             anchored = n + 1 < len(self.fusion) and self.fusion[n + 1].anchor is not None
-            out = layer(t, i, attention_mask, need_weights=fusion_w or last or anchored, centroids=centroids, coords=coords)
+            out = layer(t, i, attention_mask, need_weights=fusion_w or last or anchored, centroids=centroids, coords=square)
             t, i = out.text, out.image
             if anchored:
-                centroids = out.text_to_image.mean(1) @ coords  # (B, T, P) @ (P, 2) -> (B, T, 2)
+                centroids = out.text_to_image.mean(1) @ square  # (B, T, P) @ (P, 2) -> (B, T, 2)
             if fusion_w:
                 t2i.append(out.text_to_image)
                 i2t.append(out.image_to_text)

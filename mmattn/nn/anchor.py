@@ -9,13 +9,28 @@ of the text->image attention scores of a fusion layer (as a relative positional 
                                           maps in the previous layer, a = softmax over tokens
     direction u = sum_t r_t dir(x_t)      which way the relation points (from "left", "上面"),
                                           r = softmax over tokens
-    bias[t, p] = S g_t ((pos_p - c) . u)  a bonus for patches on that side of the landmark,
-                                          for the words that name the referent (gate g_t)
+    d_p = pos_p - c                       each patch seen from the landmark
+    wedge_p = min(0, tanh(K (d_p . u - |d_p . u_perp|)))
+                                          0 inside the relation's 90-degree wedge (the patch
+                                          is further along u than across it: "left of" means
+                                          more left than up or down), down to -1 outside
+    bias[t, p] = S g_t wedge_p            a penalty outside the wedge, for the words that
+                                          name the referent (gate g_t)
 
-S = 8 is a fixed scale (as 1/sqrt(d) in attention): a bias of a few units is what it takes
-to move a softmax over patches, and the gate and the direction, both small linear reads,
-would take many steps to grow that large on their own (measured: without it, 75
-fine-tuning steps left the bias below 0.2 and the referent found in 0.39 of scenes).
+A wedge, not a half-plane or a ramp, because that is what the relation means: the circle
+"left of" the square may stand a little higher than it, the one below it a little to its
+left. Positions are measured in one unit along both axes (the longer side spans [-1, 1]),
+so the wedge is square in pixels whatever the picture's shape. Measured on 384 held-out
+relational scenes with the caption's true roles, direction and gate (the referent's map
+peak on the referent): a ramp ``(d . u)`` finds 0.89 (and pulls the map to the picture's
+edge as it grows: 0.31 at S = 64), a half-plane 0.76, the wedge 0.98. Only a penalty, no
+bonus inside: a bonus that fades towards the wedge's point drew a referent standing next to
+its landmark onto its far half (its box IoU 0.55 instead of 0.67 with the same weights);
+inside the wedge the word's own attention decides, as everywhere else.
+
+S = 24 and K = 4 are fixed scales (as 1/sqrt(d) in attention): a penalty of several units
+is what it takes to empty a patch's share of a softmax, and the gate, a small linear read,
+would take many steps to grow that large on its own.
 
 Index letters: B captions, T tokens, P patches, D width. The gate starts at zero, so a layer
 with an AnchorBias starts as the layer without it. With positions off (the demo's
@@ -25,9 +40,11 @@ experiment) the bias is switched off too: it is made of positions.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-SCALE = 8.0  #: S above
+SCALE = 24.0  #: S above
+SHARPNESS = 4.0  #: K above
 
 
 class AnchorBias(nn.Module):
@@ -42,7 +59,9 @@ class AnchorBias(nn.Module):
 
     def forward(self, text: Tensor, centroids: Tensor, coords: Tensor, mask: Tensor | None = None) -> Tensor:
         """text (B, T, D), centroids (B, T, 2) where each token looked in the previous layer,
-        coords (P, 2) patch centres in [-1, 1], mask (B, T) bool -> bias (B, 1, T, P)."""
+        coords (P, 2) patch centres, both in one unit along x and y (the longer side spans
+        [-1, 1]; :func:`mmattn.models.encoders.patch_coordinates` with ``isotropic=True``),
+        mask (B, T) bool -> bias (B, 1, T, P)."""
         x = self.norm(text)
         gate = self.gate(x)  # (B, T, 1)
         scores = self.roles(x)  # (B, T, 2)
@@ -50,8 +69,11 @@ class AnchorBias(nn.Module):
             scores = scores.masked_fill(~mask[..., None], float("-inf"))
         roles = scores.softmax(dim=1)  # (B, T, 2): each role's weights sum to 1 over the tokens
         anchor = torch.einsum("bt,btx->bx", roles[..., 0], centroids)  # (B, 2)
-        u = torch.einsum("bt,btx->bx", roles[..., 1], self.direction(x))  # (B, 2)
-        side = (coords[None] - anchor[:, None]) @ u[..., None]  # (B, P, 1): how far along u from the anchor
+        u = F.normalize(torch.einsum("bt,btx->bx", roles[..., 1], self.direction(x)), dim=-1, eps=1e-6)  # (B, 2)
+        across = torch.stack([-u[:, 1], u[:, 0]], dim=-1)  # (B, 2): u turned by 90 degrees
+        d = coords[None] - anchor[:, None]  # (B, P, 2)
+        along, aside = d @ u[..., None], (d @ across[..., None]).abs()  # (B, P, 1) each
+        wedge = torch.tanh(SHARPNESS * (along - aside)).clamp(max=0)  # (B, P, 1): 0 in the relation's wedge, to -1 outside
         #: what it read, for the training loss that supervises it (mmattn.training.train)
         self.parts = {"roles": roles, "direction": u, "gate": gate[..., 0]}
-        return SCALE * (gate @ side.transpose(1, 2))[:, None]  # (B, T, 1) @ (B, 1, P) -> (B, 1, T, P)
+        return SCALE * (gate @ wedge.transpose(1, 2))[:, None]  # (B, T, 1) @ (B, 1, P) -> (B, 1, T, P)

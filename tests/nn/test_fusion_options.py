@@ -6,7 +6,9 @@ load as they were built:
   text->image scores) start at zero: a model fine-tuned from v15 starts as v15;
 - an additive attention bias gives the same weights and outputs on every path (the three
   visible stages, torch's fused kernel, the transposed inference path) and is softmax(s + b);
-- the AnchorBias is zero with a zero gate, linear in the patch position, blind to padding;
+- the AnchorBias is zero with a zero gate, a penalty outside the wedge around the relation's
+  direction (0 inside, -S outside, square in pixels whatever the picture's shape), blind to
+  padding;
 - Step by step recomputes a layer with an AnchorBias exactly (the bias is recorded).
 """
 
@@ -73,23 +75,56 @@ def test_attention_bias_on_every_path():
     assert (w_s[1, ..., 4] == 0).all()
 
 
-def test_anchor_bias_is_gated_linear_in_position_and_blind_to_padding():
+def _one_token_anchor(landmark_at=(0.0, 0.0), direction=(-1.0, 0.0)):
+    """An AnchorBias over one token whose map sat at ``landmark_at``, reading ``direction``,
+    with its gate fully open: its bias is S * wedge."""
+    anchor = AnchorBias(4)
+    with torch.no_grad():
+        anchor.roles.weight.zero_(), anchor.roles.bias.zero_()
+        anchor.direction.weight.zero_(), anchor.direction.bias.copy_(torch.tensor(direction))
+        anchor.gate.weight.zero_(), anchor.gate.bias.fill_(1.0)
+    return anchor, torch.tensor([[landmark_at]])  # (1, 1, 2) centroid
+
+
+def test_anchor_bias_is_a_gated_wedge_blind_to_padding():
+    from mmattn.nn.anchor import SCALE
+
     torch.manual_seed(0)
     anchor = AnchorBias(8)
     text, cents = torch.randn(1, 4, 8), torch.rand(1, 4, 2) * 2 - 1
-    coords = patch_coordinates(3, 4)  # (12, 2)
+    coords = patch_coordinates(3, 4, isotropic=True)  # (12, 2)
     mask = torch.tensor([[True, True, True, False]])
     assert torch.equal(anchor(text, cents, coords, mask), torch.zeros(1, 1, 4, 12))  # gate starts at 0
+    # "left of" a landmark at the centre: patches to its left (more left than up or down) are
+    # left alone, patches to its right, above or below get nearly -S
+    anchor, cent = _one_token_anchor((0.0, 0.0), (-1.0, 0.0))
+    pts = torch.tensor([[-0.8, 0.1], [-0.6, -0.4], [-0.05, 0.0], [0.8, 0.0], [0.0, -0.8], [-0.3, 0.8], [0.0, 0.0]])
+    b = anchor(torch.zeros(1, 1, 4), cent, pts)[0, 0, 0]  # (7,)
+    assert (b[:3] == 0).all()  # left, left a little higher, just left of the landmark's centre
+    assert (b[3:6] < -0.95 * SCALE).all()  # right, above, below-left (more below than left)
+    assert abs(b[6]) < 1e-6  # the landmark's own centre is on the wedge's point
+    # another landmark: the wedge moves with it
+    anchor_r, cent_r = _one_token_anchor((0.5, 0.0), (-1.0, 0.0))
+    assert anchor_r(torch.zeros(1, 1, 4), cent_r, torch.tensor([[0.2, 0.0], [0.8, 0.0]]))[0, 0, 0].tolist()[0] == 0
+    assert anchor_r(torch.zeros(1, 1, 4), cent_r, torch.tensor([[1.0, 0.0]]))[0, 0, 0, 0] < -0.95 * SCALE
+    # the direction's length does not matter, only where it points
+    anchor2, _ = _one_token_anchor((0.0, 0.0), (-5.0, 0.0))
+    assert torch.allclose(anchor2(torch.zeros(1, 1, 4), cent, pts), anchor(torch.zeros(1, 1, 4), cent, pts), atol=1e-5)
+    # a padding token's features and centroid change nothing for the real tokens
+    anchor = AnchorBias(8)
     torch.nn.init.normal_(anchor.gate.weight)
     b = anchor(text, cents, coords, mask)[0, 0]  # (T, P)
-    # linear in the patch position: the difference between patches (0,1) and (0,0) is the same step everywhere
-    step_x = b[:, 1] - b[:, 0]
-    assert torch.allclose(b[:, 2] - b[:, 1], step_x, atol=1e-5) and torch.allclose(b[:, 3] - b[:, 2], step_x, atol=1e-5)
-    assert step_x.abs().max() > 0
-    # a padding token's features and centroid change nothing for the real tokens
     text2, cents2 = text.clone(), cents.clone()
     text2[0, 3], cents2[0, 3] = 100.0, torch.tensor([5.0, -5.0])
     assert torch.allclose(anchor(text2, cents2, coords, mask)[0, 0, :3], b[:3], atol=1e-5)
+
+
+def test_isotropic_coordinates_keep_45_degrees_in_pixels():
+    wide = patch_coordinates(2, 4, isotropic=True)  # a 4x2-patch picture: x spans [-1, 1], y half that
+    assert torch.allclose(wide[:, 0].abs().max(), torch.tensor(0.75)) and torch.allclose(wide[:, 1].abs().max(), torch.tensor(0.25))
+    steps = wide[1] - wide[0], wide[4] - wide[0]  # one patch right, one patch down
+    assert torch.allclose(steps[0].norm(), steps[1].norm())
+    assert torch.equal(patch_coordinates(3, 3, isotropic=True), patch_coordinates(3, 3))
 
 
 def test_step_by_step_recomputes_a_layer_with_an_anchor():
