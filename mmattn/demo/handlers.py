@@ -105,7 +105,7 @@ class Demo:
         shown = [w.label for w in v.words if w.index in set(views.default_shown([w.grounded for w in v.words], v.out_of_world))]
         numbers = {**self.trace(q, kw["method"]).grounding(**kw).to_json(maps=True), **v.data}  # the patch maps too
         return {
-            "picture": v.picture, "legend": views.legend_html(v.words, [w.index for w in v.words if w.label in shown], q.lang),
+            "picture": v.picture, "legend": views.legend_html(v.words, [w.index for w in v.words if w.label in shown], q.lang, v.phrases),
             "pick": update(choices=[w.label for w in v.words], value=shown), "match": self._match(v, q.lang), "notice": v.notice,
             "table": views.word_frame(v.words, v.out_of_world, q.lang), "data": v.data, "question": q,
             "pick_css": views.word_css(v.words), "ground_export": export(numbers, "grounding"),
@@ -119,7 +119,7 @@ class Demo:
         q = self._need(q)
         idx = [int(str(p).split(":", 1)[0]) for p in picked or []]
         v, _ = self._ground_view(q, method, layer, heads, show_boxes, shown=idx)
-        return {"picture": v.picture, "legend": views.legend_html(v.words, idx, q.lang), "match": self._match(v, q.lang)}
+        return {"picture": v.picture, "legend": views.legend_html(v.words, idx, q.lang, v.phrases), "match": self._match(v, q.lang)}
 
     # ---- Image -> text ----------------------------------------------------------------------
     @outputs("click_words", "click_data", "click_img", "x_in", "y_in", "click_other")

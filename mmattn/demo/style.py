@@ -10,6 +10,8 @@ CSS = """
 .legend {display: flex; flex-wrap: wrap; gap: 6px; margin: 4px 0;}
 .legend .chip {border: 2px solid; border-radius: 12px; padding: 1px 8px; font-size: 0.9em; background: #fff; color: #222;}
 .legend .chip.function {border-style: dashed; color: #555;}
+.legend .phrase {display: inline-flex; flex-wrap: wrap; align-items: center; gap: 3px; padding: 2px 6px; border: 1px solid #9ca3af; border-radius: 14px; background: #f9fafb;}
+.legend .phrase .anchor {color: #374151; margin-left: 2px;}
 .tab-container button[aria-selected=true], button[role=tab][aria-selected=true] {color: #3730a3 !important;}
 .legend .swatch {display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 4px;}
 .scale {display: flex; align-items: center; gap: 6px; font-size: 0.8em; color: #444;}

@@ -113,6 +113,26 @@ def outline_patches(picture: Image.Image, grid: tuple[int, int], patches: list[t
     return im
 
 
+def labelled_box(picture: Image.Image, box, label: str, size: int = 15) -> Image.Image:
+    """Draw ``box`` (x0, y0, x1, y1, x1/y1 exclusive) on ``picture`` in place: white with a
+    dark rim (readable over any word colour), ``label`` on a dark plate above it (inside the
+    picture: below the top edge when there is no room above)."""
+    if box is None:
+        return picture
+    d = ImageDraw.Draw(picture)
+    x0, y0, x1, y1 = box[0], box[1], max(box[0], box[2] - 1), max(box[1], box[3] - 1)
+    w = max(2, min(picture.size) // 120)
+    d.rectangle([x0, y0, x1, y1], outline=(20, 20, 20), width=w + 2)
+    d.rectangle([x0 + 1, y0 + 1, x1 - 1, y1 - 1], outline=(255, 255, 255), width=w)
+    f = font(size)
+    tw = d.textlength(label, font=f) + 8
+    ty = y0 - size - 6 if y0 >= size + 6 else y1 + 2 if y1 + size + 6 <= picture.height else y0 + 2
+    tx = min(max(0, x0), max(0, picture.width - tw))
+    d.rectangle([tx, ty, tx + tw, ty + size + 5], fill=(20, 20, 20))
+    d.text((tx + 4, ty + 1), label, fill=(255, 255, 255), font=f)
+    return picture
+
+
 def diverging_over(image: Image.Image, grid_map: np.ndarray, low: float, high: float, *, height: int | None = None,
                    alpha: float = 0.8) -> Image.Image:  # fmt: skip
     """A (gh, gw) map on the diverging ramp from ``low`` (blue) through the middle (white) to

@@ -1,6 +1,7 @@
 """Positions off makes the referent jump: which object a relational phrase picks with and
 without positional encodings ("the circle left of the square" when there are two circles).
 
+:func:`jump` compares two answers to one question (the demo's two traces);
 :func:`referent_jump` grounds the caption twice, with the model's positions and with a copy
 that has none (:func:`mmattn.teach.recompute.without_positions`), takes the first phrase
 anchored to a landmark (:mod:`mmattn.api.phrases`), and says in words where each of its two
@@ -13,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mmattn.api.grounder import Grounder
+from mmattn.api.grounding import Grounding
 from mmattn.scenes import ZH_COLOURS, ZH_RELATIONS, ZH_SHAPES
 from mmattn.teach.recompute import without_positions
+from mmattn.teach.text import t
 
 EN_SIDES = {"left": "left of", "right": "right of", "above": "above", "below": "below"}
 RELATION_DOMINANCE = 1.3  #: as mmattn.scenes.samples.relation: the dominant axis must be this many times the other
@@ -62,27 +65,23 @@ def _object_at(box, objects) -> int | None:
     return None
 
 
-def _describe(lang: str, phrase: str, landmark: str, side: str | None, obj, box) -> str:
-    if obj is not None:
-        name = f"the {obj.colour} {obj.shape}" if lang == "en" else ZH_COLOURS[obj.colour] + ZH_SHAPES[obj.shape]
+def _describe(lang: str, landmark: str, side: str | None, obj) -> str:
+    name = None if obj is None else t("jump_name", lang, colour=obj.colour if lang == "en" else ZH_COLOURS[obj.colour],
+                                      shape=obj.shape if lang == "en" else ZH_SHAPES[obj.shape])  # fmt: skip
+    if side:
+        where = t("jump_side", lang, side=EN_SIDES[side] if lang == "en" else ZH_RELATIONS[side], landmark=landmark)
     else:
-        name = None
-    if lang == "en":
-        where = f"the object {EN_SIDES[side]} the {landmark}" if side else "an object that is on no clear side of the " + landmark
-        return f"{name} ({where})" if name else where
-    where = f"{landmark}{ZH_RELATIONS[side]}的物体" if side else f"不在{landmark}明确一侧的物体"
-    return f"{name}（{where}）" if name else where
+        where = t("jump_no_side", lang, landmark=landmark)
+    return t("jump_named", lang, name=name, where=where) if name else where
 
 
-def referent_jump(grounder: Grounder, image, caption: str, objects=None) -> ReferentJump:
-    """Ground ``caption`` with and without positions and compare its relational phrase's
-    picks. ``objects``: the scene's objects (:class:`mmattn.scenes.SceneObject`, with boxes)
-    when known. Raises ValueError when the caption has no phrase anchored to a landmark."""
-    on = grounder.ground(image, caption)
-    off = without_positions(grounder).ground(image, caption)
+def jump(on: Grounding, off: Grounding, objects=None) -> ReferentJump | None:
+    """Compare the first phrase anchored to a landmark in two answers to one question: ``on``
+    with positions, ``off`` without (:func:`mmattn.teach.recompute.without_positions`). None
+    when the caption has no such phrase. ``objects``: the scene's objects when known."""
     anchored = [p for p in on.phrases if p.anchor is not None]
-    if not anchored:
-        raise ValueError(f"{caption!r} has no phrase anchored to another by a relation (e.g. 'the circle left of the square')")
+    if not anchored or len(off.phrases) != len(on.phrases):
+        return None
     n = on.phrases.index(anchored[0])
     p_on, p_off = on.phrases[n], off.phrases[n]
     landmark_on = on.phrases[p_on.anchor]
@@ -90,15 +89,22 @@ def referent_jump(grounder: Grounder, image, caption: str, objects=None) -> Refe
     obj_on, obj_off = _object_at(p_on.box, objects), _object_at(p_off.box, objects)
     jumped = (obj_on != obj_off) if objects else side_on != side_off
     o = lambda k: objects[k] if objects and k is not None else None  # noqa: E731
-    en_on = _describe("en", p_on.text, landmark_on.text, side_on, o(obj_on), p_on.box)
-    en_off = _describe("en", p_on.text, landmark_on.text, side_off, o(obj_off), p_off.box)
-    zh_on = _describe("zh", p_on.text, landmark_on.text, side_on, o(obj_on), p_on.box)
-    zh_off = _describe("zh", p_on.text, landmark_on.text, side_off, o(obj_off), p_off.box)
-    if jumped:
-        en = f"With positions, “{p_on.text}” picks {en_on}; without them it jumps to {en_off}."
-        zh = f"有位置编码时，“{p_on.text}”选中{zh_on}；去掉位置编码后，它跳到了{zh_off}。"
-    else:
-        en = f"With and without positions, “{p_on.text}” picks {en_on}."
-        zh = f"无论有没有位置编码，“{p_on.text}”都选中{zh_on}。"
+    sentences = {}
+    for lang in ("en", "zh"):
+        said_on = _describe(lang, landmark_on.text, side_on, o(obj_on))
+        said_off = _describe(lang, landmark_on.text, side_off, o(obj_off))
+        key = "jump_moved" if jumped else "jump_same"
+        sentences[lang] = t(key, lang, phrase=p_on.text, on=said_on, off=said_off)
     return ReferentJump(p_on.text, landmark_on.text, p_on.relation, p_on.box, p_off.box, side_on, side_off,
-                        obj_on, obj_off, jumped, en, zh)  # fmt: skip
+                        obj_on, obj_off, jumped, sentences["en"], sentences["zh"])  # fmt: skip
+
+
+def referent_jump(grounder: Grounder, image, caption: str, objects=None) -> ReferentJump:
+    """Ground ``caption`` with and without positions and compare its relational phrase's
+    picks (:func:`jump`). ``objects``: the scene's objects (:class:`mmattn.scenes.SceneObject`,
+    with boxes) when known. Raises ValueError when the caption has no phrase anchored to a
+    landmark."""
+    j = jump(grounder.ground(image, caption), without_positions(grounder).ground(image, caption), objects)
+    if j is None:
+        raise ValueError(f"{caption!r} has no phrase anchored to another by a relation (e.g. 'the circle left of the square')")
+    return j

@@ -23,7 +23,7 @@ from mmattn.api import pictures
 from mmattn.api.maps import maps_at_size
 from mmattn.api.trace import Trace
 from mmattn.models.tokenizer import MAX_TOKENS
-from mmattn.teach import colours, drawing, recompute, story
+from mmattn.teach import colours, drawing, recompute, relations, story
 from mmattn.teach.relation import relation_sentence
 from mmattn.teach.text import stage_label, t
 
@@ -123,6 +123,16 @@ class WordRow:
 
 
 @dataclass
+class PhraseRow:
+    """One noun phrase, as the legend groups its words."""
+
+    text: str
+    words: list[int]  #: its words' indices
+    relation: str | None = None  #: how it stands to its landmark ("left"), for a relational phrase
+    landmark: str | None = None  #: the landmark phrase's text
+
+
+@dataclass
 class GroundView:
     picture: Image.Image  #: the image with the chosen words' maps, outlines and boxes
     words: list[WordRow]
@@ -130,6 +140,7 @@ class GroundView:
     notice: str  #: plain sentences for the user
     data: dict = field(repr=False)  #: the result as JSON
     out_of_world: bool = False  #: the image is not from the model's world: nothing is found
+    phrases: list[PhraseRow] = field(default_factory=list)  #: the caption's noun phrases, for the legend
 
 
 def compose(view: Image.Image, maps: np.ndarray, colours: list[str], shown: list[int], boxes: list | None = None) -> Image.Image:
@@ -137,7 +148,8 @@ def compose(view: Image.Image, maps: np.ndarray, colours: list[str], shown: list
     colour of the shown word whose map is strongest there, with opacity MASK_ALPHA x its value
     (so objects stay visible and colours never mix into new ones); each shown word's region is
     outlined in its colour where its map crosses CONTOUR; ``boxes[i]`` (view pixels) are drawn
-    in the word's colour with its index."""
+    in the word's colour with its index, a box that several words share (their phrase's) once,
+    with all their indices."""
     out = np.asarray(view.convert("RGB"), np.float32).copy()
     if shown:
         sel = np.clip(maps[shown], 0, 1)  # (S, h, w)
@@ -154,15 +166,15 @@ def compose(view: Image.Image, maps: np.ndarray, colours: list[str], shown: list
     if boxes:
         d = ImageDraw.Draw(im)
         width = max(2, min(im.size) // 150)
-        tags: dict[tuple, list[int]] = {}  # words with the same box share one tag: "1,2"
+        tags: dict[tuple, list[int]] = {}  # words with the same box (a phrase's) share it and one tag: "0 1"
         for i in shown:
-            b = boxes[i]
-            if b is None:
-                continue
+            if boxes[i] is not None:
+                tags.setdefault(tuple(boxes[i]), []).append(i)
+        for b, idx in tags.items():  # each box once, in its last word's colour (a phrase's head noun)
             x0, y0, x1, y1 = b[0], b[1], max(b[0], b[2] - 1), max(b[1], b[3] - 1)
             d.rectangle([x0, y0, x1, y1], outline=(20, 20, 20), width=width + 2)
-            d.rectangle([x0, y0, x1, y1], outline=_rgb(colours[i]), width=width)
-            tags.setdefault((x0, y0), []).append(i)
+            d.rectangle([x0, y0, x1, y1], outline=_rgb(colours[idx[-1]]), width=width)
+        tags = {(b[0], b[1]): idx for b, idx in tags.items()}
         for (x0, y0), idx in tags.items():
             x = x0
             ty = y0 - 16 if y0 >= 16 else y0
@@ -253,7 +265,13 @@ def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_s
         shown = default_shown(r.grounded, r.out_of_world)
     shown = [i for i in shown if 0 <= i < W]
     colours = word_colours(r.words)
-    view_boxes = [scale_box(b, r.size, view.size) for b in r.boxes] if show_boxes else None
+    # a phrase's words share the phrase's box (drawn once); other words keep their own
+    word_boxes = list(r.boxes)
+    for ph in r.phrases:
+        for i in ph.words:
+            if 0 <= i < W:
+                word_boxes[i] = ph.box
+    view_boxes = [scale_box(b, r.size, view.size) for b in word_boxes] if show_boxes else None
     picture = compose(view, maps, colours, shown, view_boxes)
     boxes = [scale_box(b, r.size, source_size) for b in r.boxes]
     peaks = [float(m.max()) if m.size else 0.0 for m in r.patch_maps]
@@ -263,7 +281,9 @@ def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_s
     data = r.to_json()
     data.update(boxes=boxes, image_size=list(source_size), model_input_size=list(trace.model_size),
                 colours=colours, precision=trace.precision)  # fmt: skip
-    return GroundView(picture, rows, r.match_score, notice(trace, r, lang), data, r.out_of_world)
+    phrases = [PhraseRow(ph.text, list(ph.words), ph.relation, r.phrases[ph.anchor].text if ph.anchor is not None else None)
+               for ph in r.phrases]  # fmt: skip
+    return GroundView(picture, rows, r.match_score, notice(trace, r, lang), data, r.out_of_world, phrases)
 
 
 def word_table(rows: list[WordRow], out_of_world: bool = False, lang: str = "en") -> list[list]:
@@ -295,16 +315,30 @@ def word_css(rows: list[WordRow]) -> str:
     return f"<style>{rules}</style>"
 
 
-def legend_html(rows: list[WordRow], shown: list[int] | None = None, lang: str = "en") -> str:
-    """The legend: each word in its colour (faded when hidden), and the colour scale."""
+def legend_html(rows: list[WordRow], shown: list[int] | None = None, lang: str = "en", phrases: list[PhraseRow] | None = None) -> str:
+    """The legend: each word in its colour (faded when hidden), a phrase's words grouped
+    (with the landmark a relational phrase is anchored to), and the colour scale."""
     shown_set = set(range(len(rows))) if shown is None else set(shown)
-    chips = []
-    for w in rows:
+
+    def chip(w: WordRow) -> str:
         style = f"border-color:{w.colour};" + ("" if w.index in shown_set else "border-style:dotted;background:#f3f4f6;")  # hidden: still readable
         mark = "✓" if w.grounded else ("?" if not w.known else "·")
         kind = "chip function" if w.word.lower() in FUNCTION_WORDS else "chip"
-        chips.append(f'<span class="{kind}" data-index="{w.index}" style="{style}"><span class="swatch" style="background:{w.colour}"></span>'
-                     f"{w.index}:{html.escape(w.word)} <small>{mark}</small></span>")  # fmt: skip
+        return (f'<span class="{kind}" data-index="{w.index}" style="{style}"><span class="swatch" style="background:{w.colour}"></span>'
+                f"{w.index}:{html.escape(w.word)} <small>{mark}</small></span>")  # fmt: skip
+
+    groups = {ph.words[0]: ph for ph in phrases or [] if ph.words and all(0 <= i < len(rows) for i in ph.words)}
+    inside = {i for ph in groups.values() for i in ph.words}
+    chips = []
+    for w in rows:
+        if w.index in groups:
+            ph = groups[w.index]
+            rel = ""
+            if ph.relation and ph.landmark:
+                rel = f'<small class="anchor">{html.escape(t("legend_anchored", lang, relation=t("rel_" + ph.relation, lang), landmark=ph.landmark))}</small>'
+            chips.append(f'<span class="phrase" title="{html.escape(ph.text)}">{"".join(chip(rows[i]) for i in ph.words)}{rel}</span>')
+        elif w.index not in inside:
+            chips.append(chip(w))
     scale = (f'<div class="scale"><span>{t("weak", lang)}</span><span class="bar"></span><span>{t("strongest", lang)}</span></div>'
              f'<div class="scale-note">{t("scale_note", lang)}</div>')  # fmt: skip
     function = list(dict.fromkeys(w.word for w in rows if w.word.lower() in FUNCTION_WORDS))
@@ -544,19 +578,25 @@ def positions_view(grounder, image: Image.Image | None = None, n: int = 32, dim:
 
 
 # ---- Positions off: the same question without positional encodings --------------------------------
-def positions_off_picture(p, trace: Trace, lang: str = "en") -> Image.Image:
+def positions_off_picture(p, trace: Trace, lang: str = "en", jump=None) -> Image.Image:
     """With positions and without, side by side, each titled; the words found with positions
     drawn in their colours on both (the same words, the same colours, each outlined where its
-    map is above half the strongest value), and a legend naming each outline's word."""
+    map is above half the strongest value), and a legend naming each outline's word. With a
+    relational phrase (``jump``, :func:`mmattn.teach.relations.jump`), its box on each side:
+    the object it picks with positions and without."""
     shown = [i for i, g in enumerate(p.grounded_on) if g] or list(range(len(p.words)))
     if trace.out_of_world:
         shown = []
     view = pictures.resize_to_height(trace.image, POS_OFF_HEIGHT, VIEW_MAX_WIDTH // 2)
     colours = word_colours(p.words)
     panels = []
-    for key, m in (("pos_off_with", p.maps_on), ("pos_off_without", p.maps_off)):
+    boxes = (jump.box_on, jump.box_off) if jump is not None else (None, None)
+    for (key, m), box in zip((("pos_off_with", p.maps_on), ("pos_off_without", p.maps_off)), boxes):
         maps = maps_at_size(m, trace.grid, (view.height, view.width))
-        panels.append(drawing.titled(compose(view, maps, colours, shown), t(key, lang), size=17, top=30))  # top: room for the page's label
+        panel = compose(view, maps, colours, shown)
+        if box is not None:
+            drawing.labelled_box(panel, scale_box(box, trace.image.size, view.size), t("jump_box", lang, phrase=jump.phrase))
+        panels.append(drawing.titled(panel, t(key, lang), size=17, top=30))  # top: room for the page's label
     both = drawing.side_by_side(panels)
     legend = drawing.word_legend(both.width, [(f"{i}:{p.words[i]}", colours[i]) for i in shown], t("pos_off_legend", lang), size=15)
     out = Image.new("RGB", (both.width, both.height + legend.height), (255, 255, 255))
@@ -571,7 +611,8 @@ def positions_off_view(trace: Trace, off: Trace, lang: str = "en") -> tuple[Imag
     them), a table of how far each word's map moved, and what happened to the relation check
     and the match score."""
     p = recompute.positions_off(trace, off)
-    picture = positions_off_picture(p, trace, lang)
+    j = None if trace.out_of_world else relations.jump(trace.grounding(), off.grounding())  # a relational phrase's pick, both ways
+    picture = positions_off_picture(p, trace, lang, j)
     if trace.out_of_world:  # no verdict on an image outside the model's world, with positions or without
         summary = t("note_out_of_world", lang, reason=trace.world.reason_zh if lang == "zh" else trace.world.reason)
     else:
@@ -579,6 +620,8 @@ def positions_off_view(trace: Trace, off: Trace, lang: str = "en") -> tuple[Imag
         rel_on, rel_off = (relation_sentence(p.words, m, trace.grid, lang) for m in (p.maps_on, p.maps_off))
         summary = t("pos_off_summary", lang, rel_on=rel_on + sep if rel_on else "", m_on=p.match_on, rel_off=rel_off + sep if rel_off else "",
                     m_off=p.match_off)  # fmt: skip
+        if j is not None:
+            summary = f"**{md_text(j.sentence_zh if lang == 'zh' else j.sentence_en)}**\n\n" + summary
     head = t("pos_off_table_head", lang) + "\n|---|---|---|---|\n"
     yes, no = t("yes", lang), t("no", lang)
     rows = "\n".join(f"| {i}:{md_text(w)} | {m:.0%} | {yes if a else no} | {yes if b else no} |"
@@ -586,4 +629,7 @@ def positions_off_view(trace: Trace, off: Trace, lang: str = "en") -> tuple[Imag
     data = {"words": p.words, "moved": [round(m, 4) for m in p.moved], "grounded_on": p.grounded_on, "grounded_off": p.grounded_off,
             "relation_on": round(p.relation_on, 4), "relation_off": round(p.relation_off, 4),
             "match_on": round(p.match_on, 6), "match_off": round(p.match_off, 6)}  # fmt: skip
+    if j is not None:
+        data["referent"] = {"phrase": j.phrase, "landmark": j.landmark, "relation": j.relation, "box_on": j.box_on, "box_off": j.box_off,
+                            "side_on": j.side_on, "side_off": j.side_off, "jumped": j.jumped}  # fmt: skip
     return picture, summary + "\n\n" + head + rows, data

@@ -33,7 +33,7 @@ def test_every_template_formats(key):
         assert out, (key, lang)
 
 
-FORMULAS = {"fig_sqrt_d"}  #: the same in both languages: a formula, no words
+FORMULAS = {"fig_sqrt_d", "jump_name", "jump_named"}  #: the same in both languages: a formula, or a template of placeholders and CJK punctuation
 
 
 def test_chinese_text_is_chinese():
