@@ -104,6 +104,13 @@ class Grounder:
     def tokenizer(self):
         return self.processor.tokenizer
 
+    @property
+    def anchored(self) -> bool:
+        """Whether the model's last fusion layer applies the caption's relation to its
+        text -> image scores (an AnchorBias, :mod:`mmattn.nn.anchor`)."""
+        fusion = getattr(self.model, "fusion", None)
+        return bool(fusion) and getattr(fusion[-1], "anchor", None) is not None
+
     def knows(self, word: str) -> bool:
         """Whether ``word`` is in the model's vocabulary."""
         return known_word(self._known, word)
@@ -303,7 +310,7 @@ class Grounder:
                 gradients=[g[b, :, :n] for g in gr] if gr is not None else None, inputs=recorded,
                 legrad=numpy(legrad[b, :n]) if legrad is not None else None,
                 model_name=self.name, precision=precision,
-                notice=truncation_notice(cap),
+                notice=truncation_notice(cap), anchored=self.anchored,
             ))  # fmt: skip
         return traces
 

@@ -301,3 +301,25 @@ def _axis_operator(n_in: int, n_out: int) -> Tensor:
     """The (n_out, n_in) matrix of :func:`smooth_upsample` along one axis."""
     eye = torch.eye(n_in)  # n_in basis maps on an (n_in, 1) grid
     return smooth_upsample(eye, (n_in, 1), (n_out, 1))[:, :, 0].T.contiguous()
+
+
+def evidence_maps(last: np.ndarray, first: np.ndarray, support: float = 0.01, kept: float = 0.2) -> np.ndarray:
+    """The maps a relation check may read when the last layer applies the caption's relation
+    (an AnchorBias, :mod:`mmattn.nn.anchor`), e.g. for a relational phrase's box: each word's last-layer map (W, P) kept only
+    where its first-layer map, which has not read the relation yet, sees something (at least
+    ``support`` of its peak). A false "the triangle above the square" pushes the triangle's
+    last map onto the empty region above the square; that region has no first-layer support,
+    so the word falls back to its first-layer map (where the triangle really is) whenever
+    less than ``kept`` of its last map survives. Otherwise the check would only read back
+    what the caption said.
+
+    Measured on 80 relational captions and their relation swaps (v16): without this, the
+    relation sentence called 1 of 80 swaps wrong and no swap's phrase box was on its object;
+    with ``support`` 0.01, 77 of 80 and 77 of 80 (0.05: 78 and 78), every true caption still
+    agreeing; the referent found on 300 relational scenes with a distractor 0.990 (0.05:
+    0.973, as a first-layer map can give the referent less than 5% of the distractor's peak)."""
+    last, first = np.asarray(last, np.float64), np.asarray(first, np.float64)
+    seen = first >= support * first.max(1, keepdims=True)
+    masked = np.where(seen, last, 0.0)
+    ok = masked.sum(1) >= kept * last.sum(1)
+    return np.where(ok[:, None], masked, first)

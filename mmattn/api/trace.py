@@ -24,7 +24,7 @@ from PIL import Image
 from mmattn.api.backend import WorldVerdict
 from mmattn.api.grounding import Grounding, RawAttention
 from mmattn.api.inputs import DEFAULT_LAYER, check_head, check_heads, check_layer  # noqa: F401 -- DEFAULT_LAYER: read from here too
-from mmattn.api.maps import boxes_from_maps, reduce_heads, word_matrix
+from mmattn.api.maps import boxes_from_maps, evidence_maps, reduce_heads, word_matrix
 from mmattn.api.phrases import ground_phrases
 from mmattn.api.processor import Caption
 from mmattn.api.words import unknown_word_message
@@ -75,6 +75,9 @@ class Trace:
     #: whether the image looks like the model's training world (None: the backend does not check)
     world: WorldVerdict | None = None
     suggestions: dict[str, str] = field(default_factory=dict)  #: unknown word -> a close known word ("did you mean")
+    #: the last fusion layer applied the caption's relation to its maps (an AnchorBias): its
+    #: maps of the referent's words follow what the caption says, the first layer's do not
+    anchored: bool = False
     #: readings already made (a trace is read many times by the demo): key -> value
     memo: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -201,7 +204,12 @@ class Trace:
         grounded = self._grounded(scores)
         if boxes is None:
             boxes = _boxes([self], [maps], [grounded])[0]
-        phrases = ground_phrases(list(self.words), maps, tuple(self.grid), self.size, scores, grounded)
+        phrase_maps = maps
+        if self.anchored and method == "attention" and layer == self.num_layers - 1 and self.num_layers > 1:
+            # the last layer applied the caption's relation: a phrase is boxed where the first
+            # layer also sees it, so a relation that holds for nothing does not box empty ground
+            phrase_maps = evidence_maps(maps, self.word_patch_maps(method, 0, heads))
+        phrases = ground_phrases(list(self.words), phrase_maps, tuple(self.grid), self.size, scores, grounded)
         return Grounding(
             phrases=phrases, caption=self.caption.text, words=list(self.words), image=self.image, grid=tuple(self.grid), size=self.size,
             patch_maps=maps, image_to_text=self.patch_words(layer, heads), grounded=grounded, grounded_scores=scores,

@@ -14,8 +14,9 @@ of the text->image attention scores of a fusion layer (as a relative positional 
                                           0 inside the relation's 90-degree wedge (the patch
                                           is further along u than across it: "left of" means
                                           more left than up or down), down to -1 outside
-    bias[t, p] = S g_t wedge_p            a penalty outside the wedge, for the words that
-                                          name the referent (gate g_t)
+    g_t = sigmoid(w . x_t + b)            which words name the referent: ~1 for them, ~0 for
+                                          every other word and every caption without a relation
+    bias[t, p] = S g_t wedge_p            a penalty outside the wedge, for those words
 
 A wedge, not a half-plane or a ramp, because that is what the relation means: the circle
 "left of" the square may stand a little higher than it, the one below it a little to its
@@ -32,7 +33,12 @@ S = 24 and K = 4 are fixed scales (as 1/sqrt(d) in attention): a penalty of seve
 is what it takes to empty a patch's share of a softmax, and the gate, a small linear read,
 would take many steps to grow that large on its own.
 
-Index letters: B captions, T tokens, P patches, D width. The gate starts at zero, so a layer
+The gate is a sigmoid, not a free linear read: a linear gate trained towards 0 on the other
+words still left them +-0.05, which, times S, cut the maps of large objects in captions with
+no relation at all (box IoU of large objects 0.63-0.73 against 0.77-0.85 with the AnchorBias
+removed from the same weights).
+
+Index letters: B captions, T tokens, P patches, D width. The gate starts at 2e-9, so a layer
 with an AnchorBias starts as the layer without it. With positions off (the demo's
 experiment) the bias is switched off too: it is made of positions.
 """
@@ -45,6 +51,7 @@ from torch import Tensor, nn
 
 SCALE = 24.0  #: S above
 SHARPNESS = 4.0  #: K above
+GATE_START = -20.0  #: the gate's starting logit: sigmoid(-20) = 2e-9, so the layer starts as the one without it
 
 
 class AnchorBias(nn.Module):
@@ -53,9 +60,9 @@ class AnchorBias(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.roles = nn.Linear(dim, 2)  # token scores: landmark, relation word
         self.direction = nn.Linear(dim, 2)  # each token's direction (x, y) in image coordinates
-        self.gate = nn.Linear(dim, 1)  # how strongly each token's map follows the relation
+        self.gate = nn.Linear(dim, 1)  # how strongly each token's map follows the relation (a logit)
         nn.init.zeros_(self.gate.weight)
-        nn.init.zeros_(self.gate.bias)
+        nn.init.constant_(self.gate.bias, GATE_START)
 
     def forward(self, text: Tensor, centroids: Tensor, coords: Tensor, mask: Tensor | None = None) -> Tensor:
         """text (B, T, D), centroids (B, T, 2) where each token looked in the previous layer,
@@ -63,7 +70,8 @@ class AnchorBias(nn.Module):
         [-1, 1]; :func:`mmattn.models.encoders.patch_coordinates` with ``isotropic=True``),
         mask (B, T) bool -> bias (B, 1, T, P)."""
         x = self.norm(text)
-        gate = self.gate(x)  # (B, T, 1)
+        gate_logit = self.gate(x)  # (B, T, 1)
+        gate = gate_logit.sigmoid()  # in (0, 1): never a bonus outside the wedge, and ~0 where it should be 0
         scores = self.roles(x)  # (B, T, 2)
         if mask is not None:
             scores = scores.masked_fill(~mask[..., None], float("-inf"))
@@ -75,5 +83,5 @@ class AnchorBias(nn.Module):
         along, aside = d @ u[..., None], (d @ across[..., None]).abs()  # (B, P, 1) each
         wedge = torch.tanh(SHARPNESS * (along - aside)).clamp(max=0)  # (B, P, 1): 0 in the relation's wedge, to -1 outside
         #: what it read, for the training loss that supervises it (mmattn.training.train)
-        self.parts = {"roles": roles, "direction": u, "gate": gate[..., 0]}
+        self.parts = {"roles": roles, "direction": u, "gate": gate[..., 0], "gate_logit": gate_logit[..., 0]}
         return SCALE * (gate @ wedge.transpose(1, 2))[:, None]  # (B, T, 1) @ (B, 1, P) -> (B, 1, T, P)

@@ -181,6 +181,9 @@ def matrix_figure(steps, name: str, *, lang: str = "en", query: int | list[int] 
         y, x, ya, xa = ql, kl, _axis_title(qkind, lang, "queries"), _axis_title(kkind, lang, "keys")
         if name == "scores":
             tpl = "S[%{y}, %{x}] = q_%{y} · k_%{x} = %{z:.3f}"
+        elif name == "scaled" and getattr(steps, "bias", None) is not None:  # a layer with an AnchorBias
+            custom = np.stack([steps.scores, steps.bias], -1).astype(np.float32)
+            tpl = f"S[%{{y}}, %{{x}}] / √{hd} + b = %{{customdata[0]:.3f}} / {rt:.2f} + %{{customdata[1]:.2f}} = %{{z:.3f}}<br>" + t("fig_hover_bias", lang)
         elif name == "scaled":
             custom = steps.scores.astype(np.float32)
             tpl = f"S[%{{y}}, %{{x}}] / √{hd} = %{{customdata:.3f}} / {rt:.2f} = %{{z:.3f}}"
@@ -307,9 +310,10 @@ def scaling_stats(steps, query_index: int | list[int], temperature: float = 1.0,
     if not (np.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive number (got {temperature})")
     s = steps.scores[rows].astype(np.float64)  # (k, Lk)
+    b = np.zeros_like(s) if getattr(steps, "bias", None) is None else steps.bias[rows].astype(np.float64)  # an AnchorBias, added either way
     rt = math.sqrt(steps.head_dim)
-    p0 = np.mean([_softmax(r) for r in s], 0)
-    p1 = np.mean([_softmax(r / rt / temperature) for r in s], 0)
+    p0 = np.mean([_softmax(r + c) for r, c in zip(s, b)], 0)
+    p1 = np.mean([_softmax((r / rt + c) / temperature) for r, c in zip(s, b)], 0)
     if label is None:
         label = _query_name(steps, rows)
     return ScalingStats(label, float(temperature), rt, p0, p1, float(p0.max()), float(p1.max()),

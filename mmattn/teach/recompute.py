@@ -98,7 +98,7 @@ class AttentionSteps:
     k: np.ndarray  #: (Lk, hd) this head's keys
     v: np.ndarray | None  #: (Lk, hd) this head's values
     scores: np.ndarray  #: (Lq, Lk) = q @ k.T: every query-key dot product at once
-    scaled: np.ndarray  #: (Lq, Lk) = scores / sqrt(hd)
+    scaled: np.ndarray  #: (Lq, Lk) = scores / sqrt(hd) (+ ``bias`` in a layer with an AnchorBias): what the softmax reads
     weights: np.ndarray  #: (Lq, Lk) row-wise softmax of ``scaled``: each row sums to 1
     model_weights: np.ndarray  #: (Lq, Lk) the weights the model returned for this head
     head_output: np.ndarray | None  #: (Lq, hd) = weights @ v: weighted sums of the value rows
@@ -106,6 +106,9 @@ class AttentionSteps:
     output: np.ndarray | None  #: (Lq, D) = out_proj(concat)
     model_output: np.ndarray | None  #: (Lq, D) what the layer's attention module returned
     all_weights: np.ndarray = field(repr=False, default=None)  #: (H, Lq, Lk) every head's weights
+    #: (Lq, Lk) the AnchorBias this layer adds to every head's scaled scores (mmattn.nn.anchor):
+    #: a penalty outside the relation's wedge for the words naming the referent; None without one
+    bias: np.ndarray | None = None
 
     @property
     def max_weight_error(self) -> float:
@@ -202,6 +205,7 @@ def attention_steps(grounder: Grounder, trace: Trace, layer: int | None = -1, he
         q=q_all[head].astype(f), k=k_all[head].astype(f),
         scores=scores_all[head].astype(f), scaled=scaled_all[head].astype(f),
         weights=weights_all[head].astype(f), model_weights=model_w, all_weights=weights_all.astype(f), **stage3,
+        bias=None if seen.bias is None else np.broadcast_to(seen.bias.astype(f), scaled_all.shape)[head].copy(),
     )  # fmt: skip
 
 

@@ -82,3 +82,4 @@ def relation_sentence(words: list[str], patch_maps: np.ndarray, grid: tuple[int,
     rel = t(f"rel_{got}", lang)
     key = "relation_agrees" if got == r.relation else "relation_contradicts"
     return t(key, lang, subject=r.subject_name, object=r.object_name, placed=rel, said=t(f"rel_{r.relation}", lang))
+

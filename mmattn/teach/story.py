@@ -90,6 +90,9 @@ def sentence(steps, stage: str, word: int, lang: str = "en") -> str:
         err="–" if steps.max_output_error is None else f"{steps.max_output_error:.0e}",
     )  # fmt: skip
     pieces = _pieces(steps, f, lang) if stage in ("q", "scores") else ""  # said once, where the word's row first appears
+    bias = getattr(steps, "bias", None)
+    if stage == "scaled" and t2i and bias is not None and (low := float(bias[q].mean(0).min())) < -0.5:
+        pieces += " " + t("story_bias", lang, low=num(low))  # an AnchorBias moved this word's row
     return t(f"story_{stage}_{'t2i' if t2i else 'i2t'}", lang, **values) + pieces
 
 

@@ -266,6 +266,8 @@ TEXT: dict[str, str | list[str]] = {
     'story_k_t2i': "The key of {patch}, where {word} ends up looking most, has length {k_norm}; {word}'s score with it is q·k = {score}.",
     'story_v_t2i': 'The value of {patch} is what {word} reads from it, with weight {weight}.',
     'story_scores_t2i': '{word}: score {score} on {patch}, where its weight ends up largest (its row runs from {lo} to {hi}).',
+    'story_bias': 'This layer also adds the relation’s penalty (AnchorBias): down to {low} on the patches outside the side of the landmark the caption names, so this word’s map leaves the objects there.',
+    'fig_hover_bias': 'b: the relation’s penalty (AnchorBias), 0 on the side of the landmark the caption names',
     'story_scaled_t2i': '{word}: score {score} → ÷√{hd} gives {scaled} (the row now runs from {lo_scaled} to {hi_scaled}: the same pattern, smaller numbers).',
     'story_weights_t2i': '{word}: score {score} → ÷√{hd} gives {scaled} → weight {weight}, on {patch}, the largest of its row; its 5 strongest patches hold {top5} of its attention (the row sums to 1).',
     'story_head_output_t2i': "{word}'s new row Z is its weights times the values of the {n_keys} patches: {patch} enters with weight {weight}.",

@@ -265,6 +265,8 @@ TEXT: dict[str, str | list[str]] = {
     'story_k_t2i': '{word} 最终看得最多的是{patch}，这个图块的键长度 {k_norm}；{word} 与它的分数 q·k = {score}。',
     'story_v_t2i': '{patch}的值，就是 {word} 以权重 {weight} 从它那里读到的内容。',
     'story_scores_t2i': '{word}：在{patch}上的分数是 {score}，它的权重最后也落在这里（这一行从 {lo} 到 {hi}）。',
+    'story_bias': '这一层还加上了关系的惩罚（AnchorBias）：在描述所说的地标那一侧以外的图块上最低到 {low}，所以这个词的注意力离开了那里的物体。',
+    'fig_hover_bias': 'b：关系的惩罚（AnchorBias），在描述所说的地标那一侧为 0',
     'story_scaled_t2i': '{word}：分数 {score} → ÷√{hd} 后 {scaled}（这一行现在从 {lo_scaled} 到 {hi_scaled}：图案不变，数值变小）。',
     'story_weights_t2i': '{word}：分数 {score} → ÷√{hd} 后 {scaled} → 权重 {weight}，落在{patch}，是这一行最大的；最强的 5 个图块占了它 {top5} 的注意力（每行之和为 1）。',
     'story_head_output_t2i': '{word} 的新一行 Z 是它的权重乘以 {n_keys} 个图块的值：{patch}以权重 {weight} 参与其中。',

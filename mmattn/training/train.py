@@ -141,12 +141,11 @@ def compute_losses(model: GroundingModel, batch: dict, cfg: TrainConfig) -> tupl
     return total, {**{k: float(v.detach()) for k, v in losses.items()}, **stats}
 
 
-#: The attention loss alone pulls an AnchorBias's gate down: it wants each referent word's map
-#: spread over the whole referent, and the wedge's bonus fades towards the wedge's edges,
-#: where a referent next to its landmark has some of its patches (measured: d(attention
-#: loss)/d(gate) > 0 on 98% of referent tokens; with weight 1 the gate settled at 0.3-0.5 of
-#: its target 1, and with the true gate the referent was found in 0.94 of scenes instead of
-#: 0.77). Weighing the gate's supervision 10x settles it near 1.
+#: The gate's supervision against the attention loss. With a wedge that gave a bonus fading
+#: towards its edges, the attention loss pulled the gate down (d loss/d gate > 0 on 98% of
+#: referent tokens; weighed 1x, the gate settled at 0.3-0.5 of its target 1 and the referent
+#: was found in 0.77 of scenes, 0.94 with the true gate). Weighed 10x it settles near 1, and
+#: near 0 on every other word, which the penalty-only wedge needs (mmattn.nn.anchor).
 GATE_WEIGHT = 10.0
 
 
@@ -154,8 +153,8 @@ def anchor_loss(parts: dict, batch: dict, B: int) -> torch.Tensor:
     """Supervise an AnchorBias's reading of the true captions (rows [0, B)): its landmark
     and relation-word roles (cross-entropy against the tokens of object 1 and of the relation
     word), its direction (squared error against the relation's unit vector) and its gate
-    (1 on the referent's tokens of a relational caption, 0 on every other real token; the two
-    groups weigh half each)."""
+    (binary cross-entropy: 1 on the referent's tokens of a relational caption, 0 on every
+    other real token; the two groups weigh half each)."""
     has = batch["anchor_has"]  # (B,)
     roles, target = parts["roles"][:B].float(), batch["anchor_roles"]  # (B, T, 2), (B, T, 3)
     loss = roles.new_zeros(())
@@ -171,7 +170,7 @@ def anchor_loss(parts: dict, batch: dict, B: int) -> torch.Tensor:
     real = batch["attention_mask"][:B].float()  # (B, T)
     on = target[..., 2] * real
     off = real - on
-    err = (parts["gate"][:B].float() - target[..., 2]).square()
+    err = F.binary_cross_entropy_with_logits(parts["gate_logit"][:B].float(), target[..., 2], reduction="none")
     gate = (err * on).sum() / on.sum().clamp(min=1) / 2 + (err * off).sum() / off.sum().clamp(min=1) / 2
     return loss + GATE_WEIGHT * gate
 

@@ -98,13 +98,19 @@ def test_bfloat16_precision_gives_the_same_answers(g, scenes):
     gb = type(g)(g.model, g.processor, precision="bfloat16")
     imgs, caps = [s.image for s in scenes[:6]], [s.caption.text for s in scenes[:6]]
     for method in ("attention", "rollout", "gradcam"):
+        ious = []
         for a, b in zip(g.ground_batch(imgs, caps, method=method), gb.ground_batch(imgs, caps, method=method), strict=True):
             assert b.word_maps.dtype == np.float32 and b.word_maps.shape == a.word_maps.shape
             assert b.words == a.words and b.grounded == a.grounded
             np.testing.assert_allclose(b.word_maps, a.word_maps, atol=1e-5 if method == "gradcam" else 0.05)
             assert abs(b.match_score - a.match_score) < 0.05
             for ba, bb in zip(a.boxes, b.boxes):
-                assert (ba is None) == (bb is None) and (ba is None or box_iou(ba, bb) > 0.8)
+                assert (ba is None) == (bb is None)
+                if ba is not None:
+                    ious.append(box_iou(ba, bb))
+        # a box edge can cross the 0.4-of-peak line by a few pixels (docs/benchmarks.md: bfloat16
+        # changes some boxes), never the whole box
+        assert min(ious) > 0.6 and np.mean(ious) > 0.9, (method, sorted(ious)[:5])
     with pytest.raises(ValueError, match="precision.*float16"):
         type(g)(g.model, g.processor, precision="float16")
 

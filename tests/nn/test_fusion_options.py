@@ -21,6 +21,7 @@ from mmattn.api.grounder import Grounder
 from mmattn.api.processor import MmattnProcessor
 from mmattn.models.encoders import patch_coordinates
 from mmattn.models.grounding_model import GroundingConfig, GroundingModel
+from mmattn.models.tokenizer import load_tokenizer
 from mmattn.nn.anchor import AnchorBias
 from mmattn.nn.attention import MultiHeadAttention, attention_weights
 from mmattn.scenes.relational import make_relational_sample
@@ -30,26 +31,43 @@ from mmattn.training.train import TrainConfig, freeze_parameters, initial_model
 def test_defaults_are_off_and_the_shipped_model_loads_as_built():
     c = GroundingConfig()
     assert c.fusion_self_attention is False and c.anchor_bias is False
-    m = GroundingModel.load("assets/model")
-    assert not any("anchor" in n or "_self" in n for n, _ in m.named_parameters())
+    assert not any("anchor" in n for n, _ in GroundingModel(c).named_parameters())
+    m = GroundingModel.load("assets/model")  # v16: an AnchorBias in its last fusion layer, no self-attention
+    assert m.config.anchor_bias and m.fusion[-1].anchor is not None and m.fusion[0].anchor is None
+    assert sum(p.numel() for n, p in m.named_parameters() if ".anchor." in n) == 901
+    assert not any("_self" in n for n, _ in m.named_parameters())
     with pytest.raises(ValueError, match="anchor_bias must be true or false"):
         GroundingConfig(anchor_bias="yes")
 
 
+def _without(flag: str) -> GroundingModel:
+    """The shipped model without ``flag``'s sublayer (its other weights as shipped)."""
+    import dataclasses
+
+    shipped = GroundingModel.load("assets/model")
+    base = GroundingModel(dataclasses.replace(shipped.config, **{flag: False})).eval()
+    missing, unexpected = base.load_state_dict(shipped.state_dict(), strict=False)
+    assert not missing and all(flag.split("_")[0] in n or "_self" in n for n in unexpected)
+    return base
+
+
 @pytest.mark.parametrize("flag", ["fusion_self_attention", "anchor_bias"])
 def test_new_sublayers_start_as_the_model_they_extend(flag):
-    base = GroundingModel.load("assets/model")
-    _, m = initial_model("assets/model", {flag: True})
-    m.eval()
+    import dataclasses
+
+    base = _without(flag)
+    m = GroundingModel(dataclasses.replace(base.config, **{flag: True})).eval()  # a fresh sublayer
+    m.load_state_dict(base.state_dict(), strict=False)
     assert sum(p.numel() for p in m.parameters()) > sum(p.numel() for p in base.parameters())
     s = make_relational_sample(1, 128, 96)
-    proc = MmattnProcessor(_, image_size=128, patch_size=8)
+    tok = load_tokenizer("assets/model")
+    proc = MmattnProcessor(tok, image_size=128, patch_size=8)
     enc = proc.encode([s.caption.text])
     px = proc.pixels([s.image])
     with torch.no_grad():
         a = base(enc.ids, px, enc.attention_mask, output_fusion_attentions=True)
         b = m(enc.ids, px, enc.attention_mask, output_fusion_attentions=True)
-    assert torch.equal(a.match_logits, b.match_logits)
+    assert torch.allclose(a.match_logits, b.match_logits, atol=1e-6)
     for x, y in zip(a.text_to_image, b.text_to_image):
         assert torch.allclose(x, y, atol=1e-6)
 
@@ -82,7 +100,7 @@ def _one_token_anchor(landmark_at=(0.0, 0.0), direction=(-1.0, 0.0)):
     with torch.no_grad():
         anchor.roles.weight.zero_(), anchor.roles.bias.zero_()
         anchor.direction.weight.zero_(), anchor.direction.bias.copy_(torch.tensor(direction))
-        anchor.gate.weight.zero_(), anchor.gate.bias.fill_(1.0)
+        anchor.gate.weight.zero_(), anchor.gate.bias.fill_(30.0)  # sigmoid(30) = 1
     return anchor, torch.tensor([[landmark_at]])  # (1, 1, 2) centroid
 
 
@@ -94,7 +112,7 @@ def test_anchor_bias_is_a_gated_wedge_blind_to_padding():
     text, cents = torch.randn(1, 4, 8), torch.rand(1, 4, 2) * 2 - 1
     coords = patch_coordinates(3, 4, isotropic=True)  # (12, 2)
     mask = torch.tensor([[True, True, True, False]])
-    assert torch.equal(anchor(text, cents, coords, mask), torch.zeros(1, 1, 4, 12))  # gate starts at 0
+    assert anchor(text, cents, coords, mask).abs().max() < 1e-6  # the gate starts at sigmoid(-20)
     # "left of" a landmark at the centre: patches to its left (more left than up or down) are
     # left alone, patches to its right, above or below get nearly -S
     anchor, cent = _one_token_anchor((0.0, 0.0), (-1.0, 0.0))
@@ -112,8 +130,9 @@ def test_anchor_bias_is_a_gated_wedge_blind_to_padding():
     assert torch.allclose(anchor2(torch.zeros(1, 1, 4), cent, pts), anchor(torch.zeros(1, 1, 4), cent, pts), atol=1e-5)
     # a padding token's features and centroid change nothing for the real tokens
     anchor = AnchorBias(8)
-    torch.nn.init.normal_(anchor.gate.weight)
+    torch.nn.init.normal_(anchor.gate.weight), torch.nn.init.zeros_(anchor.gate.bias)
     b = anchor(text, cents, coords, mask)[0, 0]  # (T, P)
+    assert b.abs().max() > 1
     text2, cents2 = text.clone(), cents.clone()
     text2[0, 3], cents2[0, 3] = 100.0, torch.tensor([5.0, -5.0])
     assert torch.allclose(anchor(text2, cents2, coords, mask)[0, 0, :3], b[:3], atol=1e-5)
@@ -132,7 +151,7 @@ def test_step_by_step_recomputes_a_layer_with_an_anchor():
 
     tok, m = initial_model("assets/model", {"anchor_bias": True})
     torch.manual_seed(0)
-    torch.nn.init.normal_(m.fusion[-1].anchor.gate.weight, std=0.5)
+    torch.nn.init.normal_(m.fusion[-1].anchor.gate.weight, std=0.5), torch.nn.init.zeros_(m.fusion[-1].anchor.gate.bias)
     g = Grounder(m.eval(), MmattnProcessor(tok, image_size=128, patch_size=8), precision="float32")
     s = make_relational_sample(2, 128, 128, lang="en")
     t = g.trace(s.image, s.caption.text, inputs=True)

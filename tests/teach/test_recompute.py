@@ -79,7 +79,7 @@ def test_steps_agree_with_the_model(g, trace, raw, direction, first):
     assert s.q.shape == (Lq, hd) and s.k.shape == (Lk, hd)
     assert s.scores.shape == s.scaled.shape == s.weights.shape == (Lq, Lk)
     np.testing.assert_allclose(s.scores, s.q.astype(np.float64) @ s.k.T, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(s.scaled, s.scores / math.sqrt(hd), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s.scaled, s.scores / math.sqrt(hd) + (0 if s.bias is None else s.bias), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(s.weights.sum(1), 1.0, atol=1e-5)  # softmax per row
     # the softmax equals the attention the model returns for that head (from an independent, hook-free run)
     model = getattr(raw.raw, direction)[layer][head]
@@ -227,7 +227,8 @@ def test_positions_off_leaves_the_model_as_it_was(g, image, trace):
 
 def test_without_positions_left_and_right_are_no_longer_told_apart():
     """On the shipped model: with positions the relation check agrees with the true relation
-    and contradicts its swap; without them it cannot tell the two apart."""
+    and contradicts its swap; without them it tells the two apart much less (on average over
+    8 scenes, English and Chinese: in some the sign even flips)."""
     from app_fixtures import shipped_model_ready
 
     from mmattn.scenes import TRAIN, make_sample
@@ -235,15 +236,18 @@ def test_without_positions_left_and_right_are_no_longer_told_apart():
     if not shipped_model_ready():
         pytest.skip("needs the shipped model")
     g = Grounder.from_pretrained(precision="float32")
-    seed = 91_000
-    while not (s := make_sample(seed, 160, 120, TRAIN, lang="en")).caption.relation:
+    seed, gaps_on, gaps_off = 91_000, [], []
+    while len(gaps_on) < 8:
+        s = make_sample(seed, 160, 120, TRAIN, lang="en" if seed % 2 else "zh")
         seed += 1
-    swap = next(n for n in s.negatives if n.neg_kind == "relation")
-    true, swapped = (recompute.positions_off(g.trace(s.image, c), recompute.without_positions(g).trace(s.image, c)) for c in (s.caption.text, swap.text))
-    assert true.relation_on > 1 and swapped.relation_on < -1  # with positions: told apart
-    gap_on = true.relation_on - swapped.relation_on
-    gap_off = true.relation_off - swapped.relation_off
-    assert gap_off < 0.5 * gap_on  # without: much less (here the sign even flips)
+        swap = next((n for n in s.negatives if n.neg_kind == "relation"), None)
+        if not s.caption.relation or swap is None:
+            continue
+        true, swapped = (recompute.positions_off(g.trace(s.image, c), recompute.without_positions(g).trace(s.image, c)) for c in (s.caption.text, swap.text))
+        assert true.relation_on > 1 and swapped.relation_on < -1  # with positions: told apart
+        gaps_on.append(true.relation_on - swapped.relation_on)
+        gaps_off.append(true.relation_off - swapped.relation_off)
+    assert np.mean(gaps_off) < 0.5 * np.mean(gaps_on), (gaps_on, gaps_off)
 
 
 def test_positions_off_compares_two_traces_and_runs_nothing(g, image, trace):
