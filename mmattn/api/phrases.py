@@ -148,20 +148,35 @@ def _zh_phrases(words: list[str]) -> list[Phrase]:
     return phrases
 
 
+def phrase_maps(patch_maps: np.ndarray, phrases: list[Phrase]) -> np.ndarray:
+    """(N, P) each phrase's map: the mean of its words' (W, P) maps."""
+    return np.stack([np.asarray(patch_maps)[p.words].mean(0) for p in phrases]).astype(np.float32)
+
+
+def phrase_located(p: Phrase, grounded: list[bool] | None) -> bool:
+    """A phrase gets a box when any of its words is grounded (always, without flags)."""
+    return grounded is None or any(grounded[i] for i in p.words if i < len(grounded))
+
+
+def phrase_score(p: Phrase, grounded_scores: list[float]) -> float:
+    """The mean probability that the phrase's words are located in the image."""
+    scores = [grounded_scores[i] for i in p.words if i < len(grounded_scores)]
+    return float(np.mean(scores)) if scores else 0.0
+
+
 def ground_phrases(words: list[str], patch_maps: np.ndarray, grid: tuple[int, int], size: tuple[int, int],
                    grounded_scores: list[float], grounded: list[bool] | None = None) -> list[Phrase]:  # fmt: skip
     """:func:`find_phrases` with each phrase's box and score. ``patch_maps`` (W, P) are the
     words' maps on the patch grid, ``size`` the image's (width, height); with ``grounded``
-    (per word), a phrase none of whose words is grounded gets no box, as such a word."""
+    (per word), a phrase none of whose words is grounded gets no box, as such a word.
+    (:func:`mmattn.api.trace.groundings` boxes a batch's phrases together with its words.)"""
     phrases = find_phrases(words)
     if not phrases:
         return phrases
-    maps = torch.from_numpy(np.stack([np.asarray(patch_maps)[p.words].mean(0) for p in phrases]).astype(np.float32))  # (N, P)
+    maps = torch.from_numpy(phrase_maps(patch_maps, phrases))  # (N, P)
     width, height = size
     boxes = boxes_from_maps(maps, grid, (height, width)) if maps.numel() else [None] * len(phrases)
     for n, (p, box) in enumerate(zip(phrases, boxes)):
-        located = grounded is None or any(grounded[i] for i in p.words if i < len(grounded))
-        p.box = box if located and float(maps[n].max()) > 0 else None
-        scores = [grounded_scores[i] for i in p.words if i < len(grounded_scores)]
-        p.score = float(np.mean(scores)) if scores else 0.0
+        p.box = box if phrase_located(p, grounded) and float(maps[n].max()) > 0 else None
+        p.score = phrase_score(p, grounded_scores)
     return phrases

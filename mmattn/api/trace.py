@@ -25,7 +25,7 @@ from mmattn.api.backend import WorldVerdict
 from mmattn.api.grounding import Grounding, RawAttention
 from mmattn.api.inputs import DEFAULT_LAYER, check_head, check_heads, check_layer  # noqa: F401 -- DEFAULT_LAYER: read from here too
 from mmattn.api.maps import boxes_from_maps, evidence_maps, reduce_heads, word_matrix
-from mmattn.api.phrases import ground_phrases
+from mmattn.api.phrases import find_phrases, ground_phrases, phrase_located, phrase_maps, phrase_score
 from mmattn.api.processor import Caption
 from mmattn.api.words import unknown_word_message
 from mmattn.models.tokenizer import MAX_TOKENS
@@ -143,10 +143,12 @@ class Trace:
 
     # ---- readings ----------------------------------------------------------------------
     def word_matrix(self) -> torch.Tensor:
-        """(W, T): row i averages word i's tokens."""
-        M = word_matrix(self.caption.word_ids, len(self.caption.all_words), len(self.tokens))
-        keep = [self.caption.word_ids[toks[0]] for toks in self.caption.word_tokens]
-        return M[keep]
+        """(W, T): row i averages word i's tokens (made once per trace: every reading uses it)."""
+        if "word_matrix" not in self.memo:
+            M = word_matrix(self.caption.word_ids, len(self.caption.all_words), len(self.tokens))
+            keep = [self.caption.word_ids[toks[0]] for toks in self.caption.word_tokens]
+            self.memo["word_matrix"] = M[keep]
+        return self.memo["word_matrix"]
 
     def token_maps(self, method: str = "attention", layer: int | None = None, heads: str | int = "mean") -> torch.Tensor:
         """(T, P) each token's map over the patches by ``method``:
@@ -177,17 +179,26 @@ class Trace:
     def word_patch_maps(self, method: str = "attention", layer: int | None = None, heads: str | int = "mean") -> np.ndarray:
         """(W, P) each word's map on one scale shared by the caption's words (1.0 = the
         strongest value of any word; never rescaled per word)."""
-        maps = self.word_matrix() @ self.token_maps(method, layer, heads)  # (W, T) @ (T, P)
-        if method == "legrad" and maps.numel():  # relevance has no zero point: min-max over the caption's words, as LeGrad
+        if method == "attention":  # the common reading, in numpy: a few small products, no torch dispatch per call
+            maps = self._words() @ _heads(self.text_to_image[self.layer(layer)], self.check_heads(heads))  # (W, T) @ (T, P)
+        else:
+            maps = (self.word_matrix() @ self.token_maps(method, layer, heads)).numpy()  # (W, T) @ (T, P)
+        if method == "legrad" and maps.size:  # relevance has no zero point: min-max over the caption's words, as LeGrad
             maps = maps - maps.min()
-        peak = float(maps.max()) if maps.numel() else 0.0
-        return (maps / (peak if peak > 0 else 1.0)).numpy()
+        peak = float(maps.max()) if maps.size else 0.0
+        return (maps / (peak if peak > 0 else 1.0)).astype(np.float32, copy=False)
+
+    def _words(self) -> np.ndarray:
+        """:meth:`word_matrix` as a float32 array (made once per trace)."""
+        if "word_matrix_np" not in self.memo:
+            self.memo["word_matrix_np"] = self.word_matrix().numpy()
+        return self.memo["word_matrix_np"]
 
     def patch_words(self, layer: int | None = None, heads: str | int = "mean") -> np.ndarray:
         """(P, W) the weight each patch gives to each word (its tokens summed; the rest of
         each row goes to the special tokens and punctuation)."""
-        i2t = reduce_heads(torch.from_numpy(self.image_to_text[self.layer(layer)]), self.check_heads(heads))  # (P, T)
-        return (i2t @ (self.word_matrix() > 0).float().T).numpy()  # (P, T) @ (T, W)
+        i2t = _heads(self.image_to_text[self.layer(layer)], self.check_heads(heads))  # (P, T)
+        return i2t @ (self._words() > 0).astype(np.float32).T  # (P, T) @ (T, W)
 
     def grounding(self, method: str = "attention", layer: int | None = None, heads: str | int = "mean", raw: bool = False) -> Grounding:
         """The :class:`~mmattn.result.Grounding` of this trace by ``method`` / ``layer`` / ``heads``
@@ -198,18 +209,28 @@ class Trace:
             self.memo[key] = self._grounding(method, layer, heads, raw)
         return self.memo[key]
 
-    def _grounding(self, method: str, layer: int, heads: str | int, raw: bool, boxes: list | None = None) -> Grounding:
-        maps = self.word_patch_maps(method, layer, heads)
+    def phrase_evidence(self, maps: np.ndarray, method: str, layer: int, heads: str | int, phrases: list | None = None) -> np.ndarray:
+        """The (W, P) maps a phrase is boxed from: ``maps`` (this trace's, by ``method`` /
+        ``layer`` / ``heads``), or, when that layer applied the caption's relation (an
+        AnchorBias), ``maps`` only where the first layer also sees the word, so that a relation
+        that holds for nothing does not box empty ground (:func:`mmattn.api.maps.evidence_maps`)."""
+        relational = phrases is None or any(p.anchor is not None for p in phrases)  # only a relation moves a map
+        if relational and self.anchored and method == "attention" and layer == self.num_layers - 1 and self.num_layers > 1:
+            return evidence_maps(maps, self.word_patch_maps(method, 0, heads))
+        return maps
+
+    def _grounding(self, method: str, layer: int, heads: str | int, raw: bool, boxes: list | None = None,
+                   maps: np.ndarray | None = None, phrases: list | None = None) -> Grounding:  # fmt: skip
+        """``maps``, ``boxes`` and ``phrases``: already made (by :func:`groundings`, for a batch)."""
+        maps = self.word_patch_maps(method, layer, heads) if maps is None else maps
         scores = self.grounded_scores
         grounded = self._grounded(scores)
         if boxes is None:
             boxes = _boxes([self], [maps], [grounded])[0]
-        phrase_maps = maps
-        if self.anchored and method == "attention" and layer == self.num_layers - 1 and self.num_layers > 1:
-            # the last layer applied the caption's relation: a phrase is boxed where the first
-            # layer also sees it, so a relation that holds for nothing does not box empty ground
-            phrase_maps = evidence_maps(maps, self.word_patch_maps(method, 0, heads))
-        phrases = ground_phrases(list(self.words), phrase_maps, tuple(self.grid), self.size, scores, grounded)
+        if phrases is None:
+            found = find_phrases(list(self.words))
+            phrases = ground_phrases(list(self.words), self.phrase_evidence(maps, method, layer, heads, found), tuple(self.grid), self.size,
+                                     scores, grounded)  # fmt: skip
         return Grounding(
             phrases=phrases, caption=self.caption.text, words=list(self.words), image=self.image, grid=tuple(self.grid), size=self.size,
             patch_maps=maps, image_to_text=self.patch_words(layer, heads), grounded=grounded, grounded_scores=scores,
@@ -236,6 +257,15 @@ class Trace:
         }  # fmt: skip
 
 
+def _heads(weights: np.ndarray, heads: str | int) -> np.ndarray:
+    """:func:`mmattn.api.maps.reduce_heads` on one layer's (H, Lq, Lk) array, in numpy."""
+    if heads == "mean":
+        return weights.mean(0)
+    if heads == "max":
+        return weights.max(0)
+    return weights[heads]
+
+
 def groundings(traces: list[Trace], method: str = "attention", layer: int | None = None, heads: str | int = "mean",
                raw: bool = False) -> list[Grounding]:  # fmt: skip
     """``[t.grounding(method, layer, heads, raw) for t in traces]``, the boxes of all of them
@@ -251,9 +281,18 @@ def groundings(traces: list[Trace], method: str = "attention", layer: int | None
     if not todo:
         return out
     maps = [t.word_patch_maps(method, k[2], k[3]) for _, t, k in todo]
-    boxes = _boxes([t for _, t, _ in todo], maps, [t._grounded(t.grounded_scores) for _, t, _ in todo])
-    for (n, t, key), b in zip(todo, boxes):
-        t.memo[key] = out[n] = t._grounding(method, key[2], key[3], raw, boxes=b)
+    grounded = [t._grounded(t.grounded_scores) for _, t, _ in todo]
+    # each trace's phrases, boxed together with the words: their maps join the same search
+    phrases = [find_phrases(list(t.words)) for _, t, _ in todo]
+    pmaps = [phrase_maps(t.phrase_evidence(m, method, k[2], k[3], ps), ps) if ps else None for (_, t, k), m, ps in zip(todo, maps, phrases)]
+    both = [np.concatenate([m, pm]) if ps else m for m, pm, ps in zip(maps, pmaps, phrases)]
+    flags = [g + [phrase_located(p, g) and float(pm[i].max()) > 0 for i, p in enumerate(ps)] for g, pm, ps in zip(grounded, pmaps, phrases)]
+    boxes = _boxes([t for _, t, _ in todo], both, flags)
+    for (n, t, key), m, g, b, ps in zip(todo, maps, grounded, boxes, phrases):
+        W = len(g)
+        for p, box in zip(ps, b[W:]):
+            p.box, p.score = box, phrase_score(p, t.grounded_scores)
+        t.memo[key] = out[n] = t._grounding(method, key[2], key[3], raw, boxes=b[:W], maps=m, phrases=ps)
     return out
 
 
