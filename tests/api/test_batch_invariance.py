@@ -6,6 +6,7 @@ import pytest
 import mmattn
 from mmattn.api import precision
 from mmattn.scenes import SHIFTED, TRAIN, make_sample
+from mmattn.scenes.relational import make_relational_sample
 
 SEED = 78_500_000  # seeds used by neither training nor `mmattn eval`
 SIZES = [(320, 240), (200, 120), (120, 200), (96, 96), (160, 120)]
@@ -17,7 +18,10 @@ def pairs():
     render configs, English and Chinese captions."""
     out = []
     for i in range(32):
-        s = make_sample(SEED + i, *SIZES[i % len(SIZES)], SHIFTED if i % 2 else TRAIN, lang="zh" if i % 7 == 3 else "en")
+        if i % 8 == 5:  # a relational scene with a same-shape distractor: its phrase is boxed where both layers see it
+            s = make_relational_sample(SEED + i, *SIZES[i % len(SIZES)], lang="zh" if i % 16 == 5 else "en")
+        else:
+            s = make_sample(SEED + i, *SIZES[i % len(SIZES)], SHIFTED if i % 2 else TRAIN, lang="zh" if i % 7 == 3 else "en")
         out.append((s.image, s.caption.text))
     return out
 
@@ -41,6 +45,7 @@ def test_ground_batch_equals_ground(g, pairs, singles, batch_size, monkeypatch):
     assert len(batch) == len(singles)
     for i, (b, one) in enumerate(zip(batch, singles, strict=True)):
         assert (b.words, b.grounded, b.boxes) == (one.words, one.grounded, one.boxes), i
+        assert [p.to_json() for p in b.phrases] == [p.to_json() for p in one.phrases], i  # boxed with the batch's words
         assert b.word_maps.shape == one.word_maps.shape
         np.testing.assert_allclose(b.word_maps, one.word_maps, atol=1e-4, err_msg=f"pair {i}")
         np.testing.assert_allclose(b.patch_maps, one.patch_maps, atol=1e-5, err_msg=f"pair {i}")
