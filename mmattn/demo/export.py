@@ -18,7 +18,8 @@ EXPORT_AGE = 600  #: seconds a download file is kept
 def export(numbers: dict, stem: str, folder: Path = EXPORTS) -> str:
     """``numbers`` as a JSON file (named by its content; files older than EXPORT_AGE are
     removed, so the folder stays small). Returns its path."""
-    body = json.dumps(numbers, ensure_ascii=False, indent=1)
+    # no indent: json's C encoder only runs without one (13 ms -> 2 ms for a grounding with its maps)
+    body = json.dumps(numbers, ensure_ascii=False)
     path = folder / f"{stem}-{hashlib.sha1(body.encode()).hexdigest()[:12]}.json"
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)

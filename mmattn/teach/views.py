@@ -150,18 +150,26 @@ def compose(view: Image.Image, maps: np.ndarray, colours: list[str], shown: list
     outlined in its colour where its map crosses CONTOUR; ``boxes[i]`` (view pixels) are drawn
     in the word's colour with its index, a box that several words share (their phrase's) once,
     with all their indices."""
-    out = np.asarray(view.convert("RGB"), np.float32).copy()
+    out = np.asarray(view.convert("RGB"), np.float32)  # a fresh float copy of the view
     if shown:
         sel = np.clip(maps[shown], 0, 1)  # (S, h, w)
-        top, val = sel.argmax(0), sel.max(0)
-        val = np.where(val < MASK_FLOOR, 0.0, val)
+        top = sel.argmax(0)
+        val = np.take_along_axis(sel, top[None], 0)[0]
         palette = np.array([_rgb(colours[i]) for i in shown], np.float32)
-        a = (MASK_ALPHA * val)[..., None]
-        out = out * (1 - a) + palette[top] * a
-        for s in range(len(shown)):  # outlines: a dark rim, then the colour
-            edge = _edge(sel[s] >= CONTOUR)
-            out[_grow(edge, 2)] = 20
-            out[_grow(edge, 1)] = palette[s]
+        tinted = val >= MASK_FLOOR  # only these pixels change (usually the objects: a small part of the picture)
+        a = (MASK_ALPHA * val[tinted])[:, None]  # (n, 1)
+        out[tinted] = out[tinted] * (1 - a) + palette[top[tinted]] * a
+        for s in range(len(shown)):  # outlines: a dark rim, then the colour (worked out on the region's box only)
+            inside = sel[s] >= CONTOUR
+            rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
+            if not len(rows):
+                continue
+            y0, y1 = max(0, rows[0] - 3), min(inside.shape[0], rows[-1] + 4)
+            x0, x1 = max(0, cols[0] - 3), min(inside.shape[1], cols[-1] + 4)
+            edge = _edge(inside[y0:y1, x0:x1])
+            crop = out[y0:y1, x0:x1]
+            crop[_grow(edge, 2)] = 20
+            crop[_grow(edge, 1)] = palette[s]
     im = Image.fromarray(out.clip(0, 255).astype(np.uint8))
     if boxes:
         d = ImageDraw.Draw(im)
@@ -247,7 +255,7 @@ def relation_evidence(trace: Trace, result) -> np.ndarray:
     (:func:`mmattn.teach.relation.evidence_maps`)."""
     if trace.num_layers < 2 or trace.layer(result.layer) != trace.num_layers - 1 or not trace.anchored:
         return result.patch_maps
-    return evidence_maps(result.patch_maps, trace.grounding(result.method, 0, result.heads).patch_maps)
+    return evidence_maps(result.patch_maps, trace.word_patch_maps(result.method, 0, result.heads))
 
 
 def ground_view(trace: Trace, *, method: str = "attention", layer: int | None = None, heads: str | int = "mean",
@@ -626,7 +634,7 @@ def positions_off_view(trace: Trace, off: Trace, lang: str = "en") -> tuple[Imag
         summary = t("note_out_of_world", lang, reason=trace.world.reason_zh if lang == "zh" else trace.world.reason)
     else:
         sep = "" if lang == "zh" else " "
-        evidence_on = evidence_maps(p.maps_on, trace.grounding(layer=0).patch_maps) if trace.anchored and trace.num_layers > 1 else p.maps_on
+        evidence_on = evidence_maps(p.maps_on, trace.word_patch_maps("attention", 0)) if trace.anchored and trace.num_layers > 1 else p.maps_on
         rel_on, rel_off = (relation_sentence(p.words, m, trace.grid, lang) for m in (evidence_on, p.maps_off))
         summary = t("pos_off_summary", lang, rel_on=rel_on + sep if rel_on else "", m_on=p.match_on, rel_off=rel_off + sep if rel_off else "",
                     m_off=p.match_off)  # fmt: skip
