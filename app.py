@@ -283,7 +283,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
 
     with examples_box:  # the same scenes captioned in each language; the page's language shows its own (Demo.first)
         for lang, table in (("en", EXAMPLES), ("zh", EXAMPLES_ZH)):
-            ex = gr.Examples(table, [C["in_img"], C["in_txt"]], label=T("examples"), examples_per_page=6, elem_id=f"examples_{lang}")
+            ex = gr.Examples(table, [C["in_img"], C["in_txt"]], label=T("examples"), examples_per_page=8, elem_id=f"examples_{lang}")
             c(f"examples_{lang}", ex.dataset).elem_classes = ["examples"]
             ex.dataset.visible = lang == "en"
             on(ex.load_input_event.then, ground_page, GROUND_IN, concurrency_id="model").success(

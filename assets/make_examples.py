@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
-from mmattn.demo.examples import EXAMPLES_DIR, SCENES, make_examples  # noqa: E402
+from mmattn.demo.examples import EXAMPLES_DIR, RELATIONAL, SCENES, make_examples  # noqa: E402
 
 if __name__ == "__main__":
     out = make_examples(Path(sys.argv[1]) if len(sys.argv) > 1 else EXAMPLES_DIR)
-    print(f"wrote {len(SCENES)} examples to {out}")
+    print(f"wrote {len(SCENES) + len(RELATIONAL)} examples to {out}")

@@ -14,6 +14,9 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
 #: (seed, width, height, language it was first captioned in: its file name) of each example scene
 SCENES = [(11, 160, 160, "en"), (12, 224, 160, "zh"), (13, 128, 192, "en"), (14, 256, 160, "en"), (32, 192, 192, "zh"),
           (16, 240, 144, "en")]  # fmt: skip
+#: (seed, width, height, case, relation) of each relational example: two objects of one shape
+#: that only the relation tells apart (mmattn.scenes.relational), for the Positions-off jump
+RELATIONAL = [(337, 240, 176, "same_colour", "left")]
 CAPTIONS = {"en": "captions.json", "zh": "captions_zh.json"}  #: the captions' file, per language
 #: the caption of the scene the page opens on (``first_scene``), grounded: a relation between two objects
 FIRST_CAPTION = {"en": "the red circle left of the blue square", "zh": "红色的圆形在蓝色正方形的左边"}
@@ -39,6 +42,7 @@ def make_examples(folder: str | Path = EXAMPLES_DIR) -> Path:
     """Write the example scenes into ``folder`` with their captions in both languages
     (deterministic: same seeds, same files; a seed draws the same scene in either language)."""
     from mmattn.scenes import make_sample
+    from mmattn.scenes.relational import make_relational_sample
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -48,6 +52,13 @@ def make_examples(folder: str | Path = EXAMPLES_DIR) -> Path:
         for lang in CAPTIONS:
             s = make_sample(seed, w, h, lang=lang)
             if lang == first:
+                s.image.save(folder / name)
+            captions[lang][name] = s.caption.text
+    for seed, w, h, case, rel in RELATIONAL:
+        name = f"relational_{seed}.png"
+        for lang in CAPTIONS:
+            s = make_relational_sample(seed, w, h, lang=lang, case=case, rel=rel, landmark_first=False if lang == "zh" else None)
+            if lang == "en":
                 s.image.save(folder / name)
             captions[lang][name] = s.caption.text
     for lang, file in CAPTIONS.items():

@@ -379,3 +379,28 @@ def test_keyboard_and_screen_readers(server, browser, lang):
     page.keyboard.press("ArrowRight")  # arrow keys move within the group
     expect(page.locator("#method input:checked")).to_have_value("rollout", timeout=10_000)
     page.context.close()
+
+
+def test_positions_off_shows_the_referent_jump(server, page):
+    """Issue #26 on the page: two orange circles, "the orange circle left of the blue hexagon".
+    The Ground legend groups each phrase's words (and says what the circle is anchored to);
+    Positions off draws the circle's box with and without positions and says it jumps."""
+    from mmattn.demo.examples import EXAMPLES_DIR
+
+    app, url = server
+    image = EXAMPLES_DIR / "relational_337.png"
+    if not image.is_file():
+        pytest.skip("no relational example in assets/examples")
+    caption = "the orange circle left of the blue hexagon"
+    _open(page, url)
+    _ground(page, str(image), caption)
+    expect(page.locator("#legend .phrase")).to_have_count(2, timeout=60_000)
+    expect(page.locator("#legend .phrase").first).to_contain_text("left of “blue hexagon”")
+    page.get_by_role("tab", name="Positions").click()
+    page.locator("#pos_off_btn").click()
+    expect(page.locator("#pos_off_md")).to_contain_text("jumps to", timeout=60_000)
+    expect(page.locator("#pos_off_md")).to_contain_text("orange circle")
+    page.wait_for_timeout(500)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#pos_off_md").scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "positions_jump.png"), full_page=True)
