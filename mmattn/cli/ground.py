@@ -51,12 +51,12 @@ def main(argv: list[str] | None = None) -> None:
         unknown = set(r.unknown_words)
         for w, gnd, s, b in zip(r.words, r.grounded, r.grounded_scores, r.boxes):
             score = "  not in the vocabulary" if w in unknown else f"{s:6.3f}  {b if b else '-'}"
-            lines.append(f"{w:<12} {'yes' if gnd else 'no':<9} {score}")
+            lines.append(f"{pad(w, 12)} {'yes' if gnd else 'no':<9} {score}")
         if r.phrases:
             lines += ["", f"{'phrase':<20} {'score':>6}  {'box':<22} anchored to"]
             for p in r.phrases:
                 anchor = f"{p.relation} {r.phrases[p.anchor].text}" if p.anchor is not None else "-"
-                lines.append(f"{p.text:<20} {p.score:6.3f}  {str(p.box) if p.box else '-':<22} {anchor}")
+                lines.append(f"{pad(p.text, 20)} {p.score:6.3f}  {str(p.box) if p.box else '-':<22} {anchor}")
         if r.out_of_world and g.checks_world:  # say what the model does know
             from mmattn.backends.shapes.vocabulary import model_world
 
@@ -68,3 +68,11 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width`` terminal columns: a Chinese character takes two."""
+    import unicodedata
+
+    used = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(0, width - used)
