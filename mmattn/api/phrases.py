@@ -165,12 +165,14 @@ def phrase_score(p: Phrase, grounded_scores: list[float]) -> float:
 
 
 def ground_phrases(words: list[str], patch_maps: np.ndarray, grid: tuple[int, int], size: tuple[int, int],
-                   grounded_scores: list[float], grounded: list[bool] | None = None) -> list[Phrase]:  # fmt: skip
-    """:func:`find_phrases` with each phrase's box and score. ``patch_maps`` (W, P) are the
-    words' maps on the patch grid, ``size`` the image's (width, height); with ``grounded``
-    (per word), a phrase none of whose words is grounded gets no box, as such a word.
-    (:func:`mmattn.api.trace.groundings` boxes a batch's phrases together with its words.)"""
-    phrases = find_phrases(words)
+                   grounded_scores: list[float], grounded: list[bool] | None = None,
+                   phrases: list[Phrase] | None = None) -> list[Phrase]:  # fmt: skip
+    """:func:`find_phrases` (or ``phrases``, already found) with each phrase's box and score.
+    ``patch_maps`` (W, P) are the words' maps on the patch grid, ``size`` the image's (width,
+    height); with ``grounded`` (per word), a phrase none of whose words is grounded gets no
+    box, as such a word. (:func:`mmattn.api.trace.groundings` boxes a batch's phrases
+    together with its words.)"""
+    phrases = find_phrases(words) if phrases is None else phrases
     if not phrases:
         return phrases
     maps = torch.from_numpy(phrase_maps(patch_maps, phrases))  # (N, P)

@@ -209,14 +209,22 @@ class Trace:
             self.memo[key] = self._grounding(method, layer, heads, raw)
         return self.memo[key]
 
-    def phrase_evidence(self, maps: np.ndarray, method: str, layer: int, heads: str | int, phrases: list | None = None) -> np.ndarray:
-        """The (W, P) maps a phrase is boxed from: ``maps`` (this trace's, by ``method`` /
-        ``layer`` / ``heads``), or, when that layer applied the caption's relation (an
-        AnchorBias), ``maps`` only where the first layer also sees the word, so that a relation
-        that holds for nothing does not box empty ground (:func:`mmattn.api.maps.evidence_maps`)."""
-        relational = phrases is None or any(p.anchor is not None for p in phrases)  # only a relation moves a map
-        if relational and self.anchored and method == "attention" and layer == self.num_layers - 1 and self.num_layers > 1:
+    def relation_evidence(self, maps: np.ndarray, method: str, layer: int | None, heads: str | int) -> np.ndarray:
+        """What a relation check may read of ``maps`` (this trace's (W, P), by ``method`` /
+        ``layer`` / ``heads``): the maps themselves, or, when that layer applied the caption's
+        relation (an AnchorBias), the maps only where the first layer also sees the word, so
+        that a relation that holds for nothing is not read back from the caption
+        (:func:`mmattn.api.maps.evidence_maps`)."""
+        if self.anchored and self.num_layers > 1 and self.layer(layer) == self.num_layers - 1:
             return evidence_maps(maps, self.word_patch_maps(method, 0, heads))
+        return maps
+
+    def phrase_evidence(self, maps: np.ndarray, method: str, layer: int, heads: str | int, phrases: list) -> np.ndarray:
+        """The (W, P) maps ``phrases`` are boxed from: :meth:`relation_evidence` of the
+        attention maps when a phrase is anchored by a relation (only a relation moves a map),
+        ``maps`` otherwise, so that a relation that holds for nothing does not box empty ground."""
+        if method == "attention" and any(p.anchor is not None for p in phrases):
+            return self.relation_evidence(maps, method, layer, heads)
         return maps
 
     def _grounding(self, method: str, layer: int, heads: str | int, raw: bool, boxes: list | None = None,
@@ -230,7 +238,7 @@ class Trace:
         if phrases is None:
             found = find_phrases(list(self.words))
             phrases = ground_phrases(list(self.words), self.phrase_evidence(maps, method, layer, heads, found), tuple(self.grid), self.size,
-                                     scores, grounded)  # fmt: skip
+                                     scores, grounded, phrases=found)  # fmt: skip
         return Grounding(
             phrases=phrases, caption=self.caption.text, words=list(self.words), image=self.image, grid=tuple(self.grid), size=self.size,
             patch_maps=maps, image_to_text=self.patch_words(layer, heads), grounded=grounded, grounded_scores=scores,

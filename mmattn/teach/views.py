@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mmattn.api import pictures
-from mmattn.api.maps import evidence_maps, maps_at_size
+from mmattn.api.maps import maps_at_size
 from mmattn.api.trace import Trace
 from mmattn.models.tokenizer import MAX_TOKENS
 from mmattn.teach import colours, drawing, recompute, relations, story
@@ -250,12 +250,9 @@ def notice(trace: Trace, result, lang: str = "en") -> str:
 
 
 def relation_evidence(trace: Trace, result) -> np.ndarray:
-    """The maps the relation sentence reads: ``result``'s own, or, when its layer applied the
-    caption's relation (an AnchorBias), only where the first layer saw something
-    (:func:`mmattn.teach.relation.evidence_maps`)."""
-    if trace.num_layers < 2 or trace.layer(result.layer) != trace.num_layers - 1 or not trace.anchored:
-        return result.patch_maps
-    return evidence_maps(result.patch_maps, trace.word_patch_maps(result.method, 0, result.heads))
+    """The maps the relation sentence reads of ``result`` (a reading of ``trace``):
+    :meth:`mmattn.api.trace.Trace.relation_evidence`."""
+    return trace.relation_evidence(result.patch_maps, result.method, result.layer, result.heads)
 
 
 def ground_view(trace: Trace, *, method: str = "attention", layer: int | None = None, heads: str | int = "mean",
@@ -634,7 +631,7 @@ def positions_off_view(trace: Trace, off: Trace, lang: str = "en") -> tuple[Imag
         summary = t("note_out_of_world", lang, reason=trace.world.reason_zh if lang == "zh" else trace.world.reason)
     else:
         sep = "" if lang == "zh" else " "
-        evidence_on = evidence_maps(p.maps_on, trace.word_patch_maps("attention", 0)) if trace.anchored and trace.num_layers > 1 else p.maps_on
+        evidence_on = relation_evidence(trace, trace.grounding())  # p.maps_on, where the first layer also sees the word
         rel_on, rel_off = (relation_sentence(p.words, m, trace.grid, lang) for m in (evidence_on, p.maps_off))
         summary = t("pos_off_summary", lang, rel_on=rel_on + sep if rel_on else "", m_on=p.match_on, rel_off=rel_off + sep if rel_off else "",
                     m_off=p.match_off)  # fmt: skip
