@@ -29,6 +29,7 @@ import logging
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network at start-up
+os.environ.setdefault("MPLBACKEND", "agg")  # gradio asks matplotlib its backend at every event: else the first imports pyplot (0.7 s)
 
 from patches import gradio_stubs, malloc  # noqa: E402
 

@@ -31,6 +31,7 @@ from mmattn.io.checkpoint import (
     check_finite,
     check_tensors,
     check_tokenizer,
+    meta_state,
     read_json,
     tensor_dtypes,
     tensor_shapes,
@@ -323,8 +324,7 @@ class GroundingModel(
         model_kwargs["config"] = checked_config(config, config_file)
         # 1. the header's names and shapes against the model the config describes, built on
         #    the meta device (no memory): a tampered size is refused before anything is allocated
-        with torch.device("meta"):
-            meta = cls(**model_kwargs).state_dict()
+        meta = meta_state(lambda: cls(**model_kwargs))
         check_tensors(file, tensor_shapes(file), {k: tuple(v.shape) for k, v in meta.items()}, config, config_file)
         check_dtypes(file, tensor_dtypes(file), {k: v.dtype for k, v in meta.items()})
         tokenizer_file = os.path.join(os.path.dirname(file), "tokenizer.json")

@@ -51,7 +51,7 @@ class Learned1d(nn.Module):
     def __init__(self, max_len: int, dim: int):
         super().__init__()
         self.max_len = max_len
-        self.table = nn.Parameter(torch.randn(max_len, dim) * 0.02)
+        self.table = nn.Parameter(torch.empty(max_len, dim).normal_(std=0.02))  # = randn * 0.02, bit for bit
 
     def forward(self, n: int) -> Tensor:
         if n > self.max_len:
@@ -67,8 +67,8 @@ class Learned2d(nn.Module):
         super().__init__()
         if dim % 2:
             raise ValueError(f"dim must be even (got {dim})")
-        self.rows = nn.Parameter(torch.randn(max_h, dim // 2) * 0.02)
-        self.cols = nn.Parameter(torch.randn(max_w, dim // 2) * 0.02)
+        self.rows = nn.Parameter(torch.empty(max_h, dim // 2).normal_(std=0.02))
+        self.cols = nn.Parameter(torch.empty(max_w, dim // 2).normal_(std=0.02))
 
     def forward(self, gh: int, gw: int) -> Tensor:
         if gh > self.rows.size(0) or gw > self.cols.size(0):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from mmattn.io.checkpoint import CheckpointError, _few, check_dtypes, tensor_dtypes, tensor_shapes
+from mmattn.io.checkpoint import CheckpointError, _few, check_dtypes, meta_state, tensor_dtypes, tensor_shapes
 
 #: buffers that older transformers versions saved and today's ignore when loading
 IGNORED_EXTRAS = ("position_ids", "token_type_ids")
@@ -47,8 +47,7 @@ def weight_files(folder: str) -> list[str]:
 def check_clip_weights(folder: str, model_class, config) -> None:
     """The weights in ``folder`` against ``model_class(config)``: CheckpointError naming the
     file and the first problem (missing, unexpected, wrong shape or dtype, not finite)."""
-    with torch.device("meta"):
-        meta = model_class._from_config(config, attn_implementation="eager").state_dict()
+    meta = meta_state(lambda: model_class._from_config(config, attn_implementation="eager"))
     files = weight_files(folder)
     shapes: dict[str, tuple] = {}
     dtypes: dict[str, str] = {}
