@@ -16,6 +16,7 @@ workarounds of gradio and glibc live in ``patches/``.
 Public API (gradio_client; note the leading slash; every endpoint ends with ``model``, the
 label of a model in the page's picker, default the one served at start-up):
     /ground     (image, caption, method, layer, heads, show_boxes, model) -> picture, per-word table, match, notes, JSON
+    /grounding  (image, caption, method, layer, heads, model)             -> JSON alone (what Grounder.ground() gives; no picture)
     /words_at   (image, caption, x, y, method, layer, heads, model)       -> word weights (label), JSON
     /heads      (image, caption, word, model)                              -> text->image grid, image->text grid, JSON
     /steps      (image, caption, word, layer, head, direction, model)      -> stage pictures, explanation, per-head pictures, JSON
@@ -48,9 +49,10 @@ from mmattn.demo.pool import ModelPool  # noqa: E402
 from mmattn.demo.question import page_language  # noqa: E402
 from mmattn.models.tokenizer import MAX_TOKENS  # noqa: E402
 from mmattn.teach import figures, recompute, text, views  # noqa: E402, F401 -- figures: plotly imported at start-up, not on the first click
-from patches import gradio_cache, gradio_cleanup, gradio_inputs, gradio_uploads  # noqa: E402
+from patches import gradio_cache, gradio_cleanup, gradio_inputs, gradio_sessions, gradio_uploads  # noqa: E402
 
 gradio_cache.install()
+gradio_sessions.install()  # a new session builds a block's config only when it reads it
 gradio_cleanup.install(EXPORTS, EXPORT_AGE)  # cache folders and downloads removed as they expire and at shutdown
 Image.MAX_IMAGE_PIXELS = 40_000_000  # Pillow refuses (2x this) / warns before decoding decompression bombs
 log = logging.getLogger("mmattn.app")
@@ -73,10 +75,6 @@ def c(name: str, component):
         component.elem_id = name
     C[name] = component
     return component
-
-
-def lang_of(request) -> str:
-    return page_language(getattr(request, "headers", None))
 
 
 def on_args(fn, inputs, names=None) -> tuple:
@@ -104,7 +102,7 @@ def _api(fn):
 
 
 API = {name: _api(fn) for name, fn in PublicAPI(D).endpoints().items()}  #: the public API (mmattn/demo/api.py)
-ground, words_at, heads_view, steps_view, positions_view = (API[n] for n in ("ground", "words_at", "heads", "steps", "positions"))
+ground, grounding, words_at, heads_view, steps_view, positions_view = (API[n] for n in ("ground", "grounding", "words_at", "heads", "steps", "positions"))
 
 
 _upload_check = _api(checks.check_size)  # an upload refused before it is decoded (patches/gradio_uploads.py)
@@ -124,7 +122,7 @@ def click(q, method, layer, heads, evt: gr.SelectData):
 def first_answer(request: gr.Request):
     """The page as it opens: an example grounded, in the browser's language."""
     malloc.give_back()
-    return ordered(D.first(lang_of(request)), D.first_outputs())
+    return ordered(D.first(page_language(getattr(request, "headers", None))), D.first_outputs())
 
 
 # ---- the page ---------------------------------------------------------------------------------------
@@ -242,7 +240,8 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     for name, label, expects in checks.api_guards(METHODS, L, H):  # a wrongly typed API value is named (patches/gradio_inputs.py)
         gradio_inputs.guard(C[name], label, expects)
     with gr.Row(visible=False):  # the public API: one hidden trigger per endpoint (the page uses the events below)
-        api_triggers = [gr.Button(visible=False) for _ in range(5)]
+        api_triggers = [gr.Button(visible=False) for _ in API]
+        c("grounding_json", gr.JSON(visible=False))  # /grounding's answer (not on the page)
 
     # ---- the public API (gradio_client), same inputs as before: each question is traced once (wired first: the names are theirs)
     for i, (name, fn) in enumerate(API.items()):

@@ -57,7 +57,8 @@ def main() -> int:
                 except Exception:  # noqa: BLE001 - not up yet
                     time.sleep(0.2)
             page.locator("#in_img input[type=file]").wait_for(state="attached", timeout=60_000)
-            for k, (image, caption) in enumerate([questions[-1], *questions]):
+            page.locator("#legend .chip").first.wait_for(timeout=60_000)  # the page's own first answer, which sets the inputs too
+            for k, (image, caption) in enumerate([(questions[-2][0], "a red square"), *questions]):  # first a question asked in none of the others, on another image
                 page.locator("#in_img input[type=file]").set_input_files(image)
                 page.locator("#in_txt textarea").fill(caption)
                 page.wait_for_timeout(500)
@@ -66,7 +67,12 @@ def main() -> int:
                 t0 = time.perf_counter()
                 page.locator("#submit").click()
                 watched = PICTURES if k else PICTURES[:1]  # before the first visit, only the Ground tab is on the page
-                page.wait_for_function(CHANGED, arg=[watched, before[: len(watched)], n], timeout=60_000, polling=10)
+                try:
+                    page.wait_for_function(CHANGED, arg=[watched, before[: len(watched)], n], timeout=20_000, polling=10)
+                except Exception:
+                    after = [page.evaluate("s => document.querySelector(s)?.getAttribute('src') ?? null", s) for s in PICTURES]
+                    print("DEBUG", k, caption, n, page.locator('#legend .chip').count(), [a == b for a, b in zip(after, before)], after, file=sys.stderr)
+                    raise
                 if k == 0:  # the first question: visit every tab once, so that all of them are on the page
                     for tab in TABS:
                         page.get_by_role("tab", name=tab).click()

@@ -9,5 +9,7 @@ longer needs it (so it can be deleted). Nothing here is numerical: the maths liv
   identical concurrent requests) and encodes pictures slowly.
 - :mod:`patches.gradio_uploads`: gradio decodes an uploaded image fully before any check (a
   small PNG of 100 megapixels, or a ``data:`` URL, costs gigabytes).
+- :mod:`patches.gradio_sessions`: gradio builds the config of every block for each new session
+  (12 ms of every API call).
 - :mod:`patches.malloc`: glibc keeps freed request buffers in many per-thread arenas.
 """

@@ -1,5 +1,5 @@
-"""The page's public API (``/ground``, ``/words_at``, ``/heads``, ``/steps``, ``/positions``
-through gradio_client): each endpoint makes a question from an image and a caption and asks
+"""The page's public API (``/ground``, ``/grounding``, ``/words_at``, ``/heads``, ``/steps``,
+``/positions`` through gradio_client): each endpoint makes a question from an image and a caption and asks
 the page's own handler, keeping the outputs the API has always returned.
 
 The signatures are the API's (gradio names the parameters after them); ``app.py`` wires each
@@ -14,6 +14,7 @@ from mmattn.models.tokenizer import MAX_TOKENS
 #: the API's inputs (the page's component names) and outputs, per endpoint
 INPUTS = {
     "ground": ("in_img", "in_txt", "method", "layer", "heads", "boxes", "model_pick"),
+    "grounding": ("in_img", "in_txt", "method", "layer", "heads", "model_pick"),
     "words_at": ("in_img", "in_txt", "x_in", "y_in", "method", "layer", "heads", "model_pick"),
     "heads": ("in_img", "in_txt", "heads_word", "model_pick"),
     "steps": ("in_img", "in_txt", "steps_word", "steps_layer", "steps_head", "steps_dir", "model_pick"),
@@ -21,6 +22,7 @@ INPUTS = {
 }
 OUTPUTS = {
     "ground": ("picture", "table", "match", "notice", "data"),
+    "grounding": Demo.grounding.outputs,
     "words_at": ("click_words", "click_data"),
     "heads": Demo.heads.outputs,
     "steps": ("steps_gal", "steps_md", "heads_gal", "steps_data"),
@@ -29,19 +31,24 @@ OUTPUTS = {
 
 
 class PublicAPI:
-    """The five endpoints over a :class:`Demo` (answers in English: an API has no page language)."""
+    """The six endpoints over a :class:`Demo` (answers in English: an API has no page language)."""
 
     def __init__(self, demo: Demo, lang: str = "en"):
         self.demo, self.lang = demo, lang
 
     def endpoints(self) -> dict:
         """api name -> function."""
-        return {"ground": self.ground, "words_at": self.words_at, "heads": self.heads, "steps": self.steps, "positions": self.positions}
+        return {"ground": self.ground, "grounding": self.grounding, "words_at": self.words_at, "heads": self.heads, "steps": self.steps, "positions": self.positions}
 
     def ground(self, image, caption, method="attention", layer=None, heads="mean", show_boxes=True, model=None):
         """Every word's map (one colour each), the per-word table, the match, notes, JSON (boxes in the image's pixels)."""
         q = self.demo.ask(image, caption, model, self.lang)
-        return ordered(self.demo.ground(q, method, layer, heads, show_boxes), OUTPUTS["ground"])
+        return ordered(self.demo.ground(q, method, layer, heads, show_boxes, only=OUTPUTS["ground"]), OUTPUTS["ground"])
+
+    def grounding(self, image, caption, method="attention", layer=None, heads="mean", model=None):
+        """The numbers alone, as ``Grounder.ground()`` gives them: words, found, scores, boxes (in the image's pixels), match, phrases, notes."""
+        q = self.demo.ask(image, caption, model, self.lang)
+        return ordered(self.demo.grounding(q, method, layer, heads), OUTPUTS["grounding"])[0]
 
     def words_at(self, image, caption, x, y, method="attention", layer=None, heads="mean", model=None):
         """Image -> text at pixel (x, y) of the input image: the weight the patch there gives to each word."""

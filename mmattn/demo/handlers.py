@@ -98,19 +98,31 @@ class Demo:
         return {t("describes", lang): v.match_score, t("does_not", lang): 1 - v.match_score}
 
     @outputs("picture", "legend", "pick", "match", "notice", "table", "data", "question", "pick_css", "ground_export", "banner")
-    def ground(self, q: Question, method="attention", layer=None, heads="mean", show_boxes=True) -> dict:
+    def ground(self, q: Question, method="attention", layer=None, heads="mean", show_boxes=True, only=None) -> dict:
         """Every word of the caption grounded: the picture (one colour per word), the legend and
-        word picker, the match, the notes, the per-word table, the JSON and its download."""
+        word picker, the match, the notes, the per-word table, the JSON and its download.
+        ``only``: the outputs wanted (the API's five); the page's others are not made."""
         v, kw = self._ground_view(q, method, layer, heads, show_boxes)
+        out = {"picture": v.picture, "match": self._match(v, q.lang), "notice": v.notice, "table": views.word_frame(v.words, v.out_of_world, q.lang),
+               "data": v.data, "question": q}  # fmt: skip
+        if only is not None and set(only) <= set(out):  # the API: no legend, word picker or download file
+            return out
         shown = [w.label for w in v.words if w.index in set(views.default_shown([w.grounded for w in v.words], v.out_of_world))]
         numbers = {**self.trace(q, kw["method"]).grounding(**kw).to_json(maps=True), **v.data}  # the patch maps too
-        return {
-            "picture": v.picture, "legend": views.legend_html(v.words, [w.index for w in v.words if w.label in shown], q.lang, v.phrases),
-            "pick": update(choices=[w.label for w in v.words], value=shown), "match": self._match(v, q.lang), "notice": v.notice,
-            "table": views.word_frame(v.words, v.out_of_world, q.lang), "data": v.data, "question": q,
-            "pick_css": views.word_css(v.words), "ground_export": export(numbers, "grounding"),
+        return out | {
+            "legend": views.legend_html(v.words, [w.index for w in v.words if w.label in shown], q.lang, v.phrases),
+            "pick": update(choices=[w.label for w in v.words], value=shown), "pick_css": views.word_css(v.words),
+            "ground_export": export(numbers, "grounding"),
             "banner": f"⚠️ {views.notes(self.trace(q), q.lang)[0]}" if v.out_of_world else "",  # said above every tab
         }  # fmt: skip
+
+    @outputs("grounding_json")
+    def grounding(self, q: Question, method="attention", layer=None, heads="mean") -> dict:
+        """The numbers of a grounding, no picture: what ``Grounder.ground()`` returns, as JSON
+        (boxes in the user's image pixels; the API's ``/grounding``)."""
+        kw = self._controls(q, method, layer, heads)
+        tr = self.trace(q, kw["method"])
+        return {"grounding_json": views.ground_numbers(tr, tr.grounding(**kw), q.source_size)}
 
     @outputs("picture", "legend", "match")
     def redraw(self, q: Question | None, method, layer, heads, show_boxes, picked) -> dict:

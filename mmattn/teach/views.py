@@ -292,12 +292,21 @@ def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_s
     unknown = set(r.unknown_words)
     rows = [WordRow(i, w, lab, colours[i], w not in unknown, g, s, p, b)
             for i, (w, lab, g, s, p, b) in enumerate(zip(r.words, labels(r.words), r.grounded, r.grounded_scores, peaks, boxes))]  # fmt: skip
-    data = r.to_json()
-    data.update(boxes=boxes, image_size=list(source_size), model_input_size=list(trace.model_size),
-                colours=colours, precision=trace.precision)  # fmt: skip
+    data = ground_numbers(trace, r, source_size)
     phrases = [PhraseRow(ph.text, list(ph.words), ph.relation, r.phrases[ph.anchor].text if ph.anchor is not None else None)
                for ph in r.phrases]  # fmt: skip
     return GroundView(picture, rows, r.match_score, notice(trace, r, lang), data, r.out_of_world, phrases)
+
+
+def ground_numbers(trace: Trace, r, source_size: tuple[int, int] | None = None) -> dict:
+    """A grounding ``r`` of ``trace`` as the page's and the API's JSON: :meth:`Grounding.to_json`
+    with the boxes in pixels of an image of ``source_size`` (the user's upload, when ``trace``
+    grounded a downscaled copy), both sizes, each word's colour on the picture, the precision."""
+    source_size = source_size or r.size
+    data = r.to_json()
+    data.update(boxes=[scale_box(b, r.size, source_size) for b in r.boxes], image_size=list(source_size),
+                model_input_size=list(trace.model_size), colours=word_colours(r.words), precision=trace.precision)  # fmt: skip
+    return data
 
 
 def word_table(rows: list[WordRow], out_of_world: bool = False, lang: str = "en") -> list[list]:

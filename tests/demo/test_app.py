@@ -61,9 +61,10 @@ def _ok(client, image):
 # ---- the public API --------------------------------------------------------------------------
 def test_named_endpoints(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/ground", "/words_at", "/heads", "/steps", "/positions"} <= set(api)
+    assert {"/ground", "/grounding", "/words_at", "/heads", "/steps", "/positions"} <= set(api)
     params = {k: [p["parameter_name"] for p in v["parameters"]] for k, v in api.items()}
     assert params["/ground"][:2] == ["image", "caption"]
+    assert params["/grounding"] == ["image", "caption", "method", "layer", "heads", "model"]
     assert params["/words_at"][:4] == ["image", "caption", "x", "y"]
     # UI-only events (clicks, refreshes) are not public
     assert all(name.startswith(("/ground", "/words_at", "/heads", "/steps", "/positions")) for name in api)
@@ -84,6 +85,19 @@ def test_ground(app, client, image):
     json.dumps(data)
 
 
+def test_grounding_gives_the_numbers_of_ground_without_a_picture(app, client, image):
+    *_, data = client.predict(handle_file(image), CAPTION, api_name="/ground")
+    numbers = client.predict(handle_file(image), CAPTION, api_name="/grounding")
+    assert numbers == data  # the same JSON, one forward pass
+    r = app.GROUNDER.ground(Image.open(image), CAPTION)
+    assert numbers["words"] == r.words and numbers["grounded"] == r.grounded and numbers["image_size"] == [160, 120]
+    assert abs(numbers["match_score"] - r.match_score) < 1e-6
+    *_, data = client.predict(handle_file(image), CAPTION, "attention", 0, "max", False, api_name="/ground")
+    assert client.predict(handle_file(image), CAPTION, "attention", 0, "max", api_name="/grounding") == data
+    with pytest.raises(Exception, match="layer"):
+        client.predict(handle_file(image), CAPTION, "attention", 7, api_name="/grounding")
+
+
 def test_one_question_one_forward_pass(app, client, tmp_path):
     """Every endpoint asked about the same image and caption reads one trace: the model runs once."""
     image = write_scene(tmp_path / "once.png", 200, 140)
@@ -96,6 +110,7 @@ def test_one_question_one_forward_pass(app, client, tmp_path):
         client.predict(handle_file(image), caption, "red", 0, 1, direction, api_name="/steps")
     client.predict(handle_file(image), caption, "attention", 0, "max", False, api_name="/ground")
     client.predict(handle_file(image), caption, "rollout", api_name="/ground")
+    client.predict(handle_file(image), caption, api_name="/grounding")
     assert app.GROUNDER.forward_passes - before == 1
     client.predict(handle_file(image), caption, "gradcam", api_name="/ground")  # Grad-CAM: one forward + backward pass more
     client.predict(handle_file(image), caption, "gradcam", 0, api_name="/ground")

@@ -30,6 +30,45 @@ def test_upstream_gradio_cache_writes_are_still_not_atomic():
     assert "os.replace" not in src and "tempfile" not in src
 
 
+def test_upstream_gradio_still_builds_every_blocks_config_for_a_new_session():
+    from patches import gradio_sessions
+
+    assert "config_for_block" in inspect.getsource(gradio_sessions.ORIGINAL_INIT)
+
+
+def _small_page():
+    with gr.Blocks() as demo:
+        box = gr.Textbox("hello", label="caption")
+        out = gr.Image(label="picture")
+        state = gr.State(3)
+        gr.Button("go").click(lambda s: s, [box], [box])
+    return demo, box, out, state
+
+
+def test_a_lazy_session_has_the_attributes_and_configs_of_gradios_own():
+    from gradio.state_holder import SessionState
+
+    from patches import gradio_sessions
+
+    demo, box, out, state = _small_page()
+    eager = object.__new__(SessionState)
+    gradio_sessions.ORIGINAL_INIT(eager, demo)
+    lazy = object.__new__(SessionState)
+    gradio_sessions._lazy_init(lazy, demo)
+    assert set(vars(lazy)) == set(vars(eager))
+    assert isinstance(lazy.config_values, gradio_sessions.LazyConfigs) and dict.__len__(lazy.config_values) == 0  # nothing built yet
+    assert box._id in lazy.config_values and lazy.config_values[box._id] == eager.config_values[box._id]  # built when read
+    assert dict.__len__(lazy.config_values) == 1
+    assert list(lazy.components) == list(eager.components)  # a deep link reads them all
+    assert dict(lazy.config_values.items()) == dict(eager.config_values.items())
+    assert 10**9 not in lazy.config_values and lazy.config_values.get(10**9) is None
+    with pytest.raises(KeyError):
+        lazy.config_values[10**9]  # noqa: B018
+    lazy._update_value_in_config(out._id, None)  # as gradio sets a value: its entry built, then changed
+    assert lazy.config_values[out._id]["props"]["value"] is None
+    assert lazy[state._id] == 3
+
+
 def test_upstream_gradio_still_decodes_data_url_images_without_a_size_check():
     from gradio import image_utils
     from gradio.data_classes import ImageData
