@@ -150,15 +150,17 @@ def compose(view: Image.Image, maps: np.ndarray, colours: list[str], shown: list
     outlined in its colour where its map crosses CONTOUR; ``boxes[i]`` (view pixels) are drawn
     in the word's colour with its index, a box that several words share (their phrase's) once,
     with all their indices."""
-    out = np.asarray(view.convert("RGB"), np.float32)  # a fresh float copy of the view
+    out = np.array(view.convert("RGB"))  # a fresh copy of the view, (h, w, 3) uint8
     if shown:
-        sel = np.clip(maps[shown], 0, 1)  # (S, h, w)
-        top = sel.argmax(0)
-        val = np.take_along_axis(sel, top[None], 0)[0]
+        sel = maps[shown]  # (S, h, w), a copy
+        np.clip(sel, 0, 1, out=sel)
+        val = sel.max(0)  # (h, w): the strongest shown word's value
         palette = np.array([_rgb(colours[i]) for i in shown], np.float32)
-        tinted = val >= MASK_FLOOR  # only these pixels change (usually the objects: a small part of the picture)
-        a = (MASK_ALPHA * val[tinted])[:, None]  # (n, 1)
-        out[tinted] = out[tinted] * (1 - a) + palette[top[tinted]] * a
+        tinted = np.flatnonzero(val >= MASK_FLOOR)  # (n,) pixels that change (usually the objects: a small part of the picture)
+        top = sel.reshape(len(shown), -1).take(tinted, 1).argmax(0)  # (n,): which word is strongest at each of them
+        a = (MASK_ALPHA * val.ravel().take(tinted))[:, None]  # (n, 1)
+        flat = out.reshape(-1, 3)  # (h*w, 3), a view of out
+        flat[tinted] = (flat.take(tinted, 0).astype(np.float32) * (1 - a) + palette[top] * a).astype(np.uint8)  # a mix of two colours: in 0..255
         for s in range(len(shown)):  # outlines: a dark rim, then the colour (worked out on the region's box only)
             inside = sel[s] >= CONTOUR
             rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
@@ -170,7 +172,7 @@ def compose(view: Image.Image, maps: np.ndarray, colours: list[str], shown: list
             crop = out[y0:y1, x0:x1]
             crop[_grow(edge, 2)] = 20
             crop[_grow(edge, 1)] = palette[s]
-    im = Image.fromarray(out.clip(0, 255).astype(np.uint8))
+    im = Image.fromarray(out)
     if boxes:
         d = ImageDraw.Draw(im)
         width = max(2, min(im.size) // 150)
