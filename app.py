@@ -43,7 +43,7 @@ from PIL import Image  # noqa: E402
 from mmattn.api.image import load_image  # noqa: E402, F401 -- tests read the page's image as it does
 from mmattn.demo import api, checks, events, examples, style  # noqa: E402
 from mmattn.demo.api import PublicAPI  # noqa: E402
-from mmattn.demo.export import EXPORT_AGE, EXPORTS, export_or_none  # noqa: E402
+from mmattn.demo.export import EXPORT_AGE, EXPORTS  # noqa: E402
 from mmattn.demo.handlers import Demo, ordered  # noqa: E402
 from mmattn.demo.pool import ModelPool  # noqa: E402
 from mmattn.demo.question import page_language  # noqa: E402
@@ -64,6 +64,7 @@ DEFAULT, GROUNDER, CACHE = MODELS.default, MODELS.default.grounder, MODELS.defau
 L, H, LAYER0, METHODS = DEFAULT.L, DEFAULT.H, DEFAULT.L - 1, DEFAULT.methods
 STARTUP_PROBLEM, MODEL_INFO = MODELS.startup_problem("en"), D.model_info(DEFAULT, "en")
 EXAMPLES, EXAMPLES_ZH = examples.load_examples(lang="en"), examples.load_examples(lang="zh")
+FIRST_OUT = events.with_downloads(D.first_outputs())  #: the page as it opens, downloads included
 LAUNCH_KWARGS = style.launch_kwargs(T)  #: keyword arguments for demo.launch() (tests use them too, so the page looks the same)
 _work = checks.work_image
 C: dict[str, gr.components.Component] = {}  #: the page's components by name: the handlers' output names
@@ -79,7 +80,7 @@ def c(name: str, component):
 
 def on_args(fn, inputs, names=None) -> tuple:
     """(handler, inputs, outputs) of a page event over ``fn``: its outputs by name, then the status line."""
-    names = list(names or fn.outputs)
+    names = events.with_downloads(names or fn.outputs)
     return (events.keep_on_error(fn, names, malloc.give_back), [C[i] if isinstance(i, str) else i for i in inputs],
             [C[n] for n in [*names, "status"]])  # fmt: skip
 
@@ -122,7 +123,7 @@ def click(q, method, layer, heads, evt: gr.SelectData):
 def first_answer(request: gr.Request):
     """The page as it opens: an example grounded, in the browser's language."""
     malloc.give_back()
-    return ordered(D.first(page_language(getattr(request, "headers", None))), D.first_outputs())
+    return ordered(events.add_downloads(D.first(page_language(getattr(request, "headers", None)))), FIRST_OUT)
 
 
 # ---- the page ---------------------------------------------------------------------------------------
@@ -267,8 +268,6 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
     on(C["click_img"].select, click, ["question", "method", "layer", "heads"], D.click.outputs, concurrency_id="model")
     on(C["xy_btn"].click, D.words_at, ["question", "x_in", "y_in", "method", "layer", "heads"], concurrency_id="model")
     on(C["heads_word"].input, D.heads, ["question", "heads_word"])
-    for nums, button, stem in (("heads_data", "heads_export", "heads"), ("steps_data", "steps_export", "steps"), ("pos_data", "pos_export", "positions")):
-        C[nums].change(functools.partial(export_or_none, stem=stem), C[nums], C[button], api_visibility="private", queue=False)
     STEPS_IN = ["question", "steps_word", "steps_layer", "steps_head", "steps_dir", "steps_stage", "steps_temp"]
     for name in ("steps_word", "steps_layer", "steps_head", "steps_dir"):
         on(C[name].input, D.steps, STEPS_IN, concurrency_id="model")
@@ -288,7 +287,7 @@ with gr.Blocks(title="mmattn: text ↔ image cross-attention", delete_cache=(300
             ex.dataset.visible = lang == "en"
             on(ex.load_input_event.then, ground_page, GROUND_IN, concurrency_id="model").success(
                 *on_args(D.fill_tabs, TABS_IN), api_visibility="private", concurrency_id="model")  # fmt: skip
-    demo.load(first_answer, None, [C[n] for n in D.first_outputs()], api_visibility="private", concurrency_id="model")
+    demo.load(first_answer, None, [C[n] for n in FIRST_OUT], api_visibility="private", concurrency_id="model")
 
 gradio_inputs.require_inputs(demo)
 gradio_inputs.check_inputs(demo)  # a wrong type or a value out of range is named, never coerced

@@ -71,7 +71,7 @@ def main() -> int:
                     page.wait_for_function(CHANGED, arg=[watched, before[: len(watched)], n], timeout=20_000, polling=10)
                 except Exception:
                     after = [page.evaluate("s => document.querySelector(s)?.getAttribute('src') ?? null", s) for s in PICTURES]
-                    print("DEBUG", k, caption, n, page.locator('#legend .chip').count(), [a == b for a, b in zip(after, before)], after, file=sys.stderr)
+                    print(f"question {k} ({caption!r}, {n} words): not every tab changed;", page.locator('#legend .chip').count(), [a == b for a, b in zip(after, before)], after, file=sys.stderr)
                     raise
                 if k == 0:  # the first question: visit every tab once, so that all of them are on the page
                     for tab in TABS:

@@ -144,3 +144,16 @@ def test_a_photo_gets_no_verdict_and_every_tab_says_so(demo):
     assert out["banner"].startswith("⚠️") and "shapes world" in out["banner"]  # above every tab
     assert "–" in {row[3] for row in out["table"].values.tolist()}  # no probabilities either
     assert "shapes world" in demo.positions_off(qq)["pos_off_md"] and "Match" not in demo.positions_off(qq)["pos_off_md"]
+
+
+def test_a_views_numbers_come_with_their_download_file(demo, q):
+    """The event that shows a view's JSON writes its download file too (no event per button)."""
+    names = events.with_downloads(demo.fill_tabs.outputs)
+    assert {"heads_export", "steps_export", "pos_export"} <= set(names)
+    out = dict(zip([*names, "status"], events.keep_on_error(demo.fill_tabs, names)(q, 1, 0, "text_to_image", "scores", 1.0, 16, 64, "")))
+    for nums, (button, stem) in events.DOWNLOADS.items():
+        assert Path(out[button]).name.startswith(stem) and json.loads(Path(out[button]).read_text(encoding="utf-8")) == out[nums]
+    names = events.with_downloads(demo.heads.outputs)  # a view that leaves the others as they are: their buttons too
+    out = dict(zip([*names, "status"], events.keep_on_error(demo.heads, names)(q, None)))
+    assert set(names) - set(demo.heads.outputs) == {"heads_export"} and Path(out["heads_export"]).is_file()
+    assert events.add_downloads({"steps_data": SKIP}) == {"steps_data": SKIP}  # left as it is: no new file
