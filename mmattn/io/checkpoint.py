@@ -54,22 +54,17 @@ def read_json(file: str, limit: int = MAX_CONFIG_BYTES, what: str = "mmattn conf
     return obj
 
 
-_RANDOM = {torch.randn: torch.empty, torch.rand: torch.empty, torch.randn_like: torch.empty_like, torch.rand_like: torch.empty_like}
-
-
 class _NoInitOnMeta(TorchFunctionMode):
-    """Skips in-place writes (``normal_``, ``zeros_``, ...) to meta tensors, which hold no
-    values, and makes random tables empty ones of the same shape.
+    """Skips in-place writes (``normal_``, ``zeros_``, ...) to meta tensors, which hold no values.
 
-    Why it exists: on the meta device ``Tensor.normal_`` (an ``nn.Embedding``'s initialiser) and
-    ``torch.randn`` run through ``torch._refs``, whose first call imports ``torch._dynamo``: 1.5 s of the
-    demo's 7 s start-up on a 2-core AVX2 EPYC, for a model built only to read its shapes.
+    Why it exists: on the meta device ``Tensor.normal_`` (an ``nn.Embedding``'s initialiser) runs
+    through ``torch._refs``, whose first call imports ``torch._dynamo``: 1.5 s of the demo's 7 s
+    start-up on a 2-core AVX2 EPYC, for a model built only to read its shapes. (So does
+    arithmetic on meta tensors: the learned position tables are drawn in place for that.)
     A torch-function mode is thread-local, so a model built in another thread is untouched."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in _RANDOM:  # a random table: its shape on the meta device (the device mode outside adds it)
-            return _RANDOM[func](*args, **{k: v for k, v in kwargs.items() if k != "generator"})
         name = getattr(func, "__name__", "")
         target = args[0] if args else kwargs.get("tensor")  # nn.init passes it by keyword
         if name.endswith("_") and not name.startswith("__") and isinstance(target, torch.Tensor) and target.is_meta:
