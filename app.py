@@ -103,7 +103,7 @@ def _api(fn):
 
 
 API = {name: _api(fn) for name, fn in PublicAPI(D).endpoints().items()}  #: the public API (mmattn/demo/api.py)
-ground, grounding, words_at, heads_view, steps_view, positions_view = (API[n] for n in ("ground", "grounding", "words_at", "heads", "steps", "positions"))
+ground, words_at, heads_view, steps_view, positions_view = (API[n] for n in ("ground", "words_at", "heads", "steps", "positions"))
 
 
 _upload_check = _api(checks.check_size)  # an upload refused before it is decoded (patches/gradio_uploads.py)

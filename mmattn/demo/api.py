@@ -48,7 +48,7 @@ class PublicAPI:
     def grounding(self, image, caption, method="attention", layer=None, heads="mean", model=None):
         """The numbers alone, as ``Grounder.ground()`` gives them: words, found, scores, boxes (in the image's pixels), match, phrases, notes."""
         q = self.demo.ask(image, caption, model, self.lang)
-        return ordered(self.demo.grounding(q, method, layer, heads), OUTPUTS["grounding"])[0]
+        return self.demo.grounding(q, method, layer, heads)["grounding_json"]
 
     def words_at(self, image, caption, x, y, method="attention", layer=None, heads="mean", model=None):
         """Image -> text at pixel (x, y) of the input image: the weight the patch there gives to each word."""

@@ -273,14 +273,14 @@ def ground_view(trace: Trace, *, method: str = "attention", layer: int | None = 
 
 def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_size, lang) -> GroundView:
     r = trace.grounding(method, layer, heads)
-    source_size = source_size or r.size
+    data = ground_numbers(trace, r, source_size)  # the JSON: boxes in the user's pixels, each word's colour
     view = view_image(r.image)
     maps = maps_at_size(r.patch_maps, r.grid, (view.height, view.width))  # rendered once, at the size shown
     W = len(r.words)
     if shown is None:
         shown = default_shown(r.grounded, r.out_of_world)
     shown = [i for i in shown if 0 <= i < W]
-    colours = word_colours(r.words)
+    colours = data["colours"]
     # a phrase's words share the phrase's box (drawn once); other words keep their own
     word_boxes = list(r.boxes)
     for ph in r.phrases:
@@ -289,12 +289,10 @@ def _ground_view(trace: Trace, method, layer, heads, show_boxes, shown, source_s
                 word_boxes[i] = ph.box
     view_boxes = [scale_box(b, r.size, view.size) for b in word_boxes] if show_boxes else None
     picture = compose(view, maps, colours, shown, view_boxes)
-    boxes = [scale_box(b, r.size, source_size) for b in r.boxes]
     peaks = [float(m.max()) if m.size else 0.0 for m in r.patch_maps]
     unknown = set(r.unknown_words)
     rows = [WordRow(i, w, lab, colours[i], w not in unknown, g, s, p, b)
-            for i, (w, lab, g, s, p, b) in enumerate(zip(r.words, labels(r.words), r.grounded, r.grounded_scores, peaks, boxes))]  # fmt: skip
-    data = ground_numbers(trace, r, source_size)
+            for i, (w, lab, g, s, p, b) in enumerate(zip(r.words, labels(r.words), r.grounded, r.grounded_scores, peaks, data["boxes"]))]  # fmt: skip
     phrases = [PhraseRow(ph.text, list(ph.words), ph.relation, r.phrases[ph.anchor].text if ph.anchor is not None else None)
                for ph in r.phrases]  # fmt: skip
     return GroundView(picture, rows, r.match_score, notice(trace, r, lang), data, r.out_of_world, phrases)
