@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import httpx
 from machine import cpu_model
-from service import ROOT, Rest, free_port, pct, rss_mb, scenes
+from service import ROOT, Rest, free_port, pct, rss_mb, scenes, stop
 
 sys.path.insert(0, str(ROOT))
 
@@ -114,11 +113,7 @@ def main() -> int:
                 print(f"{k + 1} questions: p50 {1000 * statistics.median(http_lat):.0f} ms over HTTP, "
                       f"{1000 * statistics.median(lib_lat):.0f} ms in process, server RSS {rss_mb(proc.pid):.0f} MB", file=sys.stderr, flush=True)  # fmt: skip
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
     import torch
 

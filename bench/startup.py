@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import httpx
 from machine import cpu_model
-from service import CAPTIONS, ROOT, Rest, free_port, scenes
+from service import CAPTIONS, ROOT, Rest, free_port, scenes, stop
 
 
 def start_once(images: list[str], log: Path) -> float:
@@ -42,11 +41,7 @@ def start_once(images: list[str], log: Path) -> float:
                 except (httpx.HTTPError, RuntimeError, ValueError, KeyError):  # not up yet
                     time.sleep(0.05)
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
 
 
 def main() -> int:
